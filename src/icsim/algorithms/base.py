@@ -1,0 +1,85 @@
+"""The Algorithm interface: an init/step pair of pure functions (optax style) plus a predictor.
+
+Every algorithm is batched over problems: a state is a tensor (or a tuple of tensors) with the
+batch as its leading dimension, and no method loops over problems in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from icsim import _validate as V
+from icsim.tasks.base import Problem, TaskBatch
+
+
+@dataclass
+class Trajectory:
+    """`iterates[t]` and `predictions[t]` after step t = 0..T (step 0 is the initialisation).
+
+    iterates: [T+1, B, ...] (e.g. w_t [T+1, B, d]); predictions: [T+1, B, m] for m query points.
+    """
+
+    iterates: torch.Tensor
+    predictions: torch.Tensor
+    algorithm: str = ""
+
+    @property
+    def steps(self) -> int:
+        return self.predictions.shape[0] - 1
+
+
+class Algorithm:
+    """Subclasses are frozen dataclasses whose fields are the hyper-parameters (with defaults).
+
+    Implement `init(problem) -> state`, `step(problem, state) -> state` and
+    `predict(problem, state) -> [B, m]`; `iterate(state)` picks what a Trajectory records
+    (by default the state itself, or its first entry if the state is a tuple).
+    """
+
+    name: str = "algorithm"
+    #: True for closed-form estimators: their trajectory is constant in t.
+    closed_form: bool = False
+
+    def init(self, problem: Problem):
+        raise NotImplementedError
+
+    def step(self, problem: Problem, state):
+        return state
+
+    def predict(self, problem: Problem, state) -> torch.Tensor:
+        return torch.einsum("bmd,bd->bm", problem.X_query, self.weights(state))
+
+    def weights(self, state) -> torch.Tensor:
+        return state[0] if isinstance(state, tuple) else state
+
+    def iterate(self, state) -> torch.Tensor:
+        return state[0] if isinstance(state, tuple) else state
+
+    def run(
+        self, problem: Problem | TaskBatch, steps: int = 0, n_context: int | None = None
+    ) -> Trajectory:
+        """Run `steps` steps. A TaskBatch is split into context (first `n_context` points,
+        default all but the last) and queries."""
+        V.nonnegative_int("steps", steps)
+        if isinstance(problem, TaskBatch):
+            problem = problem.split(problem.n_points - 1 if n_context is None else n_context)
+        state = self.init(problem)
+        iterates, preds = [self.iterate(state)], [self.predict(problem, state)]
+        for _ in range(steps):
+            state = self.step(problem, state)
+            iterates.append(self.iterate(state))
+            preds.append(self.predict(problem, state))
+        return Trajectory(torch.stack(iterates), torch.stack(preds), self.name)
+
+    def hyperparameters(self) -> dict:
+        return (
+            {f.name: getattr(self, f.name) for f in fields(self)}
+            if hasattr(self, "__dataclass_fields__")
+            else {}
+        )
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{self.name}({params})"
