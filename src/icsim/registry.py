@@ -35,7 +35,7 @@ class Registry:
         return self._factories[name]
 
     def get(self, name: str, **params):
-        """Build `name` with `params`; an unknown parameter is an InputError naming the allowed ones."""
+        """Build `name` with `params`; an unknown parameter raises an InputError."""
         factory = self.factory(name)
         check_params(f"{self.kind} {name!r}", factory, params)
         return factory(**params)

@@ -12,7 +12,7 @@ from icsim.tasks.registry import TASKS
 def sample_covariance_sqrt(
     batch, dim, condition_number, max_eigenvalue, spacing, gen, device, dtype
 ):
-    """Σ = U diag(λ) Uᵀ, U Haar, λ from max_eigenvalue down to max_eigenvalue/κ; returns (Σ, Σ^½)."""
+    """Σ = U diag(λ) Uᵀ, U Haar, λ from λ_max down to λ_max/κ; returns (Σ, Σ^½)."""
     if spacing == "geometric":
         t = torch.linspace(0, 1, dim, device=device, dtype=torch.float64)
         lam = max_eigenvalue * condition_number ** (-t)
