@@ -2,5 +2,5 @@
 
 __version__ = "0.1.0"
 
-from icsim import algorithms, models, tasks  # noqa: E402,F401
+from icsim import algorithms, constructions, models, tasks  # noqa: E402,F401
 from icsim.errors import InputError  # noqa: E402,F401

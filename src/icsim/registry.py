@@ -52,3 +52,15 @@ def check_params(what: str, factory: Callable, params: dict) -> None:
                 f"{what} has no parameter {key!r}.{did_you_mean(key, allowed)} "
                 f"Allowed: {', '.join(allowed) or '(none)'}."
             )
+
+
+def import_submodules(package: str) -> None:
+    """Import every module of `package` so that each registers itself: adding a family is adding
+    a module, with no central list to edit."""
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")

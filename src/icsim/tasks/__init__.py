@@ -1,11 +1,13 @@
 """In-context tasks: `names()` lists the families, `get(name, **params)` builds one.
 
-A family is one module that registers itself with `@TASKS.register(name)`; import it below.
+A family is one module of this package that registers itself with `@TASKS.register(name)`.
 """
 
-from icsim.tasks import linear_regression  # noqa: F401  (registers its tasks)
+from icsim.registry import import_submodules
 from icsim.tasks.base import Problem, Task, TaskBatch
 from icsim.tasks.registry import TASKS
+
+import_submodules(__name__)
 
 names = TASKS.names
 get = TASKS.get

@@ -1,0 +1,3 @@
+from icsim.registry import Registry
+
+CONSTRUCTIONS = Registry("construction")
