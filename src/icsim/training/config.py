@@ -1,4 +1,4 @@
-"""Training configuration: small frozen dataclasses, resolved into the run directory's config.json."""
+"""Training configuration: small frozen dataclasses, saved as the run's config.json."""
 
 from __future__ import annotations
 

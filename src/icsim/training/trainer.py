@@ -30,7 +30,9 @@ def resolve_device(device: str) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise InputError(f"device {device!r} is not a valid torch device; use 'cpu' or 'cuda'.")
+        raise InputError(
+            f"device {device!r} is not a valid torch device; use 'cpu' or 'cuda'."
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(
             f"device {device!r} was asked for but CUDA is not available here; use --device cpu."
