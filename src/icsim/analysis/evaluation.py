@@ -1,0 +1,67 @@
+"""Error against the number of in-context examples k, for a model and for algorithms on the
+same prompts (Garg et al. 2022, Fig. 2)."""
+
+from __future__ import annotations
+
+import torch
+
+import icsim
+from icsim.analysis.metrics import mean_and_interval, normalised_squared_error
+from icsim.tasks.base import Problem, TaskBatch
+
+
+def prefix_problem(batch: TaskBatch, k: int) -> Problem:
+    """Context = the first k points, query = point k (0-based): predict y_k from k examples."""
+    return Problem(batch.xs[:, :k], batch.ys[:, :k], batch.xs[:, k : k + 1], batch.ys[:, k : k + 1])
+
+
+@torch.no_grad()
+def model_prefix_predictions(model, fmt, batch: TaskBatch) -> torch.Tensor:
+    """[B, n]: the prediction for y_k from the first k examples and x_k, for every k.
+
+    One causal pass over interleaved tokens gives every prefix at once; other formats are
+    run once per prefix."""
+    model.eval()
+    if fmt.mask(batch.n_points) is None:
+        return fmt.run(model, batch)
+    cols = [fmt.run(model, batch.prefix(k + 1))[:, -1] for k in range(1, batch.n_points)]
+    return torch.stack([torch.zeros_like(cols[0]), *cols], dim=1)
+
+
+@torch.no_grad()
+def algorithm_prefix_predictions(algorithm, batch: TaskBatch, steps: int = 0) -> torch.Tensor:
+    """[B, n]: the algorithm's prediction for y_k after `steps` steps on the first k examples."""
+    cols = [
+        algorithm.run(prefix_problem(batch, k), steps).predictions[-1, :, 0]
+        for k in range(batch.n_points)
+    ]
+    return torch.stack(cols, dim=1)
+
+
+def error_curve(pred: torch.Tensor, batch: TaskBatch, dim: int | None = None, generator=None):
+    """Curve dict (DESIGN.md's metrics.json shape) of normalised squared error against k."""
+    err = normalised_squared_error(pred.double(), batch.ys.double(), dim or batch.dim)
+    mean, low, high = mean_and_interval(err, generator=generator)
+    return {
+        "x": list(range(batch.n_points)),
+        "y": mean.tolist(),
+        "y_low": low.tolist(),
+        "y_high": high.tolist(),
+        "x_label": "in-context examples k",
+        "y_label": "squared error / d",
+    }
+
+
+def evaluate_against_baselines(batch: TaskBatch, predictors: dict, seed: int = 0) -> dict:
+    """`predictors`: name -> [B, n] prefix predictions. Returns name -> curve."""
+    g = torch.Generator(device=batch.xs.device).manual_seed(seed)
+    return {name: error_curve(pred, batch, generator=g) for name, pred in predictors.items()}
+
+
+def baseline_predictions(batch: TaskBatch, baselines: dict) -> dict:
+    """`baselines`: curve name -> {"algorithm": registry name, "steps": int, "params": {...}}."""
+    out = {}
+    for curve, spec in baselines.items():
+        alg = icsim.algorithms.get(spec.get("algorithm", curve), **spec.get("params", {}))
+        out[curve] = algorithm_prefix_predictions(alg, batch, spec.get("steps", 0))
+    return out

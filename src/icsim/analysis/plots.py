@@ -1,0 +1,61 @@
+"""Figures drawn from metrics.json curves alone (PNG, matplotlib's Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_curves(
+    curves: dict,
+    path: str | Path,
+    *,
+    title: str = "",
+    logy: bool = False,
+    vline: float | None = None,
+    vline_label: str = "",
+) -> Path:
+    """One line per curve with its interval band where the curve has one."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, c in curves.items():
+        (line,) = ax.plot(c["x"], c["y"], label=name, marker="." if len(c["x"]) < 30 else None)
+        if c.get("y_low") is not None and c.get("y_high") is not None:
+            ax.fill_between(c["x"], c["y_low"], c["y_high"], alpha=0.2, color=line.get_color())
+    first = next(iter(curves.values()))
+    ax.set_xlabel(first.get("x_label", ""))
+    ax.set_ylabel(first.get("y_label", ""))
+    if logy:
+        ax.set_yscale("log")
+    if vline is not None:
+        ax.axvline(vline, color="grey", linestyle=":", label=vline_label or None)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_heatmap(
+    matrix, path: str | Path, *, xlabel: str, ylabel: str, title: str = "", xticks=None, yticks=None
+) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    im = ax.imshow(matrix, aspect="auto", origin="lower", cmap="viridis")
+    fig.colorbar(im, ax=ax)
+    if xticks is not None:
+        step = max(1, len(xticks) // 10)
+        ax.set_xticks(range(0, len(xticks), step), [str(t) for t in xticks[::step]])
+    if yticks is not None:
+        ax.set_yticks(range(len(yticks)), [str(t) for t in yticks])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

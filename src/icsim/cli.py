@@ -1,0 +1,244 @@
+"""The `icsim` command line: list, train, eval, reproduce, construct.
+
+User errors (bad names, values, files) print one line and exit with code 2; `--debug` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from icsim.errors import InputError
+
+EXIT_USAGE = 2
+
+
+def _load_json(path: str, what: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path}: {e.strerror}.") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{what} {path} is not valid JSON: {e}.") from None
+
+
+# -- list -----------------------------------------------------------------------------------
+def cmd_list(args) -> int:
+    import icsim
+    import icsim.experiments
+
+    sections = {
+        "tasks": icsim.tasks.names(),
+        "algorithms": icsim.algorithms.names(),
+        "models": icsim.models.names(),
+        "token formats": icsim.models.FORMATS.names(),
+        "constructions": icsim.constructions.names(),
+        "experiments": icsim.experiments.names(),
+    }
+    for title, names in sections.items():
+        print(f"{title}:")
+        for n in names:
+            print(f"  {n}")
+    return 0
+
+
+# -- train ----------------------------------------------------------------------------------
+def cmd_train(args, rest: list[str]) -> int:
+    import tyro
+
+    from icsim.training import TrainConfig, Trainer, from_dict
+
+    if args.resume:
+        if rest:
+            raise InputError(f"--resume continues a run with its saved config; drop {rest}.")
+        trainer = Trainer.resume(args.resume, quiet=args.quiet)
+        result = trainer.train()
+        print(json.dumps({"run_dir": str(args.resume), **result}))
+        return 0
+    default = TrainConfig()
+    if args.config:
+        default = from_dict(TrainConfig, _load_json(args.config, "config file"), args.config)
+    cfg = tyro.cli(
+        TrainConfig,
+        args=rest,
+        default=default,
+        prog="icsim train",
+        description="Train a model on an in-context task (flags override --config).",
+    )
+    seeds = args.seeds
+    if seeds < 1:
+        raise InputError(f"--seeds must be >= 1, got {seeds}.")
+    out = Path(args.out)
+    for i in range(seeds):
+        from dataclasses import replace
+
+        run_cfg = replace(cfg, seed=cfg.seed + i) if seeds > 1 else cfg
+        run_dir = out / f"seed{run_cfg.seed}" if seeds > 1 else out
+        result = Trainer(run_cfg, run_dir, quiet=args.quiet, overwrite=args.overwrite).train()
+        print(json.dumps({"run_dir": str(run_dir), **result}))
+    return 0
+
+
+# -- eval -----------------------------------------------------------------------------------
+def cmd_eval(args) -> int:
+    import torch
+
+    from icsim import rundir
+    from icsim.analysis import baseline_predictions, evaluate_against_baselines
+    from icsim.analysis.evaluation import model_prefix_predictions
+    from icsim.analysis.plots import plot_curves
+    from icsim.experiments.garg2022 import BASELINES
+    from icsim.training import load_trained
+    from icsim.training.trainer import build_task, resolve_device
+
+    device = str(resolve_device(args.device))
+    model, fmt, cfg = load_trained(args.run_dir, device)
+    task = build_task(cfg)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    batch = task.sample(args.prompts, cfg.n_points, generator=g, device=device)
+    preds = {"transformer": model_prefix_predictions(model, fmt, batch)}
+    if cfg.task in ("linear_regression", "sparse_linear_regression"):
+        preds.update(baseline_predictions(batch, BASELINES))
+    curves = evaluate_against_baselines(batch, preds, seed=args.seed)
+    out = Path(args.run_dir) / "eval"
+    out.mkdir(exist_ok=True)
+    rundir.write_json(out / "metrics.json", {"curves": curves, "prompts": args.prompts})
+    plot_curves(curves, out / "error_vs_examples.png", vline=cfg.dim, vline_label="k = d")
+    for name, c in curves.items():
+        print(f"{name:>20s}: " + " ".join(f"{v:.3g}" for v in c["y"]))
+    print(f"wrote {out / 'metrics.json'} and {out / 'error_vs_examples.png'}")
+    return 0
+
+
+# -- reproduce ------------------------------------------------------------------------------
+def cmd_reproduce(args) -> int:
+    from icsim.experiments import reproduce
+
+    out = reproduce(
+        args.name,
+        args.profile,
+        args.out,
+        device=args.device,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    print(f"wrote {out}/report.md, metrics.json and figures ({metrics['wall_seconds']:.0f} s)")
+    for k, v in metrics["scalars"].items():
+        print(f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}")
+    return 0
+
+
+# -- construct ------------------------------------------------------------------------------
+def cmd_construct(args) -> int:
+    import icsim
+
+    icsim.constructions.CONSTRUCTIONS.factory(args.name)  # unknown name -> clear error
+    from icsim.constructions import verify as V
+
+    params = json.loads(args.params) if args.params else {}
+    if not isinstance(params, dict):
+        raise InputError(f"--params must be a JSON object, got {args.params!r}.")
+    result = V.verify(
+        args.name,
+        steps=args.steps,
+        n_problems=args.problems,
+        dim=args.dim,
+        dtype=args.dtype,
+        verify=args.verify,
+        **params,
+    )
+    print(V.format_report(result))
+    return 0 if (not args.verify or result["passed"]) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="icsim",
+        description="Transformers as in-context "
+        "algorithm simulators: tasks, algorithms, constructions, "
+        "training, analysis, reproductions.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("list", help="list tasks, algorithms, models, constructions, experiments")
+
+    t = sub.add_parser(
+        "train", help="train a model (all TrainConfig flags: icsim train --help)", add_help=False
+    )
+    t.add_argument("--out", default="runs/train", help="run directory (default runs/train)")
+    t.add_argument("--config", help="JSON file with TrainConfig fields (flags override it)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    t.add_argument("--seeds", type=int, default=1, help="train this many seeds (seed, seed+1…)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="error against in-context examples for a trained run")
+    e.add_argument("run_dir")
+    e.add_argument("--prompts", type=int, default=1280)
+    e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--device", default="cpu")
+
+    r = sub.add_parser("reproduce", help="reproduce a paper's experiment")
+    r.add_argument("name")
+    r.add_argument("--profile", choices=("quick", "full"), default="quick")
+    r.add_argument("--out", default=None, help="output directory (default runs/NAME-PROFILE)")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    r.add_argument("--quiet", action="store_true")
+
+    c = sub.add_parser("construct", help="build a hand-made transformer and verify it")
+    c.add_argument("name")
+    c.add_argument("--steps", type=int, default=3, help="algorithm steps T")
+    c.add_argument("--dim", type=int, default=5)
+    c.add_argument("--problems", type=int, default=1000)
+    c.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    c.add_argument("--params", help="extra construction parameters as a JSON object")
+    c.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare with the algorithm; exit 1 above the tolerance",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "train" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "train" and ("-h" in rest or "--help" in rest):
+        parser._subparsers._group_actions[0].choices["train"].print_help()
+        print("\nTrainConfig flags (each overrides --config):")
+    try:
+        if args.command == "list":
+            return cmd_list(args)
+        if args.command == "train":
+            return cmd_train(args, rest)
+        if args.command == "eval":
+            return cmd_eval(args)
+        if args.command == "reproduce":
+            return cmd_reproduce(args)
+        if args.command == "construct":
+            return cmd_construct(args)
+    except InputError as e:
+        if args.debug:
+            raise
+        print(f"icsim: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            "icsim: interrupted; resume with --resume where the command supports it.",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Reproductions: each experiment is one module registering an `Experiment` with a `quick`
+(2 CPU cores, minutes) and a `full` (the paper's settings, a GPU) profile. `reproduce` writes
+config.json, metrics.json (DESIGN.md's shape), PNG figures and report.md into one directory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from pathlib import Path
+
+import torch
+
+import icsim
+from icsim import provenance, rundir
+from icsim.errors import InputError
+from icsim.registry import Registry
+
+EXPERIMENTS = Registry("experiment")
+
+
+@dataclass
+class Result:
+    """What an experiment measured: curves and scalars (ours), the paper's figures, and the
+    report's sections (markdown) written by the experiment."""
+
+    curves: dict = field(default_factory=dict)
+    scalars: dict = field(default_factory=dict)
+    paper: dict = field(default_factory=dict)
+    figures: list = field(default_factory=list)
+    comparison: list = field(default_factory=list)  # rows (quantity, ours, paper, note)
+    notes: str = ""
+
+
+class Experiment:
+    name: str = ""
+    title: str = ""
+    citation: str = ""
+    profiles: dict = {}
+
+    def profile(self, name: str):
+        if name not in self.profiles:
+            from icsim.errors import unknown_name
+
+            raise unknown_name(f"profile of {self.name}", name, self.profiles)
+        return self.profiles[name]
+
+    def run(self, cfg, out: Path, device: str, quiet: bool) -> Result:
+        raise NotImplementedError
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def write_report(exp: Experiment, profile: str, result: Result, meta: dict, out: Path) -> None:
+    lines = [
+        f"# {exp.title}",
+        "",
+        f"Reproduction `{exp.name}` of {exp.citation}.",
+        "",
+        f"- profile: `{profile}`; device: {meta['device']}; wall time: "
+        f"{meta['wall_seconds']:.0f} s; icsim {meta['icsim_version']} at commit "
+        f"`{meta['git_commit']}`",
+        f"- command: `icsim reproduce {exp.name} --profile {profile} --out {out}`",
+        "",
+        "## Our numbers beside the paper's",
+        "",
+        "| quantity | ours | paper | note |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {q} | {_fmt(o)} | {_fmt(p)} | {n} |" for q, o, p, n in result.comparison]
+    lines += ["", "## Figures", ""]
+    lines += [f"![{Path(f).stem}]({Path(f).name})" for f in result.figures]
+    if result.notes:
+        lines += ["", result.notes.strip()]
+    lines += ["", "All numbers above are in `metrics.json`; the settings are in `config.json`."]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def reproduce(
+    name: str,
+    profile: str = "quick",
+    out: str | Path | None = None,
+    *,
+    device: str = "cpu",
+    overwrite: bool = False,
+    quiet: bool = False,
+    config=None,
+) -> Path:
+    """Run experiment `name` at `profile` (or an explicit `config`) and write its outputs."""
+    exp = EXPERIMENTS.get(name)
+    cfg = config if config is not None else exp.profile(profile)
+    if device != "cpu":
+        from icsim.training.trainer import resolve_device
+
+        resolve_device(device)
+    out = rundir.prepare(out or Path("runs") / f"{name}-{profile}", overwrite=overwrite)
+    meta = {
+        "experiment": name,
+        "profile": profile,
+        "device": provenance.device_name(device),
+        "icsim_version": icsim.__version__,
+        "git_commit": provenance.git_commit(),
+    }
+    rundir.write_json(
+        out / "config.json", {**meta, "config": _asdict(cfg), "versions": provenance.versions()}
+    )
+    t0 = time.perf_counter()
+    result = exp.run(cfg, out, device, quiet)
+    meta["wall_seconds"] = time.perf_counter() - t0
+    metrics = {**meta, "curves": result.curves, "scalars": result.scalars, "paper": result.paper}
+    rundir.write_json(out / "metrics.json", metrics)
+    write_report(exp, profile, result, meta, out)
+    return out
+
+
+def _asdict(cfg):
+    return asdict(cfg) if is_dataclass(cfg) else cfg
+
+
+def with_device(train_cfg, device: str):
+    """A TrainConfig on `device`, with GPU fast paths on when the device is a GPU."""
+    gpu = torch.device(device).type == "cuda"
+    return replace(
+        train_cfg, device=device, amp=train_cfg.amp and gpu, compile=train_cfg.compile and gpu
+    )
+
+
+def check_profile(value: str) -> str:
+    if value not in ("quick", "full"):
+        raise InputError(f"profile must be 'quick' or 'full', got {value!r}.")
+    return value
