@@ -1,0 +1,414 @@
+"""Sparse recovery solvers on the LASSO objective F(β) = (1/2n)‖Xβ − y‖² + λ‖β‖₁ (the
+convention of scikit-learn's `Lasso(alpha=λ)`), batched over problems.
+
+Classical: `ista`, `fista` (Beck & Teboulle 2009) and `lasso` (the minimiser to high accuracy).
+Learning-to-optimize baselines (the L2O methods Liu et al. 2025, arXiv 2410.13981, compare
+transformers with): `LISTA` (Gregor & LeCun 2010) and `LISTACP` (Chen et al. 2018), K-layer
+unrolled networks trained by `fit` for one fixed measurement matrix, run step by step through the
+`lista` / `lista_cp` algorithms (step k = layer k).
+
+Default λ = 0.1 everywhere: this project's choice (the paper's λ could not be verified; see
+`icsim.tasks.sparse_recovery`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from icsim import _validate as V
+from icsim.algorithms.base import Algorithm
+from icsim.algorithms.gradient_descent import mean_gradient
+from icsim.algorithms.registry import ALGORITHMS
+from icsim.errors import InputError
+from icsim.tasks.base import Problem
+
+DEFAULT_LAM = 0.1
+
+
+def soft_threshold(z: torch.Tensor, theta) -> torch.Tensor:
+    """soft(z, θ) = sign(z)·max(|z| − θ, 0), the proximal map of θ‖·‖₁."""
+    return torch.sign(z) * torch.clamp(z.abs() - theta, min=0)
+
+
+def lasso_objective(X: torch.Tensor, y: torch.Tensor, beta: torch.Tensor, lam: float):
+    """F(β) = (1/2n)‖Xβ − y‖² + λ‖β‖₁ per problem: X [..., n, d], y [..., n], β [..., d]."""
+    n = max(X.shape[-2], 1)
+    r = torch.einsum("...nd,...d->...n", X, beta) - y
+    return (r * r).sum(-1) / (2 * n) + lam * beta.abs().sum(-1)
+
+
+def lipschitz_constant(X: torch.Tensor) -> torch.Tensor:
+    """L = λ_max(XᵀX/n) per problem [...]: the Lipschitz constant of ∇(1/2n)‖Xβ − y‖².
+
+    1 where X is empty or zero (then the smooth part is constant and any step is exact)."""
+    n = X.shape[-2]
+    if n == 0:
+        return X.new_ones(X.shape[:-2])
+    gram = X.transpose(-1, -2) @ X / n
+    L = torch.linalg.eigvalsh(gram)[..., -1]
+    return torch.where(L > 0, L, torch.ones_like(L))
+
+
+def _step_sizes(step_size, X) -> torch.Tensor:
+    """η per problem [B]: the fixed `step_size`, or 1/L."""
+    if step_size is None:
+        return 1.0 / lipschitz_constant(X)
+    return X.new_full(X.shape[:-2], float(step_size))
+
+
+def _check_common(lam, step_size):
+    V.number("lam", lam, low=0)
+    if step_size is not None:
+        V.number("step_size", step_size, low=0, low_open=True)
+
+
+def ista_step(X, y, beta, eta, lam):
+    """β ← soft(β − η (1/n)Xᵀ(Xβ − y), ηλ); η [B] (Beck & Teboulle 2009, eq. 1.4)."""
+    eta = eta.unsqueeze(-1)
+    return soft_threshold(beta - eta * mean_gradient(X, y, beta), eta * lam)
+
+
+@ALGORITHMS.register("ista")
+@dataclass(frozen=True)
+class ISTA(Algorithm):
+    """ISTA, proximal gradient on the LASSO from β_0 = 0 (Beck & Teboulle 2009, eq. 1.4):
+    β_{t+1} = soft(β_t − η (1/n)Xᵀ(Xβ_t − y), ηλ).
+
+    lam: λ >= 0 (default 0.1).
+    step_size: η. Default (None): η = 1/L per problem, L = λ_max(XᵀX/n); a fixed float gives the
+      fixed-step ISTA a hand-built transformer carries out (`icsim.constructions.build("ista")`).
+    State: (β [B, d], η [B]).
+    """
+
+    lam: float = DEFAULT_LAM
+    step_size: float | None = None
+    name = "ista"
+
+    def __post_init__(self):
+        _check_common(self.lam, self.step_size)
+
+    def init(self, problem: Problem):
+        X = problem.X
+        return X.new_zeros(X.shape[0], X.shape[2]), _step_sizes(self.step_size, X)
+
+    def step(self, problem: Problem, state):
+        beta, eta = state
+        return ista_step(problem.X, problem.y, beta, eta, self.lam), eta
+
+
+@ALGORITHMS.register("fista")
+@dataclass(frozen=True)
+class FISTA(Algorithm):
+    """FISTA (Beck & Teboulle 2009, §4): β_k = soft(z_k − η∇f(z_k), ηλ),
+    t_{k+1} = (1 + √(1 + 4t_k²))/2, z_{k+1} = β_k + ((t_k − 1)/t_{k+1})(β_k − β_{k−1}),
+    from β_0 = z_1 = 0, t_1 = 1. F(β_k) − F* <= 2L‖β_0 − β*‖²/(k+1)² (their Thm. 4.4).
+
+    lam: λ (default 0.1). step_size: η (default None: 1/L per problem, as `ista`).
+    State: (β [B, d], z [B, d], t [], η [B]).
+    """
+
+    lam: float = DEFAULT_LAM
+    step_size: float | None = None
+    name = "fista"
+
+    def __post_init__(self):
+        _check_common(self.lam, self.step_size)
+
+    def init(self, problem: Problem):
+        X = problem.X
+        beta = X.new_zeros(X.shape[0], X.shape[2])
+        return beta, beta.clone(), X.new_ones(()), _step_sizes(self.step_size, X)
+
+    def step(self, problem: Problem, state):
+        beta, z, t, eta = state
+        new = ista_step(problem.X, problem.y, z, eta, self.lam)
+        t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
+        z = new + ((t - 1) / t_next) * (new - beta)
+        return new, z, t_next, eta
+
+
+@ALGORITHMS.register("lasso")
+@dataclass(frozen=True)
+class Lasso(Algorithm):
+    """The LASSO minimiser argmin (1/2n)‖Xβ − y‖² + λ‖β‖₁ (scikit-learn's `Lasso(alpha=λ,
+    fit_intercept=False)` objective), to high accuracy, batched.
+
+    FISTA with adaptive restart (O'Donoghue & Candès 2015) until every problem's iterate moves
+    less than `tol`, then a polish on the found support: solve the KKT system
+    (X_SᵀX_S/n) β_S = X_Sᵀy/n − λ sign(β_S) exactly, kept where its signs and the inactive
+    coordinates' KKT conditions hold.
+
+    lam: λ (default 0.1). tol: iterate change at which FISTA stops (default 1e-12).
+    max_iter: FISTA iterations at most (default 100_000).
+    """
+
+    lam: float = DEFAULT_LAM
+    tol: float = 1e-12
+    max_iter: int = 100_000
+    name = "lasso"
+    closed_form = True
+
+    def __post_init__(self):
+        V.number("lam", self.lam, low=0)
+        V.number("tol", self.tol, low=0, low_open=True)
+        V.positive_int("max_iter", self.max_iter)
+
+    def init(self, problem: Problem):
+        X, y, lam = problem.X, problem.y, self.lam
+        B, n, d = X.shape
+        eta = 1.0 / lipschitz_constant(X)
+        beta = X.new_zeros(B, d)
+        z, t = beta.clone(), X.new_ones(B)
+        for it in range(self.max_iter):
+            new = ista_step(X, y, z, eta, lam)
+            # restart where the momentum points uphill (gradient-mapping test)
+            restart = ((z - new) * (new - beta)).sum(-1) > 0
+            t = torch.where(restart, torch.ones_like(t), t)
+            t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
+            z = new + ((t - 1) / t_next).unsqueeze(-1) * (new - beta)
+            moved = (new - beta).abs().amax()
+            beta, t = new, t_next
+            if it % 50 == 49 and moved <= self.tol * max(1.0, beta.abs().amax().item()):
+                break
+        return self._polish(X, y, beta)
+
+    def _polish(self, X, y, beta):
+        n = max(X.shape[1], 1)
+        active = beta != 0
+        sign = torch.sign(beta)
+        m = active.to(X.dtype)
+        gram = X.transpose(1, 2) @ X / n
+        corr = torch.einsum("bnd,bn->bd", X, y) / n
+        A = gram * m.unsqueeze(1) * m.unsqueeze(2) + torch.diag_embed(1 - m)
+        b = m * (corr - self.lam * sign)
+        sol, info = torch.linalg.solve_ex(A, b.unsqueeze(-1))
+        sol = sol.squeeze(-1) * m
+        slack = (corr - torch.einsum("bij,bj->bi", gram, sol)).abs()
+        ok = (
+            (info == 0)
+            & torch.isfinite(sol).all(-1)
+            & ((torch.sign(sol) == sign) | ~active).all(-1)
+            & ((slack <= self.lam * (1 + 1e-8) + 1e-12) | active).all(-1)
+        )
+        return torch.where(ok.unsqueeze(-1), sol, beta)
+
+
+# --------------------------------------------------------------------------------------------
+# Learned ISTA: unrolled networks for one fixed measurement matrix
+# --------------------------------------------------------------------------------------------
+
+
+class _Unrolled(nn.Module):
+    """K untied layers β_{k+1} = layer_k(y, β_k) from β_0 = 0, for one fixed X [n, d]."""
+
+    def __init__(self, X: torch.Tensor, layers: int, lam: float):
+        super().__init__()
+        V.positive_int("layers", layers)
+        V.number("lam", lam, low=0)
+        X = torch.as_tensor(X)
+        if X.dim() != 2 or not X.is_floating_point():
+            raise InputError(
+                f"X must be one fixed measurement matrix [n, d] of floats, got shape "
+                f"{list(X.shape)} ({X.dtype}); batched matrices are what LISTA cannot take."
+            )
+        self.register_buffer("X", X)
+        self.n_layers = layers
+        self.lam = lam
+        self.L = float(lipschitz_constant(X.double()))
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.X.shape[1]
+
+    def layer(self, k: int, y: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, y: torch.Tensor, layers: int | None = None) -> torch.Tensor:
+        """y [B, n] -> estimates after every layer [K+1, B, d] (entry 0 is β_0 = 0)."""
+        beta = y.new_zeros(y.shape[0], self.dim)
+        out = [beta]
+        for k in range(self.n_layers if layers is None else layers):
+            beta = self.layer(k, y, beta)
+            out.append(beta)
+        return torch.stack(out)
+
+
+class LISTA(_Unrolled):
+    """LISTA (Gregor & LeCun 2010, eq. 4 of Chen et al. 2018): β_{k+1} = soft(W1_k y + W2_k β_k,
+    θ_k), untied per layer. Initialised at ISTA with step 1/L: W1 = Xᵀ/(nL), W2 = I − XᵀX/(nL),
+    θ = λ/L, so the untrained network *is* K steps of `ista(lam=λ)` on X."""
+
+    def __init__(self, X: torch.Tensor, layers: int = 16, lam: float = DEFAULT_LAM):
+        super().__init__(X, layers, lam)
+        X = self.X
+        n, d, L = self.n, self.dim, self.L
+        W1 = X.T / (n * L)
+        W2 = torch.eye(d, dtype=X.dtype, device=X.device) - X.T @ X / (n * L)
+        self.W1 = nn.Parameter(W1.expand(layers, d, n).clone())
+        self.W2 = nn.Parameter(W2.expand(layers, d, d).clone())
+        self.theta = nn.Parameter(X.new_full((layers,), lam / L))
+
+    def layer(self, k, y, beta):
+        return soft_threshold(y @ self.W1[k].T + beta @ self.W2[k].T, self.theta[k])
+
+
+class LISTACP(_Unrolled):
+    """LISTA-CP (Chen et al. 2018, eq. 13, coupled weights): β_{k+1} = soft(β_k + W_kᵀ(y − Xβ_k),
+    θ_k), W_k [n, d]; initialised at ISTA (W = X/(nL), θ = λ/L). X is the fixed training
+    matrix (a buffer), not the problem's."""
+
+    def __init__(self, X: torch.Tensor, layers: int = 16, lam: float = DEFAULT_LAM):
+        super().__init__(X, layers, lam)
+        X, L = self.X, self.L
+        self.W = nn.Parameter((X / (self.n * L)).expand(layers, *X.shape).clone())
+        self.theta = nn.Parameter(X.new_full((layers,), lam / L))
+
+    def layer(self, k, y, beta):
+        residual = y - beta @ self.X.T
+        return soft_threshold(beta + residual @ self.W[k], self.theta[k])
+
+
+NETWORKS = {"lista": LISTA, "lista_cp": LISTACP}
+
+
+def fit(
+    network: _Unrolled,
+    task,
+    *,
+    steps: int = 500,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    loss: str = "final",
+    generator: torch.Generator | None = None,
+    verbose: bool = False,
+) -> list[float]:
+    """Train an unrolled network with Adam on fresh prompts of `task` every step (Chen et al.
+    2018 train on fresh sparse codes for their fixed matrix): minimise ‖β_K − β*‖² (loss="final")
+    or its mean over layers ("all"). `task` should be `sparse_recovery(ensemble="fixed")` whose
+    first n rows are the network's X (other tasks train it to generalise, as far as it can).
+
+    Quick CPU settings: d=20, n=10, K=8, 300-500 steps of batch 128 take seconds; Chen et al.'s
+    scale (d=500, n=250, K=16, batch 64, lr 5e-4 with layer-wise stages) needs a GPU.
+    Returns the training loss of every step.
+    """
+    V.positive_int("steps", steps)
+    V.positive_int("batch_size", batch_size)
+    V.number("lr", lr, low=0, low_open=True)
+    V.choice("loss", loss, ("final", "all"))
+    if getattr(task, "dim", None) != network.dim:
+        raise InputError(
+            f"task has dim={getattr(task, 'dim', None)} but the network was built for "
+            f"X with d={network.dim} columns; build the task with dim={network.dim}."
+        )
+    X = network.X
+    if generator is None:
+        generator = torch.Generator(device=X.device).manual_seed(0)
+    opt = torch.optim.Adam(network.parameters(), lr=lr)
+    history = []
+    network.train()
+    for step in range(steps):
+        batch = task.sample(
+            batch_size, network.n, generator=generator, device=X.device, dtype=X.dtype
+        )
+        est = network(batch.ys)
+        err = ((est - batch.beta_star) ** 2).sum(-1).mean(-1)  # [K+1]
+        value = err[-1] if loss == "final" else err[1:].mean()
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        history.append(value.item())
+        if verbose and (step % max(steps // 10, 1) == 0 or step == steps - 1):
+            print(f"fit {type(network).__name__}: step {step + 1}/{steps} loss {value.item():.4g}")
+    network.eval()
+    return history
+
+
+@dataclass(frozen=True)
+class _UnrolledAlgorithm(Algorithm):
+    """Step k applies the trained network's layer k to the problem's y (X is the network's own
+    fixed matrix: that is what these L2O baselines can do). State: (β [B, d], k [])."""
+
+    network: _Unrolled | None = field(default=None, compare=False)
+    kind = _Unrolled
+
+    def __post_init__(self):
+        if not isinstance(self.network, self.kind):
+            raise InputError(
+                f"{self.name} needs a trained network: net = icsim.algorithms.sparse."
+                f"{self.kind.__name__}(X, layers=K); icsim.algorithms.sparse.fit(net, task); "
+                f"then get({self.name!r}, network=net). Got {type(self.network).__name__}."
+            )
+
+    def init(self, problem: Problem):
+        net = self.network
+        if problem.X.shape[1:] != net.X.shape:
+            raise InputError(
+                f"{self.name} was trained for n={net.n} measurements of dim d={net.dim}, but "
+                f"the problem's context X has shape {list(problem.X.shape[1:])}; "
+                f"use n_context={net.n}."
+            )
+        X = problem.X
+        return X.new_zeros(X.shape[0], X.shape[2]), torch.zeros((), dtype=torch.long)
+
+    def step(self, problem: Problem, state):
+        beta, k = state
+        net = self.network
+        if int(k) >= net.n_layers:
+            raise InputError(
+                f"{self.name} has {net.n_layers} layers: run it for at most {net.n_layers} steps."
+            )
+        with torch.no_grad():
+            new = net.layer(int(k), problem.y.to(net.X.dtype), beta.to(net.X.dtype))
+        return new.to(beta.dtype), k + 1
+
+
+@ALGORITHMS.register("lista")
+@dataclass(frozen=True)
+class LISTAAlgorithm(_UnrolledAlgorithm):
+    """LISTA (Gregor & LeCun 2010) run layer by layer; `network` a trained `LISTA`."""
+
+    name = "lista"
+    kind = LISTA
+
+
+@ALGORITHMS.register("lista_cp")
+@dataclass(frozen=True)
+class LISTACPAlgorithm(_UnrolledAlgorithm):
+    """LISTA-CP (Chen et al. 2018) run layer by layer; `network` a trained `LISTACP`."""
+
+    name = "lista_cp"
+    kind = LISTACP
+
+
+def fista_bound(X: torch.Tensor, beta_star: torch.Tensor, k: int) -> torch.Tensor:
+    """2L‖β_0 − β*‖²/(k+1)² with β_0 = 0: FISTA's objective-gap bound (Beck & Teboulle 2009,
+    Thm. 4.4) at step k, per problem."""
+    return 2 * lipschitz_constant(X) * (beta_star * beta_star).sum(-1) / (k + 1) ** 2
+
+
+def ista_bound(X: torch.Tensor, beta_star: torch.Tensor, k: int) -> torch.Tensor:
+    """L‖β_0 − β*‖²/(2k): ISTA's objective-gap bound (Beck & Teboulle 2009, Thm. 3.1)."""
+    return lipschitz_constant(X) * (beta_star * beta_star).sum(-1) / (2 * max(k, 1))
+
+
+__all__ = [
+    "soft_threshold",
+    "lasso_objective",
+    "lipschitz_constant",
+    "ista_step",
+    "ISTA",
+    "FISTA",
+    "Lasso",
+    "LISTA",
+    "LISTACP",
+    "fit",
+    "fista_bound",
+    "ista_bound",
+]
