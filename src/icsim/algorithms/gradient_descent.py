@@ -166,11 +166,13 @@ def step_size_losses(
     chunk = max(1, max_elements // (B * (n + d + Xq.shape[1])))
     losses = []
     for eta in etas.split(chunk):  # a loop over grid chunks, not over problems
-        w = X.new_zeros(len(eta), B, d)
+        # W [B, d, g]: one column per step size, so every product is a batched matmul
+        W = X.new_zeros(B, d, len(eta))
         for _ in range(steps):
-            w = w - eta[:, None, None] * mean_gradient(X, y, w)
-        pred = torch.einsum("bmd,gbd->gbm", Xq, w)
-        losses.append(((pred - yq) ** 2).mean(dim=(1, 2)).double())
+            residual = X @ W - y.unsqueeze(-1)  # [B, n, g]
+            W = W - eta * (X.transpose(1, 2) @ residual) / max(n, 1)
+        err = Xq @ W - yq.unsqueeze(-1)  # [B, m, g]
+        losses.append((err**2).mean(dim=(0, 1)).double())
     out = torch.cat(losses)
     return torch.nan_to_num(out, nan=float("inf"))
 
