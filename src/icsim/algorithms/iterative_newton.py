@@ -24,7 +24,10 @@ class IterativeNewton(Algorithm):
     alpha:
       "frobenius" (default): α = 1/‖SSᵀ‖_F per problem, as in Fu et al.'s code; always convergent.
       "spectral": α = 2/‖SSᵀ‖₂, the boundary value of the issue's formula: the top eigen-direction
-        of E is −1 at k = 0 and 1 forever after, so that component of ŵ never converges.
+        of E is −1 at k = 0 and 1 forever after, so that component of ŵ never converges. In
+        floating point 1 is an unstable fixed point (rounding errors double every step): the
+        direction stays stuck for about 30 steps in float64 and 15 in float32, then converges
+        or diverges to inf/nan depending on the sign of the rounding error.
       a float > 0: a fixed α for every problem (what hand-built constructions use).
     A problem with S = 0 (no context, or all-zero inputs) gets M = 0 and predicts 0.
     State: (ŵ_k [B, d], M_k [B, d, d], S [B, d, d], Xᵀy [B, d]).
