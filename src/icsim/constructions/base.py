@@ -1,0 +1,250 @@
+"""What every construction shares: its metadata, the empty linear-attention transformer it fills,
+helpers to write a head's weights by named token coordinates, and how `verify` checks it.
+
+A construction is an ordinary `icsim.models.Transformer` (linear attention, no MLP, no LayerNorm,
+no positional embedding, no read-in: the tokens are the hidden state) whose weights are set by
+hand. `model.construction` holds its `ConstructionInfo`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from icsim.models import ModelConfig, Transformer
+
+
+@dataclass(frozen=True)
+class ConstructionInfo:
+    """Size and meaning of a hand-built transformer.
+
+    The prediction after algorithm step t (t = 0..steps) is the read-out of the hidden state
+    `hidden[step_block(t)]` = `hidden[block_offset + t * layers_per_step]` (hidden[0] is the
+    input tokens). `formulas` gives layers/heads/width as functions of the parameters, as
+    documented by the construction.
+    """
+
+    name: str
+    citation: str
+    algorithm: str  # the reference: a registered algorithm, or "newton_schulz"
+    hyperparameters: dict
+    steps: int
+    dim: int
+    layers: int
+    heads: int
+    width: int
+    head_dim: int
+    layers_per_step: int
+    block_offset: int = 0
+    formulas: dict = field(default_factory=dict)
+
+    def step_block(self, t: int) -> int:
+        """Index into `hidden` [L+1, ...] of the state holding step t's result."""
+        return self.block_offset + t * self.layers_per_step
+
+    @property
+    def step_blocks(self) -> list[int]:
+        return [self.step_block(t) for t in range(self.steps + 1)]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "citation": self.citation,
+            "algorithm": self.algorithm,
+            "hyperparameters": dict(self.hyperparameters),
+            "steps": self.steps,
+            "dim": self.dim,
+            "layers": self.layers,
+            "heads": self.heads,
+            "width": self.width,
+            "head_dim": self.head_dim,
+            "layers_per_step": self.layers_per_step,
+            "block_offset": self.block_offset,
+            "step_blocks": self.step_blocks,
+            "formulas": dict(self.formulas),
+        }
+
+
+class Layout:
+    """Named coordinate ranges of a token, in order: `Layout(x=3, y=1).y == slice(3, 4)`."""
+
+    def __init__(self, **sizes: int):
+        self._slices, start = {}, 0
+        for name, size in sizes.items():
+            self._slices[name] = slice(start, start + size)
+            start += size
+        self.width = start
+
+    def __getattr__(self, name: str) -> slice:
+        slices = self.__dict__.get("_slices", {})
+        if name in slices:
+            return slices[name]
+        raise AttributeError(name)
+
+    def names(self) -> list[str]:
+        return list(self._slices)
+
+
+def rows(start: int, size: int) -> slice:
+    """Head coordinates start..start+size−1."""
+    return slice(start, start + size)
+
+
+def put(W: torch.Tensor, out: slice, inp: slice, scale: float = 1.0) -> None:
+    """W[out, inp] += scale · I: copy coordinates `inp` into coordinates `out`, scaled."""
+    n = out.stop - out.start
+    if inp.stop - inp.start != n:
+        raise ValueError(f"slices of different lengths: {out} and {inp}")
+    idx = torch.arange(n)
+    W[out.start + idx, inp.start + idx] += scale
+
+
+def empty_model(
+    *, width: int, layers: int, heads: int, head_dim: int, n_out: int = 1, normalize: bool = False
+) -> Transformer:
+    """A float64 linear-attention transformer with every weight zero (each layer the identity).
+
+    Causal masking is off: the token format's mask says who attends to whom.
+    """
+    cfg = ModelConfig(
+        n_dims_in=width,
+        n_dims_out=n_out,
+        n_layer=layers,
+        n_head=heads,
+        n_embd=width,
+        head_dim=head_dim,
+        attention="linear",
+        normalize_attention=normalize,
+        mlp=False,
+        layer_norm=False,
+        positional=False,
+        read_in=False,
+        bias=False,
+        causal=False,
+    )
+    model = Transformer(cfg).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    return model
+
+
+def head_weights(block):
+    """Views of one block's attention weights per head: q, k, v [H, hd, E] and proj [E, H, hd].
+
+    Writing into them sets the model's weights (head-major layout of `models.Attention`).
+    """
+    attn = block.attn
+    H, hd = attn.cfg.n_head, attn.cfg.d_head
+    E = attn.cfg.n_embd
+    return (
+        attn.q.weight.data.view(H, hd, E),
+        attn.k.weight.data.view(H, hd, E),
+        attn.v.weight.data.view(H, hd, E),
+        attn.proj.weight.data.view(E, H, hd),
+    )
+
+
+def finish(model: Transformer, info: ConstructionInfo) -> Transformer:
+    """Attach the metadata and check the model's shape against it."""
+    cfg = model.cfg
+    assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.d_head) == (
+        info.layers,
+        info.heads,
+        info.width,
+        info.head_dim,
+    ), "construction metadata disagrees with its model"
+    model.construction = info
+    return model.eval()
+
+
+class Check:
+    """How `verify` tests one construction: draw problems, run the reference algorithm, read the
+    model's result after every step. Each construction module registers one in CHECKS."""
+
+    #: parameters `verify` adds when the caller gives none (e.g. more queries per prompt)
+    default_params: dict = {}
+
+    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
+        """Random problems in float64 (n_context: context examples, where that applies)."""
+        raise NotImplementedError
+
+    def reference(self, info: ConstructionInfo, problems) -> torch.Tensor:
+        """The algorithm's result after steps 0..T: [T+1, B, ...] in float64."""
+        raise NotImplementedError
+
+    def model_steps(self, model, fmt, problems, dtype: torch.dtype) -> torch.Tensor:
+        """The model's result after steps 0..T read from its hidden states: [T+1, B, ...]."""
+        raise NotImplementedError
+
+
+class RegressionCheck(Check):
+    """Linear-regression prompts (`linear_regression` task, x ~ N(0, Σ) with condition number κ)
+    against the registered algorithm `info.algorithm` with `info.hyperparameters`.
+
+    Several queries per prompt (default 8) make the relative error of a prompt's predictions a
+    norm over queries, so a single near-zero prediction cannot make it meaningless.
+    """
+
+    default_params = {"n_queries": 8}
+    #: rescale each prompt (x and y alike, so w* is unchanged) to ‖X_context‖₂ = 1
+    unit_spectral_norm = False
+
+    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
+        from icsim.tasks import get as get_task
+
+        n_ctx = 3 * info.dim if n_context is None else n_context
+        task = get_task("linear_regression", dim=info.dim, condition_number=condition_number)
+        batch = task.sample(
+            n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
+        )
+        if self.unit_spectral_norm:
+            norm = torch.linalg.matrix_norm(batch.xs[:, :n_ctx], ord=2).clamp(min=1e-300)
+            batch = replace(batch, xs=batch.xs / norm[:, None, None], ys=batch.ys / norm[:, None])
+        return batch, n_ctx
+
+    def reference(self, info, problems):
+        from icsim import algorithms
+
+        batch, n_ctx = problems
+        algorithm = algorithms.get(info.algorithm, **info.hyperparameters)
+        return algorithm.run(batch, info.steps, n_context=n_ctx).predictions
+
+    def model_steps(self, model, fmt, problems, dtype):
+        batch, _ = problems
+        batch, model = batch.to(dtype=dtype), in_dtype(model, dtype)
+        with torch.no_grad():
+            _, hidden = fmt.run(model, batch, return_hidden=True)
+            blocks = info_of(model).step_blocks
+            return torch.stack([fmt.decode(model.head(hidden[b]), batch.n_points) for b in blocks])
+
+
+def in_dtype(model, dtype):
+    """The model in `dtype`: itself if already so, else a converted copy (the caller's is kept)."""
+    if next(model.parameters()).dtype == dtype:
+        return model
+    return copy.deepcopy(model).to(dtype)
+
+
+def info_of(model) -> ConstructionInfo:
+    info = getattr(model, "construction", None)
+    if not isinstance(info, ConstructionInfo):
+        from icsim.errors import InputError
+
+        raise InputError("this model was not built by icsim.constructions.build (no metadata).")
+    return info
+
+
+CHECKS: dict[str, Check] = {}
+
+
+def register_check(name: str):
+    """Class decorator: `verify(name)` uses an instance of the class."""
+
+    def deco(cls):
+        CHECKS[name] = cls()
+        return cls
+
+    return deco
