@@ -15,13 +15,13 @@ from icsim.tasks.base import Problem
 @ALGORITHMS.register("conjugate_gradient")
 @dataclass(frozen=True)
 class ConjugateGradient(Algorithm):
-    """CG on the normal equations XᵀX w = Xᵀy from w_0 = 0 (Hestenes & Stiefel 1952, §10; CGNR):
+    """CG on the normal equations XᵀX w = Xᵀy from w_0 = 0 (Hestenes & Stiefel 1952; CGNR):
     in exact arithmetic it reaches the minimum-norm least-squares solution in ≤ rank(X) ≤ d steps.
 
-    Implemented as CGLS (Björck 1996, Alg. 7.4.1): the residual is kept in data space,
-    s = y − Xw, and the step uses ‖Xp‖² rather than pᵀ(XᵀX)p, the stable way to run CGNR. In
-    floating point, loss of orthogonality can add a few steps beyond rank(X) when X is
-    ill-conditioned.
+    Implemented as CGLS (Björck 1996, Numerical Methods for Least Squares Problems): the
+    residual is kept in data space, s = y − Xw, and the step uses ‖Xp‖² rather than
+    pᵀ(XᵀX)p, the stable way to run CGNR. In floating point, loss of orthogonality can add a
+    few steps beyond rank(X) when X is ill-conditioned.
     tol: a problem whose normal-equation residual ‖Xᵀ(y − Xw)‖ ≤ tol·‖Xᵀy‖ has converged and
       stays put (no 0/0 after convergence). Default (None): 10 × the dtype's machine epsilon.
     State: (w [B, d], s [B, n], r = Xᵀs [B, d], p [B, d], ‖r‖² [B], threshold [B]).

@@ -112,8 +112,8 @@ class OnlineGradientDescent(Algorithm):
     """One example per step, in context order: w_t = w_{t−1} − η (w_{t−1}ᵀx_t − y_t) x_t
     (the online GD Fu et al. 2024 compare transformers and LSTMs with).
 
-    step_size: η (default 0.01, as `gradient_descent`; for x ~ N(0, I_d) it is stable when
-      η < 2/d).
+    step_size: η (default 0.01, as `gradient_descent`; each step is stable when
+      η < 2/‖x_t‖², ≈ 2/d for x ~ N(0, I_d)).
     cycle: what a step beyond the n context examples does. False (default): one pass, as Fu et
       al.; later steps leave w unchanged. True: start another pass over the examples.
     w0: initial weights, [d] or [B, d] (default zeros).

@@ -17,7 +17,7 @@ from icsim.tasks.base import Problem
 @ALGORITHMS.register("iterative_newton")
 @dataclass(frozen=True)
 class IterativeNewton(Algorithm):
-    """S = XᵀX, M_0 = αS, M_{k+1} = 2M_k − M_k S M_k, ŵ_k = M_k Xᵀy (Fu et al. 2024, Eq. 6).
+    """S = XᵀX, M_0 = αS, M_{k+1} = 2M_k − M_k S M_k, ŵ_k = M_k Xᵀy (Fu et al. 2024).
 
     The error E_k = I − M_k S obeys E_{k+1} = E_k² with E_0 = I − αS², so ŵ_k → S⁺Xᵀy
     (the minimum-norm least-squares solution) quadratically iff 0 < α < 2/λ_max(S)².
