@@ -1,0 +1,681 @@
+"""A ReLU-attention transformer with element-wise multiplication layers that carries out L steps
+of in-context gradient descent on an N-layer ReLU network (Wu, Su, Hu, Song, Liu 2025,
+"Transformers are Deep Optimizers", Theorem 1): (2N+4)L layers, tokens
+h_i = [x_i; y_i; w̄; 0; 1; t_i].
+
+Per GD step (one "block" of 2N+4 residual layers, every layer acting on the whole token):
+  1..N    attention, forward pass: z_j = W_j p_{j−1}, p_j = r(z_j) (p_0 = x, z_N = f(w̄, x)).
+          Head (k, ±) scores ReLU(±⟨p_{j−1,i}, row k of W_j⟩) — W_j from the key token's w̄,
+          identical on every token — with value 1, so the 1/n-normalised sum over the n context
+          keys is ReLU(±z_jk): z_jk = ReLU(z) − ReLU(−z), p_jk = ReLU(z). Exact.
+  N+1     attention, activation derivative: M_j = W_{j+1} diag(r̂′(z_j)) for j < N. r′ = 1[z > 0]
+          is replaced by r̂′, the piecewise-linear interpolant of r′ on `heads` uniform knots of
+          [−R, R], a sum of ReLUs (Bai et al. 2023's sum-of-ReLU approximation): head m of unit
+          (j, l) scores ReLU(z_jl − t_m) and carries value c_m·(column l of W_{j+1}). The only
+          approximate layer: r̂′ = r′ except on a ramp of width h = 2R/(heads − 1) next to 0.
+  N+2     MLP, loss derivative: δ_N = f − y = ReLU(f − y) − ReLU(y − f). Exact.
+  N+3..2N+2  EWML (`icsim.models.ewml`), chain rule from j = N down to 1: G_j = δ_j p_{j−1}ᵀ
+          (the token's share of ∂L/∂W_j) and δ_{j−1} = M_{j−1}ᵀ δ_j. Exact (products).
+  2N+3    attention, update: one head scores 1 against every context key and carries G, so
+          w̄ ← w̄ − η (1/n) Σ_i G_i = w̄ − η ∇L_n(w̄) with the approximate r̂′. Exact given G.
+  2N+4    MLP, projection onto W = {‖w̄‖_∞ ≤ radius} (clip = w − ReLU(w − B) + ReLU(−w − B)) and
+          reset of the scratch (s − ReLU(s) + ReLU(−s) = 0) for the next step. Exact.
+After the L blocks, N more forward layers (`readout=True`) put f(w̄^(L), x_i) in z_N, which the
+read-out returns: the prediction for the query tokens.
+
+What is exact and what is not (the paper has no code; this is the closest faithful version):
+- exact (to float rounding): the forward pass (ReLU is a ReLU), the squared-loss derivative, the
+  chain rule (EWML products), the averaging over context tokens, the ℓ∞ projection;
+- approximate: r′ only. A step function has no uniform ReLU-sum approximation, so the theorem's
+  ‖ε‖ ≤ ηε holds only when few pre-activations fall on the ramp (0, h); it shrinks as the heads
+  grow and vanishes once h is below every |z|. For a step, only the 2 heads per unit whose knots
+  bound the jump carry non-zero weights (c = ±1/h); the head count matters only through h (the
+  weight-norm price 1/h of Bai et al.'s bound). `prune_heads=True` keeps only those heads.
+- not the paper's: the ℓ2-ball projection (no exact MLP; use norm="linf" in `relu_network_gd`);
+  the query tokens are kept out of the gradient by the attention mask (keys = context tokens,
+  as `Stacked`) rather than by t_i, which is carried but unused; the final N read-out layers.
+`verify_deep_gd` measures all of this against `relu_network_gd`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from icsim import _validate as V
+from icsim.algorithms.deep_gd import (
+    initial_weights,
+    loss_gradient,
+    project,
+    relu_derivative,
+)
+from icsim.constructions.registry import CONSTRUCTIONS
+from icsim.errors import InputError
+from icsim.models.ewml import EWMLConfig, EWMLTransformer, LayerSpec
+from icsim.models.formats import Stacked, TokenFormat
+from icsim.tasks.base import TaskBatch
+from icsim.tasks.relu_network import NetworkShape, network_forward
+
+
+class Layout:
+    """Where every quantity lives in the token [x; y; w̄; scratch; 1; t] (start indices).
+
+    Lists are per layer j = 1..N at index j−1: z (pre-activations, z_N = f), p (hidden
+    activations, j < N), m (M_j = W_{j+1} diag(r̂′(z_j)), [K_{j+1}, K_j] row-major, j < N),
+    delta (δ_j = ∂L/∂z_j per token); g is the token's gradient share, laid out as w̄.
+    """
+
+    def __init__(self, shape: NetworkShape):
+        self.shape = shape
+        K, N = shape.widths, shape.depth
+        self._pos = 0
+        self.x, self.y, self.w = self._take(shape.dim), self._take(1), self._take(shape.n_params)
+        self.scratch = self._pos
+        self.z = [self._take(K[j + 1]) for j in range(N)]
+        self.p = [self._take(K[j + 1]) for j in range(N - 1)]
+        self.m = [self._take(K[j + 2] * K[j + 1]) for j in range(N - 1)]
+        self.delta = [self._take(K[j + 1]) for j in range(N)]
+        self.g = self._take(shape.n_params)
+        self.scratch_end = self._pos
+        self.one, self.t = self._take(1), self._take(1)
+        self.width = self._pos
+
+    def _take(self, n: int) -> int:
+        start, self._pos = self._pos, self._pos + n
+        return start
+
+    def input_of(self, j: int) -> int:
+        """Start of p_{j−1}, the input of layer j (p_0 = x)."""
+        return self.x if j == 1 else self.p[j - 2]
+
+
+@dataclass(frozen=True)
+class DeepGDFormat(TokenFormat):
+    """Tokens h_i = [x_i; y_i; w̄⁽⁰⁾; 0; 1; t_i] (Wu et al. 2025, Thm 1), t_i = 1 on the context,
+    queries [x_q; 0; w̄⁽⁰⁾; 0; 1; 0] last; keys and values are the context tokens (as `Stacked`).
+
+    w̄⁽⁰⁾: `w0` ([D_w] or [B, D_w]) or, if None, `relu_network_gd`'s random start from `seed` and
+    `init_scale`, so the algorithm with the same seed starts from the same weights.
+    """
+
+    dim: int
+    depth: int
+    net_width: int  # the network's hidden width K (`width` is the token's, as every format)
+    n_queries: int = 1
+    init_scale: float = 1.0
+    seed: int = 0
+    w0: torch.Tensor | None = field(default=None, compare=False)
+
+    def __post_init__(self):
+        V.positive_int("n_queries", self.n_queries)
+        shape = NetworkShape(self.dim, self.depth, self.net_width)
+        object.__setattr__(self, "_layout", Layout(shape))
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    @property
+    def shape(self) -> NetworkShape:
+        return self._layout.shape
+
+    @property
+    def _stacked(self) -> Stacked:
+        return Stacked(self.dim, self.n_queries)
+
+    @property
+    def width(self) -> int:
+        return self._layout.width
+
+    def initial_weights(self, batch: TaskBatch) -> torch.Tensor:
+        B, D = batch.batch_size, self.shape.n_params
+        if self.w0 is None:
+            return initial_weights(self.shape, B, self.seed, self.init_scale, batch.xs)
+        w0 = torch.as_tensor(self.w0, dtype=batch.xs.dtype, device=batch.xs.device)
+        if w0.shape not in ((D,), (B, D)):
+            raise InputError(f"w0 must have shape [{D}] or [{B}, {D}], got {list(w0.shape)}.")
+        return w0.expand(B, D)
+
+    def encode(self, batch: TaskBatch) -> torch.Tensor:
+        if batch.dim != self.dim:
+            raise InputError(
+                f"the construction was built for dim={self.dim}, the batch has dim={batch.dim}; "
+                "build it with the batch's dimension."
+            )
+        lay, (B, n, d) = self._layout, batch.xs.shape
+        n_ctx = self._stacked._n_context(n)
+        tokens = batch.xs.new_zeros(B, n, lay.width)
+        tokens[..., lay.x : lay.x + d] = batch.xs
+        tokens[:, :n_ctx, lay.y] = batch.ys[:, :n_ctx]
+        tokens[..., lay.w : lay.w + self.shape.n_params] = self.initial_weights(batch)[:, None]
+        tokens[..., lay.one] = 1
+        tokens[:, :n_ctx, lay.t] = 1
+        return tokens
+
+    def mask(self, n_points, device=None):
+        return self._stacked.mask(n_points, device)
+
+    def positions(self, n_points):
+        return self._stacked.positions(n_points)
+
+    def targets(self, batch):
+        return self._stacked.targets(batch)
+
+    def read_weights(self, hidden: torch.Tensor) -> torch.Tensor:
+        """w̄ from hidden states [..., B, T, D]: the first token's slot, [..., B, D_w]."""
+        lay = self._layout
+        return hidden[..., 0, lay.w : lay.w + self.shape.n_params]
+
+
+def relu_sum_interpolant(f, radius: float, heads: int):
+    """Knots t_m (uniform on [−R, R]), coefficients c_m and constant c with
+    f̂(z) = c + Σ_m c_m ReLU(z − t_m) the piecewise-linear interpolant of f, constant outside
+    [−R, R] (Bai et al. 2023's sum-of-ReLUs approximation, one ReLU per head)."""
+    t = torch.linspace(-radius, radius, heads, dtype=torch.float64)
+    t = torch.where(t.abs() < 1e-12 * radius, 0.0, t)  # 0 exactly a knot for odd `heads`
+    vals = f(t)
+    slopes = (vals[1:] - vals[:-1]) / (t[1:] - t[:-1])
+    coef = torch.cat([slopes[:1], slopes[1:] - slopes[:-1], -slopes[-1:]])
+    return t, coef, float(vals[0])
+
+
+def interpolant_function(knots, coef, const):
+    """z ↦ const + Σ_m c_m ReLU(z − t_m), elementwise (the reference for the r′ layer)."""
+
+    keep = coef != 0
+    knots, coef = knots[keep], coef[keep]
+
+    def f(z):
+        t, c = knots.to(z), coef.to(z)
+        return const + (c * torch.relu(z.unsqueeze(-1) - t)).sum(-1)
+
+    return f
+
+
+# ---- weights of the layers ------------------------------------------------------------------
+
+
+def _set_attention(block, Q, K, V, P):
+    """Q, K, V [H, hd, D] and P [D, H, hd] into an attention Block (head-major layout)."""
+    H, hd, D = Q.shape
+    a = block.attn
+    a.q.weight.copy_(Q.reshape(H * hd, D))
+    a.k.weight.copy_(K.reshape(H * hd, D))
+    a.v.weight.copy_(V.reshape(H * hd, D))
+    a.proj.weight.copy_(P.reshape(D, H * hd))
+
+
+def _zeros(H, hd, D):
+    z = torch.zeros
+    return (
+        z(H, hd, D, dtype=torch.float64),
+        z(H, hd, D, dtype=torch.float64),
+        z(H, hd, D, dtype=torch.float64),
+        z(D, H, hd, dtype=torch.float64),
+    )
+
+
+def _forward_spec(shape, j):
+    K = shape.widths
+    return LayerSpec("attention", n_head=2 * K[j], head_dim=K[j - 1])
+
+
+def _fill_forward(block, lay: Layout, j: int):
+    """Layer j: z_j = W_j p_{j−1} with heads (k, ±) scoring ReLU(±W_j[k]·p_{j−1})."""
+    shape, K, N = lay.shape, lay.shape.widths, lay.shape.depth
+    k_in, k_out, D = K[j - 1], K[j], lay.width
+    Q, Kk, Vv, P = _zeros(2 * k_out, k_in, D)
+    src, row0 = lay.input_of(j), lay.w + shape.offsets[j - 1]
+    eye = torch.eye(k_in, dtype=torch.float64)
+    for k in range(k_out):
+        for s, sign in enumerate((1.0, -1.0)):
+            h = 2 * k + s
+            Q[h, :, src : src + k_in] = eye
+            Kk[h, :, row0 + k * k_in : row0 + (k + 1) * k_in] = sign * eye
+            Vv[h, 0, lay.one] = 1
+            P[lay.z[j - 1] + k, h, 0] = sign
+            if sign > 0 and j < N:
+                P[lay.p[j - 1] + k, h, 0] = 1
+    _set_attention(block, Q, Kk, Vv, P)
+
+
+def _derivative_units(lay: Layout) -> list[tuple[int, int]]:
+    """Hidden units (j, l), j < N, whose r′ the derivative layer approximates."""
+    K = lay.shape.widths
+    return [(j, l) for j in range(1, lay.shape.depth) for l in range(K[j])]
+
+
+def _unit_knots(coef, prune: bool) -> torch.Tensor:
+    """Knot indices that get a head (all of them, or the non-zero ones when pruning)."""
+    return torch.nonzero(coef).flatten() if prune else torch.arange(len(coef))
+
+
+def _fill_derivative(block, lay: Layout, knots, coef, const, prune: bool):
+    """M_j[:, l] = r̂′(z_jl)·W_{j+1}[:, l]: head (j, l, m) scores ReLU(z_jl − t_m) and carries
+    c_m·W_{j+1}[:, l] from the key's w̄; a constant r̂′(−∞) ≠ 0 gets one more head of score 1."""
+    shape, K = lay.shape, lay.shape.widths
+    H, hd = block.attn.cfg.n_head, block.attn.cfg.d_head
+    Q, Kk, Vv, P = _zeros(H, hd, lay.width)
+    idx = _unit_knots(coef, prune)
+    per_unit = len(idx) + (const != 0)
+    for u, (j, l) in enumerate(_derivative_units(lay)):
+        a, b = u * per_unit, u * per_unit + len(idx)  # heads of this unit; b: the constant's
+        Q[a:b, 0, lay.z[j - 1] + l], Q[a:b, 1, lay.one] = 1, 1
+        Kk[a:b, 0, lay.one], Kk[a:b, 1, lay.one] = 1, -knots[idx]
+        scale = coef[idx]
+        if const != 0:
+            Q[b, 1, lay.one], Kk[b, 1, lay.one] = 1, 1
+            scale = torch.cat([scale, torch.tensor([const], dtype=torch.float64)])
+        col = shape.offsets[j]  # W_{j+1}, [K_{j+1}, K_j] row-major
+        for k in range(K[j + 1]):
+            Vv[a : a + per_unit, k, lay.w + col + k * K[j] + l] = 1
+            P[lay.m[j - 1] + k * K[j] + l, a : a + per_unit, k] = scale
+    _set_attention(block, Q, Kk, Vv, P)
+
+
+def _fill_loss(mlp, lay: Layout):
+    """δ_N = f − y = ReLU(f − y) − ReLU(y − f)."""
+    fc, proj = mlp.mlp.fc.weight, mlp.mlp.proj.weight
+    fc.zero_()
+    proj.zero_()
+    f = lay.z[-1]
+    fc[0, f], fc[0, lay.y], fc[1, f], fc[1, lay.y] = 1, -1, -1, 1
+    proj[lay.delta[-1], 0], proj[lay.delta[-1], 1] = 1, -1
+
+
+def _ewml_hidden(shape: NetworkShape, j: int) -> int:
+    K = shape.widths
+    return K[j] * K[j - 1] * (2 if j > 1 else 1)
+
+
+def _fill_ewml(layer, lay: Layout, j: int):
+    """G_j[k, l] = δ_jk p_{j−1,l} and δ_{j−1,l} = Σ_k δ_jk M_{j−1}[k, l]."""
+    shape, K = lay.shape, lay.shape.widths
+    A, B, P = layer.a.weight, layer.b.weight, layer.proj.weight
+    for t in (A, B, P):
+        t.zero_()
+    u, src, g0 = 0, lay.input_of(j), lay.g + shape.offsets[j - 1]
+    for k in range(K[j]):
+        for l in range(K[j - 1]):
+            A[u, lay.delta[j - 1] + k], B[u, src + l] = 1, 1
+            P[g0 + k * K[j - 1] + l, u] = 1
+            u += 1
+            if j > 1:
+                A[u, lay.delta[j - 1] + k], B[u, lay.m[j - 2] + k * K[j - 1] + l] = 1, 1
+                P[lay.delta[j - 2] + l, u] = 1
+                u += 1
+
+
+def _fill_update(block, lay: Layout, step_size: float):
+    """w̄ ← w̄ − η·mean over context keys of G (score 1 on every key)."""
+    D_w = lay.shape.n_params
+    Q, Kk, Vv, P = _zeros(1, D_w, lay.width)
+    Q[0, 0, lay.one], Kk[0, 0, lay.one] = 1, 1
+    for c in range(D_w):
+        Vv[0, c, lay.g + c] = 1
+        P[lay.w + c, 0, c] = -step_size
+    _set_attention(block, Q, Kk, Vv, P)
+
+
+def _projection_hidden(lay: Layout, radius) -> int:
+    return 2 * (lay.scratch_end - lay.scratch) + (2 * lay.shape.n_params if radius else 0)
+
+
+def _fill_projection(mlp, lay: Layout, radius):
+    """Clip w̄ to [−radius, radius] and zero the scratch, exactly, with ReLUs."""
+    fc, proj = mlp.mlp.fc.weight, mlp.mlp.proj.weight
+    fc.zero_()
+    proj.zero_()
+    u = 0
+    for s in range(lay.scratch, lay.scratch_end):
+        fc[u, s], fc[u + 1, s], proj[s, u], proj[s, u + 1] = 1, -1, -1, 1
+        u += 2
+    if radius is not None:
+        for c in range(lay.w, lay.w + lay.shape.n_params):
+            fc[u, c], fc[u, lay.one] = 1, -radius
+            fc[u + 1, c], fc[u + 1, lay.one] = -1, -radius
+            proj[c, u], proj[c, u + 1] = -1, 1
+            u += 2
+
+
+# ---- the construction -----------------------------------------------------------------------
+
+
+def _dtype(dtype):
+    table = {"float32": torch.float32, "float64": torch.float64}
+    if isinstance(dtype, str) and dtype in table:
+        return table[dtype]
+    if dtype in (torch.float32, torch.float64):
+        return dtype
+    raise InputError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
+
+
+@CONSTRUCTIONS.register("deep_gd")
+def deep_gd(
+    dim: int = 3,
+    depth: int = 2,
+    width: int = 3,
+    steps: int = 2,
+    step_size: float = 0.01,
+    radius: float | None = None,
+    heads: int = 1025,
+    derivative_range: float = 4.0,
+    prune_heads: bool = False,
+    readout: bool = True,
+    n_queries: int = 1,
+    init_scale: float = 1.0,
+    seed: int = 0,
+    w0: torch.Tensor | None = None,
+    dtype="float32",
+):
+    """(model, token format) running `steps` = L steps of `relu_network_gd` (same depth, width,
+    step_size, radius with norm="linf", seed, init_scale) in (2N+4)L (+N read-out) layers
+    (Wu et al. 2025, Theorem 1; module docstring for the layer-by-layer recipe).
+
+    heads: knots of the ReLU-sum interpolant of r′ on [−derivative_range, derivative_range]
+      (heads per hidden unit in the r′ layer; ramp width h = 2R/(heads − 1)). Default 1025
+      (h ≈ 0.008 for R = 4). prune_heads drops the zero-weight heads (same function).
+    readout: append N forward layers so the read-out is f(w̄^(L), x_query) (default True).
+    dtype: of the weights ("float32" default, as other models; verification uses float64).
+    """
+    shape = NetworkShape(dim, depth, width)
+    V.positive_int("steps", steps)
+    V.number("step_size", step_size, low=0, low_open=True)
+    if radius is not None:
+        V.number("radius", radius, low=0, low_open=True)
+    V.positive_int("heads", heads)
+    if heads < 2:
+        raise InputError(f"heads must be >= 2 (knots of the r′ interpolant), got {heads}.")
+    V.number("derivative_range", derivative_range, low=0, low_open=True)
+    V.number("init_scale", init_scale, low=0)
+    V.nonnegative_int("seed", seed)
+    dtype = _dtype(dtype)
+    fmt = DeepGDFormat(dim, depth, width, n_queries, init_scale, seed, w0)
+    lay, N, K = fmt.layout, depth, shape.widths
+
+    knots, coef, const = relu_sum_interpolant(relu_derivative, derivative_range, heads)
+    n_dheads = len(_derivative_units(lay)) * (len(_unit_knots(coef, prune_heads)) + (const != 0))
+    dhd = max([2] + [K[j + 1] for j in range(1, N)])
+    block = (
+        [_forward_spec(shape, j) for j in range(1, N + 1)]
+        + [LayerSpec("attention", n_head=max(n_dheads, 1), head_dim=dhd)]
+        + [LayerSpec("mlp", hidden=2)]
+        + [LayerSpec("ewml", hidden=_ewml_hidden(shape, j)) for j in range(N, 0, -1)]
+        + [LayerSpec("attention", n_head=1, head_dim=shape.n_params)]
+        + [LayerSpec("mlp", hidden=_projection_hidden(lay, radius))]
+    )
+    specs = block * steps + ([_forward_spec(shape, j) for j in range(1, N + 1)] if readout else [])
+    model = EWMLTransformer(EWMLConfig(n_embd=lay.width, layers=tuple(specs), n_dims_out=1))
+    model = model.double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        layers = list(model.layers)
+        for s in range(steps):
+            ls = layers[s * (2 * N + 4) : (s + 1) * (2 * N + 4)]
+            for j in range(1, N + 1):
+                _fill_forward(ls[j - 1], lay, j)
+            if n_dheads:
+                _fill_derivative(ls[N], lay, knots, coef, const, prune_heads)
+            _fill_loss(ls[N + 1], lay)
+            for i, j in enumerate(range(N, 0, -1)):
+                _fill_ewml(ls[N + 2 + i], lay, j)
+            _fill_update(ls[2 * N + 2], lay, step_size)
+            _fill_projection(ls[2 * N + 3], lay, radius)
+        if readout:
+            for j in range(1, N + 1):
+                _fill_forward(layers[steps * (2 * N + 4) + j - 1], lay, j)
+        model.read_out.weight[0, lay.z[-1]] = 1
+    model.deep_gd = {
+        "layers_per_step": 2 * N + 4,
+        "ramp_width": 2 * derivative_range / (heads - 1),
+        "derivative_heads": n_dheads,
+        "knots": knots,
+        "coef": coef,
+        "const": const,
+    }
+    return model.to(dtype), fmt
+
+
+# ---- verification ---------------------------------------------------------------------------
+
+
+def _run(model, fmt, batch):
+    with torch.no_grad():
+        preds, hidden = fmt.run(model, batch, return_hidden=True)
+    per_step = model.deep_gd["layers_per_step"]
+    w_all = hidden[..., fmt.layout.w : fmt.layout.w + fmt.shape.n_params]  # [layers+1, B, T, D_w]
+    w_steps = w_all[::per_step]  # after 0, 1, ..., L blocks
+    return preds, w_all, w_steps
+
+
+def _measure(model, fmt, batch, steps, step_size, radius):
+    """Per step l = 0..L (max over problems): the model's distance to GD, its one-step error
+    ‖ε^(l)‖ with the theorem's bound η‖∇̃L_n − ∇L_n‖ at the model's previous iterate (∇̃: the
+    gradient with the model's r̂′, by `loss_gradient`), and its distance to GD with r̂′."""
+    problem = batch.split(batch.n_points - fmt.n_queries)
+    X, y, shape = problem.X, problem.y, fmt.shape
+    preds, w_all, w_steps = _run(model, fmt, batch)
+    w_model = w_steps[: steps + 1, :, 0]  # [L+1, B, D_w]
+    spread = (w_all - w_all[:, :, :1]).abs().amax().item()  # w̄ is the same on every token
+    info = model.deep_gd
+    surrogate = interpolant_function(info["knots"], info["coef"], info["const"])
+
+    def gd_step(w, derivative=relu_derivative):
+        return project(w - step_size * loss_gradient(shape, w, X, y, derivative), radius, "linf")
+
+    w_gd, w_sur = [w_model[0]], [w_model[0]]
+    for _ in range(steps):
+        w_gd.append(gd_step(w_gd[-1]))
+        w_sur.append(gd_step(w_sur[-1], surrogate))
+    w_gd, w_sur = torch.stack(w_gd), torch.stack(w_sur)
+    prev = w_model[:-1]
+    one_step = (w_model[1:] - torch.stack([gd_step(w) for w in prev])).norm(dim=-1)  # [L, B]
+    grad_err = torch.stack(
+        [loss_gradient(shape, w, X, y, surrogate) - loss_gradient(shape, w, X, y) for w in prev]
+    ).norm(dim=-1)  # [L, B]
+    bound = step_size * grad_err
+    pred_gd = network_forward(shape, w_gd[-1], problem.X_query)
+    scale = max(1.0, w_gd.norm(dim=-1).max().item())
+    zero = [0.0]
+    return {
+        "distance_to_gd": (w_model - w_gd).norm(dim=-1).amax(-1).tolist(),
+        "one_step_error": zero + one_step.amax(-1).tolist(),
+        "bound": zero + bound.amax(-1).tolist(),
+        # nonexpansive projection: ‖ε^(l)‖ <= η‖∇̃ − ∇‖ per problem when the rest is exact
+        "within_bound": bool((one_step <= bound * (1 + 1e-6) + 1e-12 * scale).all()),
+        "epsilon": grad_err.max().item(),
+        "surrogate_deviation": (w_model - w_sur).norm(dim=-1).amax(-1).tolist(),
+        "prediction_deviation": (preds - pred_gd).abs().max().item(),
+        "token_spread": spread,
+        "scale": scale,
+    }
+
+
+def verify_deep_gd(
+    dim: int = 3,
+    depth: int = 3,
+    width: int = 3,
+    n_context: int = 12,
+    steps: int = 3,
+    step_size: float = 0.01,
+    radius: float | None = 2.0,
+    heads: int = 257,
+    derivative_range: float = 4.0,
+    epsilon: float | None = None,
+    heads_sweep: tuple[int, ...] = (3, 5, 9, 17, 33, 65, 129, 257, 513, 1025, 4097, 16385),
+    batch_size: int = 8,
+    seed: int = 0,
+    figure: str | Path | None = None,
+) -> dict:
+    """Build `deep_gd` and run it in float64 on `relu_network_regression` prompts (a network of
+    the same depth and width per prompt, n_context examples + 1 query) against `relu_network_gd`.
+
+    Theorem 1 says w̄^(l) = Proj_W(w̄^(l−1) − η∇L_n(w̄^(l−1)) + ε^(l−1)) with ‖ε‖ <= ηε, ε the
+    accuracy of the in-context gradient. Per step l (after block l, max over problems) we report
+    the distance ‖w̄^(l) − w̄^(l)_GD‖₂ to exact GD, the one-step error ‖ε^(l)‖ = ‖w̄^(l) −
+    Proj(w̄^(l−1) − η∇L_n(w̄^(l−1)))‖₂, and the bound ηε with ε = ‖∇̃L_n − ∇L_n‖ at w̄^(l−1), the
+    error of the gradient with the construction's r̂′ (computed by `loss_gradient`, not by the
+    model). Passes when the model equals GD with its own r̂′ to 1e-9 relative (every layer but
+    r̂′ is exact), every one-step error is within its bound, and, if `epsilon` is given, every
+    one-step error is <= η·epsilon (are the heads enough for that target?). `heads_sweep`
+    (pruned models, same functions) gives error against heads; `figure` writes a PNG of error
+    against heads and against L.
+    """
+    from icsim.tasks import get as get_task
+
+    V.positive_int("n_context", n_context)
+    V.positive_int("batch_size", batch_size)
+    if epsilon is not None:
+        V.number("epsilon", epsilon, low=0, low_open=True)
+    params = dict(
+        dim=dim,
+        depth=depth,
+        width=width,
+        steps=steps,
+        step_size=step_size,
+        radius=radius,
+        derivative_range=derivative_range,
+        seed=seed,
+        dtype="float64",
+    )
+    task = get_task("relu_network_regression", dim=dim, depth=depth, width=width)
+    gen = torch.Generator().manual_seed(seed)
+    batch = task.sample(batch_size, n_context + 1, generator=gen, dtype=torch.float64)
+
+    model, fmt = deep_gd(heads=heads, **params)
+    m = _measure(model, fmt, batch, steps, step_size, radius)
+    tol = 1e-9 * m["scale"]
+    exact_ok = max(m["surrogate_deviation"]) <= tol and m["token_spread"] <= tol
+    meets_target = None if epsilon is None else max(m["one_step_error"]) <= step_size * epsilon
+
+    sweep = {"heads": [], "ramp_width": [], "max_distance_to_gd": [], "max_one_step_error": []}
+    sweep["distance_by_step"] = {}
+    for M in heads_sweep:
+        mm, _ = deep_gd(heads=M, prune_heads=True, **params)
+        r = _measure(mm, fmt, batch, steps, step_size, radius)
+        sweep["heads"].append(M)
+        sweep["ramp_width"].append(mm.deep_gd["ramp_width"])
+        sweep["max_distance_to_gd"].append(max(r["distance_to_gd"]))
+        sweep["max_one_step_error"].append(max(r["one_step_error"]))
+        sweep["distance_by_step"][M] = r["distance_to_gd"]
+
+    passed = exact_ok and m["within_bound"] and meets_target is not False
+    result = {
+        "construction": "deep_gd",
+        "params": {**params, "heads": heads, "n_context": n_context, "batch_size": batch_size},
+        "layers": model.n_layers,
+        "layers_per_step": model.deep_gd["layers_per_step"],
+        "heads": heads,
+        "derivative_heads": model.deep_gd["derivative_heads"],
+        "ramp_width": model.deep_gd["ramp_width"],
+        "steps": list(range(steps + 1)),
+        "distance_to_gd": m["distance_to_gd"],
+        "one_step_error": m["one_step_error"],
+        "bound": m["bound"],
+        "epsilon": m["epsilon"],
+        "epsilon_target": epsilon,
+        "surrogate_deviation": m["surrogate_deviation"],
+        "prediction_deviation": m["prediction_deviation"],
+        "token_spread": m["token_spread"],
+        "exact_parts_ok": exact_ok,
+        "within_bound": m["within_bound"],
+        "meets_target": meets_target,
+        "passed": bool(passed),
+        "heads_sweep": sweep,
+        "figure": None,
+    }
+    result["scalars"] = {
+        "max_distance_to_gd": max(m["distance_to_gd"]),
+        "max_one_step_error": max(m["one_step_error"]),
+        "max_bound": max(m["bound"]),
+        "epsilon": m["epsilon"],
+        "max_surrogate_deviation": max(m["surrogate_deviation"]),
+        "prediction_deviation": m["prediction_deviation"],
+        "layers": model.n_layers,
+        "derivative_heads": model.deep_gd["derivative_heads"],
+        "ramp_width": model.deep_gd["ramp_width"],
+        "passed": float(passed),
+    }
+    if figure is not None:
+        result["figure"] = str(plot_deep_gd(result, figure))
+    return result
+
+
+def plot_deep_gd(result: dict, path: str | Path) -> Path:
+    """Two panels: max error against heads, and distance to GD against the step l."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    floor = 1e-17  # exact zeros on a log axis
+    sw = result["heads_sweep"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.loglog(
+        sw["heads"],
+        [max(v, floor) for v in sw["max_distance_to_gd"]],
+        "o-",
+        label="max_l ‖w̄ − w̄_GD‖",
+    )
+    a.loglog(
+        sw["heads"],
+        [max(v, floor) for v in sw["max_one_step_error"]],
+        "s--",
+        label="max_l ‖ε^(l)‖ (one step)",
+    )
+    if result["epsilon_target"] is not None:
+        target = result["params"]["step_size"] * result["epsilon_target"]
+        a.axhline(target, color="k", lw=0.8, ls=":", label="η·ε target")
+    a.set(xlabel="heads per unit in the r′ layer", ylabel="error", title="error against heads")
+    a.legend(fontsize=8)
+    for M, dist in sw["distance_by_step"].items():
+        b.semilogy(result["steps"], [max(v, floor) for v in dist], marker=".", label=f"{M} heads")
+    b.set(xlabel="GD step l (block)", ylabel="‖w̄^(l) − w̄^(l)_GD‖₂", title="error against L")
+    b.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def format_report(result: dict) -> str:
+    """Lines for `icsim construct deep_gd --verify`; the last one is the largest deviation."""
+    p = result["params"]
+    lines = [
+        f"deep_gd (Wu et al. 2025, Thm 1): N={p['depth']}-layer ReLU network, d={p['dim']}, "
+        f"width {p['width']}, L={p['steps']} steps, η={p['step_size']}, radius={p['radius']}",
+        f"layers: {result['layers']} = (2N+4)·L + N read-out; r′ layer: {result['heads']} knots "
+        f"({result['derivative_heads']} heads), ramp width {result['ramp_width']:.3g}",
+        "step  ‖w̄−w̄_GD‖₂    one-step ‖ε‖   bound ηε     vs own-r̂′ GD",
+    ]
+    for l in result["steps"]:
+        lines.append(
+            f"{l:>4}  {result['distance_to_gd'][l]:.3e}   {result['one_step_error'][l]:.3e}    "
+            f"{result['bound'][l]:.3e}   {result['surrogate_deviation'][l]:.3e}"
+        )
+    sw = result["heads_sweep"]
+    lines.append(
+        "heads sweep (max distance to GD): "
+        + ", ".join(f"{h}: {e:.1e}" for h, e in zip(sw["heads"], sw["max_distance_to_gd"]))
+    )
+    target = result["epsilon_target"]
+    lines.append(
+        f"exact parts (model = GD with its own r̂′): {'ok' if result['exact_parts_ok'] else 'FAIL'}"
+        f"; one-step errors within ηε: {'yes' if result['within_bound'] else 'NO'}"
+        + (
+            ""
+            if target is None
+            else f"; within η·{target:g}: {'yes' if result['meets_target'] else 'NO'}"
+        )
+        + f" -> {'PASS' if result['passed'] else 'FAIL'}"
+    )
+    if result.get("figure"):
+        lines.append(f"figure: {result['figure']}")
+    worst = max(result["distance_to_gd"])
+    lines.append(f"largest deviation from GD: max_l ‖w̄^(l) − w̄^(l)_GD‖₂ = {worst:.3e}")
+    return "\n".join(lines)
