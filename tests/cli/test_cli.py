@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from icsim.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "icsim.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_list_shows_every_registry(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for section in ("tasks:", "algorithms:", "models:", "experiments:", "constructions:"):
+        assert section in out
+    assert "garg2022-linear-regression" in out and "iterative_newton" in out
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["reproduce", "garg2022-linear-regresion"], "did you mean"),
+        (["eval", "/nonexistent/run"], "no intact checkpoint"),
+        (["train", "--resume", "/nonexistent/run"], "config.json"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(argv, needle):
+    r = run(*argv)
+    assert r.returncode == 2, r.stderr
+    assert needle.lower() in r.stderr.lower()
+    assert "Traceback" not in r.stderr
+
+
+def test_train_then_eval(tmp_path):
+    out = tmp_path / "run"
+    r = run("train", "--out", str(out), "--quiet", "--dim", "3", "--n-layer", "1", "--n-head",
+            "1", "--n-embd", "8", "--steps", "5", "--batch-size", "4", "--log-every", "5",
+            "--curriculum.dims-start", "3", "--curriculum.dims-end", "3",
+            "--curriculum.points-start", "7", "--curriculum.points-end", "7")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["step"] == 5
+    r = run("eval", str(out), "--prompts", "16")
+    assert r.returncode == 0, r.stderr
+    curves = json.loads((out / "eval/metrics.json").read_text())["curves"]
+    assert {"transformer", "least_squares", "averaging"} <= set(curves)
+    # a second train into the same directory is refused, and nothing is lost
+    r = run("train", "--out", str(out), "--quiet", "--steps", "5")
+    assert r.returncode == 2 and "--overwrite" in r.stderr
+    assert (out / "eval/metrics.json").exists()
+
+
+def test_bad_train_flag_value_exits_2(tmp_path):
+    r = run("train", "--out", str(tmp_path / "x"), "--dim", "-3")
+    assert r.returncode == 2
+    assert "dim" in r.stderr
+    assert not (tmp_path / "x").exists()
