@@ -165,3 +165,11 @@ def test_error_growth_curves_and_figure(tmp_path):
 def test_bad_parameters_raise_input_error(name, params, message):
     with pytest.raises(InputError, match=message):
         icsim.constructions.build(name, **params)
+
+
+def test_building_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    icsim.constructions.build("iterative_newton_regression", dim=3, steps=2)
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)

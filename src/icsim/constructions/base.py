@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from icsim import algorithms, tasks
+from icsim.errors import InputError
 from icsim.models import ModelConfig, Transformer
 
 
@@ -106,7 +108,8 @@ def empty_model(
 ) -> Transformer:
     """A float64 linear-attention transformer with every weight zero (each layer the identity).
 
-    Causal masking is off: the token format's mask says who attends to whom.
+    Causal masking is off: the token format's mask says who attends to whom. Constructions are
+    float64 (exact weights such as η); `.float()` gives the float32 model.
     """
     cfg = ModelConfig(
         n_dims_in=width,
@@ -124,7 +127,8 @@ def empty_model(
         bias=False,
         causal=False,
     )
-    model = Transformer(cfg).double()
+    with torch.random.fork_rng(devices=[]):  # the random init is discarded: keep the user's RNG
+        model = Transformer(cfg).double()
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
@@ -193,10 +197,8 @@ class RegressionCheck(Check):
     unit_spectral_norm = False
 
     def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
-        from icsim.tasks import get as get_task
-
         n_ctx = 3 * info.dim if n_context is None else n_context
-        task = get_task("linear_regression", dim=info.dim, condition_number=condition_number)
+        task = tasks.get("linear_regression", dim=info.dim, condition_number=condition_number)
         batch = task.sample(
             n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
         )
@@ -206,8 +208,6 @@ class RegressionCheck(Check):
         return batch, n_ctx
 
     def reference(self, info, problems):
-        from icsim import algorithms
-
         batch, n_ctx = problems
         algorithm = algorithms.get(info.algorithm, **info.hyperparameters)
         return algorithm.run(batch, info.steps, n_context=n_ctx).predictions
@@ -231,8 +231,6 @@ def in_dtype(model, dtype):
 def info_of(model) -> ConstructionInfo:
     info = getattr(model, "construction", None)
     if not isinstance(info, ConstructionInfo):
-        from icsim.errors import InputError
-
         raise InputError("this model was not built by icsim.constructions.build (no metadata).")
     return info
 

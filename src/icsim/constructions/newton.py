@@ -171,8 +171,8 @@ def newton_schulz(dim: int = 5, steps: int = 1, symmetric: bool = False):
 @register_check("newton_schulz")
 class _NewtonSchulzCheck(Check):
     """A = U diag(s) Vᵀ with U, V Haar and singular values s geometric from 1 down to 1/κ
-    (U = V, a positive definite A, when symmetric); X₀ = Aᵀ = Aᵀ/‖A‖₂², inside the region
-    ‖I − AX₀‖ < 1 where Newton–Schulz converges."""
+    (U = V, a positive definite A, when symmetric); X₀ = Aᵀ/‖A‖_F², inside the region
+    ‖I − AX₀‖ < 1 where Newton–Schulz converges, and not yet the inverse even when κ = 1."""
 
     def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
         from icsim.tasks.base import haar_orthogonal
@@ -184,7 +184,7 @@ class _NewtonSchulzCheck(Check):
         A = (U * s) @ Vt.transpose(1, 2)
         if fmt.symmetric:
             A = (A + A.transpose(1, 2)) / 2  # exactly symmetric in floating point
-        return A, A.transpose(1, 2).clone()
+        return A, A.transpose(1, 2) / (s**2).sum()
 
     def reference(self, info, problems):
         from icsim.algorithms.newton_schulz import newton_schulz as ns
