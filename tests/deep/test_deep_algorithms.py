@@ -129,6 +129,10 @@ def test_gradient_with_a_replaced_derivative_matches_autograd():
         loss = 0.5 * (((h @ W3.T)[:, 0] - p.y[b]) ** 2).mean()
         (ref,) = torch.autograd.grad(loss, wb)
         assert torch.allclose(g[b], ref, rtol=1e-11, atol=1e-13)
+    alg = icsim.algorithms.get(
+        "relu_network_gd", depth=3, width=4, step_size=0.1, derivative_ramp=0.5, w0=w
+    )
+    assert torch.allclose(alg.step(p, alg.init(p)), w - 0.1 * g, rtol=1e-14, atol=1e-15)
 
 
 def test_projections_match_numpy():
@@ -165,7 +169,14 @@ def test_init_is_seeded_and_w0_is_used():
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(step_size=0), dict(radius=-1.0), dict(norm="l1"), dict(depth=0), dict(seed=-1)],
+    [
+        dict(step_size=0),
+        dict(radius=-1.0),
+        dict(norm="l1"),
+        dict(depth=0),
+        dict(seed=-1),
+        dict(derivative_ramp=0.0),
+    ],
 )
 def test_gd_bad_input(kw):
     with pytest.raises(InputError):

@@ -30,6 +30,12 @@ def relu_derivative(z: torch.Tensor) -> torch.Tensor:
     return (z > 0).to(z.dtype)
 
 
+def ramp_derivative(width: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """r̂′(z) = clip(z/h, 0, 1): r′ with its jump replaced by a ramp of width h on [0, h], the
+    ReLU-sum approximation (1/h)(ReLU(z) − ReLU(z − h)) the `deep_gd` construction computes."""
+    return lambda z: torch.clamp(z / width, 0, 1)
+
+
 def training_loss(shape: NetworkShape, w: torch.Tensor, X: torch.Tensor, y: torch.Tensor):
     """L_n(w̄) = 1/(2n) Σ_i (f(w̄, x_i) − y_i)² per problem, [B]; 0 when n = 0."""
     r = network_forward(shape, w, X) - y
@@ -116,6 +122,8 @@ class ReluNetworkGD(Algorithm):
       the construction's MLP projects onto exactly) or "l2".
     w0: initial w̄, [D_w] or [B, D_w]. Default (None): random, He-scaled by `init_scale`
       (default 1), drawn from `seed` (default 0) per problem (`initial_weights`).
+    derivative_ramp: None (default) backpropagates with the exact r′; a width h > 0 uses
+      `ramp_derivative(h)` instead — the GD the `deep_gd` construction carries out exactly.
     State: w̄ [B, D_w]; predictions f(w̄_t, x_query).
     """
 
@@ -127,7 +135,9 @@ class ReluNetworkGD(Algorithm):
     init_scale: float = 1.0
     seed: int = 0
     w0: torch.Tensor | None = field(default=None, compare=False)
+    derivative_ramp: float | None = None
     name = "relu_network_gd"
+    family = "relu_network_regression"
 
     def __post_init__(self):
         _check_common(self.depth, self.width, self.init_scale, self.seed)
@@ -135,6 +145,8 @@ class ReluNetworkGD(Algorithm):
         if self.radius is not None:
             V.number("radius", self.radius, low=0, low_open=True)
         V.choice("norm", self.norm, NORMS)
+        if self.derivative_ramp is not None:
+            V.number("derivative_ramp", self.derivative_ramp, low=0, low_open=True)
 
     def shape(self, problem: Problem) -> NetworkShape:
         return NetworkShape(problem.X.shape[-1], self.depth, self.width)
@@ -143,7 +155,12 @@ class ReluNetworkGD(Algorithm):
         return _start(self, problem)
 
     def step(self, problem: Problem, w):
-        g = loss_gradient(self.shape(problem), w, problem.X, problem.y)
+        r = (
+            relu_derivative
+            if self.derivative_ramp is None
+            else ramp_derivative(self.derivative_ramp)
+        )
+        g = loss_gradient(self.shape(problem), w, problem.X, problem.y, r)
         return project(w - self.step_size * g, self.radius, self.norm)
 
     def predict(self, problem: Problem, w):
@@ -178,6 +195,7 @@ class ReluNetworkTrained(Algorithm):
     seed: int = 0
     w0: torch.Tensor | None = field(default=None, compare=False)
     name = "relu_network_trained"
+    family = "relu_network_regression"
 
     def __post_init__(self):
         _check_common(self.depth, self.width, self.init_scale, self.seed)

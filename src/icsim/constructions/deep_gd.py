@@ -39,7 +39,7 @@ What is exact and what is not (the paper has no code; this is the closest faithf
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -48,9 +48,10 @@ from icsim import _validate as V
 from icsim.algorithms.deep_gd import (
     initial_weights,
     loss_gradient,
-    project,
+    ramp_derivative,
     relu_derivative,
 )
+from icsim.constructions.base import Check, ConstructionInfo, in_dtype, register_check
 from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.errors import InputError
 from icsim.models.ewml import EWMLConfig, EWMLTransformer, LayerSpec
@@ -59,7 +60,7 @@ from icsim.tasks.base import TaskBatch
 from icsim.tasks.relu_network import NetworkShape, network_forward
 
 
-class Layout:
+class TokenLayout:
     """Where every quantity lives in the token [x; y; w̄; scratch; 1; t] (start indices).
 
     Lists are per layer j = 1..N at index j−1: z (pre-activations, z_N = f), p (hidden
@@ -111,10 +112,10 @@ class DeepGDFormat(TokenFormat):
     def __post_init__(self):
         V.positive_int("n_queries", self.n_queries)
         shape = NetworkShape(self.dim, self.depth, self.net_width)
-        object.__setattr__(self, "_layout", Layout(shape))
+        object.__setattr__(self, "_layout", TokenLayout(shape))
 
     @property
-    def layout(self) -> Layout:
+    def layout(self) -> TokenLayout:
         return self._layout
 
     @property
@@ -170,28 +171,17 @@ class DeepGDFormat(TokenFormat):
 
 
 def relu_sum_interpolant(f, radius: float, heads: int):
-    """Knots t_m (uniform on [−R, R]), coefficients c_m and constant c with
-    f̂(z) = c + Σ_m c_m ReLU(z − t_m) the piecewise-linear interpolant of f, constant outside
-    [−R, R] (Bai et al. 2023's sum-of-ReLUs approximation, one ReLU per head)."""
-    t = torch.linspace(-radius, radius, heads, dtype=torch.float64)
-    t = torch.where(t.abs() < 1e-12 * radius, 0.0, t)  # 0 exactly a knot for odd `heads`
+    """Knots t_m, coefficients c_m and constant c such that f̂(z) = c + Σ_m c_m ReLU(z − t_m) is
+    the piecewise-linear interpolant of f on `heads` knots of spacing h = 2R/(heads − 1), one of
+    them at 0 (so the grid is [−R, R] for odd `heads`), constant outside the knots (Bai et al.
+    2023's sum-of-ReLUs approximation, one ReLU per head). For r′ = 1[z > 0]: c_m = ±1/h at the
+    knots 0 and h, every other c_m = 0, f̂(z) = clip(z/h, 0, 1)."""
+    h = 2 * radius / (heads - 1)
+    t = (torch.arange(heads, dtype=torch.float64) - (heads - 1) // 2) * h
     vals = f(t)
-    slopes = (vals[1:] - vals[:-1]) / (t[1:] - t[:-1])
+    slopes = (vals[1:] - vals[:-1]) / h
     coef = torch.cat([slopes[:1], slopes[1:] - slopes[:-1], -slopes[-1:]])
     return t, coef, float(vals[0])
-
-
-def interpolant_function(knots, coef, const):
-    """z ↦ const + Σ_m c_m ReLU(z − t_m), elementwise (the reference for the r′ layer)."""
-
-    keep = coef != 0
-    knots, coef = knots[keep], coef[keep]
-
-    def f(z):
-        t, c = knots.to(z), coef.to(z)
-        return const + (c * torch.relu(z.unsqueeze(-1) - t)).sum(-1)
-
-    return f
 
 
 # ---- weights of the layers ------------------------------------------------------------------
@@ -222,7 +212,7 @@ def _forward_spec(shape, j):
     return LayerSpec("attention", n_head=2 * K[j], head_dim=K[j - 1])
 
 
-def _fill_forward(block, lay: Layout, j: int):
+def _fill_forward(block, lay: TokenLayout, j: int):
     """Layer j: z_j = W_j p_{j−1} with heads (k, ±) scoring ReLU(±W_j[k]·p_{j−1})."""
     shape, K, N = lay.shape, lay.shape.widths, lay.shape.depth
     k_in, k_out, D = K[j - 1], K[j], lay.width
@@ -241,7 +231,7 @@ def _fill_forward(block, lay: Layout, j: int):
     _set_attention(block, Q, Kk, Vv, P)
 
 
-def _derivative_units(lay: Layout) -> list[tuple[int, int]]:
+def _derivative_units(lay: TokenLayout) -> list[tuple[int, int]]:
     """Hidden units (j, l), j < N, whose r′ the derivative layer approximates."""
     K = lay.shape.widths
     return [(j, l) for j in range(1, lay.shape.depth) for l in range(K[j])]
@@ -252,7 +242,7 @@ def _unit_knots(coef, prune: bool) -> torch.Tensor:
     return torch.nonzero(coef).flatten() if prune else torch.arange(len(coef))
 
 
-def _fill_derivative(block, lay: Layout, knots, coef, const, prune: bool):
+def _fill_derivative(block, lay: TokenLayout, knots, coef, const, prune: bool):
     """M_j[:, l] = r̂′(z_jl)·W_{j+1}[:, l]: head (j, l, m) scores ReLU(z_jl − t_m) and carries
     c_m·W_{j+1}[:, l] from the key's w̄; a constant r̂′(−∞) ≠ 0 gets one more head of score 1."""
     shape, K = lay.shape, lay.shape.widths
@@ -275,7 +265,7 @@ def _fill_derivative(block, lay: Layout, knots, coef, const, prune: bool):
     _set_attention(block, Q, Kk, Vv, P)
 
 
-def _fill_loss(mlp, lay: Layout):
+def _fill_loss(mlp, lay: TokenLayout):
     """δ_N = f − y = ReLU(f − y) − ReLU(y − f)."""
     fc, proj = mlp.mlp.fc.weight, mlp.mlp.proj.weight
     fc.zero_()
@@ -290,7 +280,7 @@ def _ewml_hidden(shape: NetworkShape, j: int) -> int:
     return K[j] * K[j - 1] * (2 if j > 1 else 1)
 
 
-def _fill_ewml(layer, lay: Layout, j: int):
+def _fill_ewml(layer, lay: TokenLayout, j: int):
     """G_j[k, l] = δ_jk p_{j−1,l} and δ_{j−1,l} = Σ_k δ_jk M_{j−1}[k, l]."""
     shape, K = lay.shape, lay.shape.widths
     A, B, P = layer.a.weight, layer.b.weight, layer.proj.weight
@@ -308,7 +298,7 @@ def _fill_ewml(layer, lay: Layout, j: int):
                 u += 1
 
 
-def _fill_update(block, lay: Layout, step_size: float):
+def _fill_update(block, lay: TokenLayout, step_size: float):
     """w̄ ← w̄ − η·mean over context keys of G (score 1 on every key)."""
     D_w = lay.shape.n_params
     Q, Kk, Vv, P = _zeros(1, D_w, lay.width)
@@ -319,11 +309,11 @@ def _fill_update(block, lay: Layout, step_size: float):
     _set_attention(block, Q, Kk, Vv, P)
 
 
-def _projection_hidden(lay: Layout, radius) -> int:
+def _projection_hidden(lay: TokenLayout, radius) -> int:
     return 2 * (lay.scratch_end - lay.scratch) + (2 * lay.shape.n_params if radius else 0)
 
 
-def _fill_projection(mlp, lay: Layout, radius):
+def _fill_projection(mlp, lay: TokenLayout, radius):
     """Clip w̄ to [−radius, radius] and zero the scratch, exactly, with ReLUs."""
     fc, proj = mlp.mlp.fc.weight, mlp.mlp.proj.weight
     fc.zero_()
@@ -360,7 +350,7 @@ def deep_gd(
     steps: int = 2,
     step_size: float = 0.01,
     radius: float | None = None,
-    heads: int = 1025,
+    heads: int = 257,
     derivative_range: float = 4.0,
     prune_heads: bool = False,
     readout: bool = True,
@@ -368,17 +358,19 @@ def deep_gd(
     init_scale: float = 1.0,
     seed: int = 0,
     w0: torch.Tensor | None = None,
-    dtype="float32",
+    dtype="float64",
 ):
     """(model, token format) running `steps` = L steps of `relu_network_gd` (same depth, width,
     step_size, radius with norm="linf", seed, init_scale) in (2N+4)L (+N read-out) layers
     (Wu et al. 2025, Theorem 1; module docstring for the layer-by-layer recipe).
 
     heads: knots of the ReLU-sum interpolant of r′ on [−derivative_range, derivative_range]
-      (heads per hidden unit in the r′ layer; ramp width h = 2R/(heads − 1)). Default 1025
-      (h ≈ 0.008 for R = 4). prune_heads drops the zero-weight heads (same function).
+      (heads per hidden unit in the r′ layer; ramp width h = 2R/(heads − 1)). Default 257
+      (h = 1/32 for R = 4). prune_heads keeps only the 2 non-zero heads per unit (same
+      function, far cheaper to run).
     readout: append N forward layers so the read-out is f(w̄^(L), x_query) (default True).
-    dtype: of the weights ("float32" default, as other models; verification uses float64).
+    dtype: of the weights ("float64" default, as the other constructions; `.float()` it for
+      float32 runs — building in float32 rounds η, the knots and 1/h).
     """
     shape = NetworkShape(dim, depth, width)
     V.positive_int("steps", steps)
@@ -428,70 +420,159 @@ def deep_gd(
             for j in range(1, N + 1):
                 _fill_forward(layers[steps * (2 * N + 4) + j - 1], lay, j)
         model.read_out.weight[0, lay.z[-1]] = 1
-    model.deep_gd = {
-        "layers_per_step": 2 * N + 4,
-        "ramp_width": 2 * derivative_range / (heads - 1),
-        "derivative_heads": n_dheads,
-        "knots": knots,
-        "coef": coef,
-        "const": const,
-    }
-    return model.to(dtype), fmt
+    ramp = 2 * derivative_range / (heads - 1)
+    heads_per_layer = [spec.n_head for spec in specs if spec.kind == "attention"]
+    model.construction = ConstructionInfo(
+        name="deep_gd",
+        citation="Wu, Su, Hu, Song, Liu 2025 (Transformers are Deep Optimizers), Theorem 1",
+        algorithm="relu_network_gd",
+        hyperparameters=dict(
+            depth=depth,
+            width=width,
+            step_size=step_size,
+            radius=radius,
+            norm="linf",
+            init_scale=init_scale,
+            seed=seed,
+            derivative_ramp=ramp,
+        ),
+        steps=steps,
+        dim=dim,
+        layers=len(specs),
+        heads=max(heads_per_layer),
+        width=lay.width,
+        head_dim=max(spec.head_dim for spec in specs if spec.kind == "attention"),
+        layers_per_step=2 * N + 4,
+        formulas={
+            "layers": "(2N+4)·L + N read-out" if readout else "(2N+4)·L",
+            "width": "d + 1 + 2·D_w + O(N·K²) + 2",
+            "heads": "r′ layer: heads·(N−1)·K (2 per unit pruned); forward: 2K; update: 1",
+            "derivative_heads": str(n_dheads),
+        },
+    )
+    return model.to(dtype).eval(), fmt
 
 
 # ---- verification ---------------------------------------------------------------------------
 
 
-def _run(model, fmt, batch):
+def _derivative_heads(model) -> int:
+    return int(model.construction.formulas["derivative_heads"])
+
+
+def _ramp(model) -> float:
+    return model.construction.hyperparameters["derivative_ramp"]
+
+
+def model_weights(model, fmt, batch, chunk: int | None = None) -> torch.Tensor:
+    """The model's w̄ after every block, read from the hidden states: [L+1, B, D_w] (first token;
+    see `token_spread`). Runs `chunk` problems at a time (default: ~2·10⁷ attention scores)."""
+    info = model.construction
+    T = batch.n_points
+    chunk = chunk or max(1, int(2e7 // (info.heads * T * T)))
+    w0 = fmt.initial_weights(batch)  # per problem: a chunk must not redraw the first rows
+    out = []
     with torch.no_grad():
-        preds, hidden = fmt.run(model, batch, return_hidden=True)
-    per_step = model.deep_gd["layers_per_step"]
-    w_all = hidden[..., fmt.layout.w : fmt.layout.w + fmt.shape.n_params]  # [layers+1, B, T, D_w]
-    w_steps = w_all[::per_step]  # after 0, 1, ..., L blocks
-    return preds, w_all, w_steps
+        for i in range(0, batch.batch_size, chunk):
+            part = replace(batch, xs=batch.xs[i : i + chunk], ys=batch.ys[i : i + chunk])
+            part_fmt = replace(fmt, w0=w0[i : i + chunk])
+            _, hidden = part_fmt.run(model, part, return_hidden=True)
+            out.append(part_fmt.read_weights(hidden[info.step_blocks]))
+    return torch.cat(out, dim=1)
 
 
-def _measure(model, fmt, batch, steps, step_size, radius):
+def token_spread(model, fmt, batch) -> float:
+    """Largest difference between tokens' w̄ slots over all layers (0: every token agrees)."""
+    with torch.no_grad():
+        _, hidden = fmt.run(model, batch, return_hidden=True)
+    lay = fmt.layout
+    w = hidden[..., lay.w : lay.w + fmt.shape.n_params]
+    return (w - w[:, :, :1]).abs().amax().item()
+
+
+def _gd(model, fmt, batch, problem, exact: bool):
+    """relu_network_gd's trajectory from the model's start: its own r̂′ or (exact) the true r′."""
+    from icsim.algorithms import get as get_algorithm
+
+    hp = dict(model.construction.hyperparameters)
+    if exact:
+        hp["derivative_ramp"] = None
+    alg = get_algorithm("relu_network_gd", **hp, w0=fmt.initial_weights(batch))
+    return alg, alg.run(problem, model.construction.steps)
+
+
+def _measure(model, fmt, batch):
     """Per step l = 0..L (max over problems): the model's distance to GD, its one-step error
     ‖ε^(l)‖ with the theorem's bound η‖∇̃L_n − ∇L_n‖ at the model's previous iterate (∇̃: the
-    gradient with the model's r̂′, by `loss_gradient`), and its distance to GD with r̂′."""
+    gradient with the model's r̂′), and its distance to GD with r̂′ (the exactness check)."""
     problem = batch.split(batch.n_points - fmt.n_queries)
     X, y, shape = problem.X, problem.y, fmt.shape
-    preds, w_all, w_steps = _run(model, fmt, batch)
-    w_model = w_steps[: steps + 1, :, 0]  # [L+1, B, D_w]
-    spread = (w_all - w_all[:, :, :1]).abs().amax().item()  # w̄ is the same on every token
-    info = model.deep_gd
-    surrogate = interpolant_function(info["knots"], info["coef"], info["const"])
-
-    def gd_step(w, derivative=relu_derivative):
-        return project(w - step_size * loss_gradient(shape, w, X, y, derivative), radius, "linf")
-
-    w_gd, w_sur = [w_model[0]], [w_model[0]]
-    for _ in range(steps):
-        w_gd.append(gd_step(w_gd[-1]))
-        w_sur.append(gd_step(w_sur[-1], surrogate))
-    w_gd, w_sur = torch.stack(w_gd), torch.stack(w_sur)
+    w_model = model_weights(model, fmt, batch)  # [L+1, B, D_w]
+    exact_alg, exact = _gd(model, fmt, batch, problem, exact=True)
+    _, surrogate = _gd(model, fmt, batch, problem, exact=False)
     prev = w_model[:-1]
-    one_step = (w_model[1:] - torch.stack([gd_step(w) for w in prev])).norm(dim=-1)  # [L, B]
+    one_step = (w_model[1:] - torch.stack([exact_alg.step(problem, w) for w in prev])).norm(dim=-1)
+    ramp = ramp_derivative(_ramp(model))
     grad_err = torch.stack(
-        [loss_gradient(shape, w, X, y, surrogate) - loss_gradient(shape, w, X, y) for w in prev]
+        [loss_gradient(shape, w, X, y, ramp) - loss_gradient(shape, w, X, y) for w in prev]
     ).norm(dim=-1)  # [L, B]
-    bound = step_size * grad_err
-    pred_gd = network_forward(shape, w_gd[-1], problem.X_query)
-    scale = max(1.0, w_gd.norm(dim=-1).max().item())
+    bound = exact_alg.step_size * grad_err
+    with torch.no_grad():
+        preds = fmt.run(model, batch)
+    scale = max(1.0, exact.iterates.norm(dim=-1).max().item())
     zero = [0.0]
     return {
-        "distance_to_gd": (w_model - w_gd).norm(dim=-1).amax(-1).tolist(),
+        "distance_to_gd": (w_model - exact.iterates).norm(dim=-1).amax(-1).tolist(),
         "one_step_error": zero + one_step.amax(-1).tolist(),
         "bound": zero + bound.amax(-1).tolist(),
-        # nonexpansive projection: ‖ε^(l)‖ <= η‖∇̃ − ∇‖ per problem when the rest is exact
+        # the projection is nonexpansive: ‖ε^(l)‖ <= η‖∇̃ − ∇‖ per problem if the rest is exact
         "within_bound": bool((one_step <= bound * (1 + 1e-6) + 1e-12 * scale).all()),
         "epsilon": grad_err.max().item(),
-        "surrogate_deviation": (w_model - w_sur).norm(dim=-1).amax(-1).tolist(),
-        "prediction_deviation": (preds - pred_gd).abs().max().item(),
-        "token_spread": spread,
+        "surrogate_deviation": (w_model - surrogate.iterates).norm(dim=-1).amax(-1).tolist(),
+        "prediction_deviation": (preds - exact.predictions[-1]).abs().max().item(),
+        "token_spread": token_spread(model, fmt, batch),
         "scale": scale,
     }
+
+
+@register_check("deep_gd")
+class DeepGDCheck(Check):
+    """How `icsim.constructions.verify` (and `icsim construct deep_gd --verify`) checks the
+    construction: `relu_network_regression` prompts (a random network of the construction's depth
+    and width per prompt, 3·dim context examples by default), inputs rescaled per coordinate to a
+    covariance condition number κ, against `relu_network_gd` with the construction's r̂′
+    (`derivative_ramp`) — the GD the model carries out exactly; compared: w̄ after every block.
+    The distance to GD with the true r′, against Theorem 1's ηε, is `verify_deep_gd`'s report."""
+
+    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
+        from icsim.tasks import get as get_task
+
+        hp = info.hyperparameters
+        n_ctx = 3 * info.dim if n_context is None else n_context
+        task = get_task(
+            "relu_network_regression", dim=info.dim, depth=hp["depth"], width=hp["width"]
+        )
+        batch = task.sample(
+            n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
+        )
+        if condition_number != 1:  # coordinate scales 1 .. κ^{-1/2}: covariance condition κ
+            t = torch.linspace(0, 1, info.dim, dtype=torch.float64)
+            xs = batch.xs * condition_number ** (-t / 2)
+            ys = network_forward(fmt.shape, batch.w_star, xs)
+            batch = replace(batch, xs=xs, ys=ys)
+        return batch, n_ctx, fmt
+
+    def reference(self, info, problems):
+        from icsim.algorithms import get as get_algorithm
+
+        batch, n_ctx, fmt = problems
+        w0 = fmt.initial_weights(batch)
+        alg = get_algorithm("relu_network_gd", **info.hyperparameters, w0=w0)
+        return alg.run(batch, info.steps, n_context=n_ctx).iterates
+
+    def model_steps(self, model, fmt, problems, dtype):
+        batch = problems[0].to(dtype=dtype)
+        return model_weights(in_dtype(model, dtype), fmt, batch)
 
 
 def verify_deep_gd(
@@ -546,7 +627,7 @@ def verify_deep_gd(
     batch = task.sample(batch_size, n_context + 1, generator=gen, dtype=torch.float64)
 
     model, fmt = deep_gd(heads=heads, **params)
-    m = _measure(model, fmt, batch, steps, step_size, radius)
+    m = _measure(model, fmt, batch)
     tol = 1e-9 * m["scale"]
     exact_ok = max(m["surrogate_deviation"]) <= tol and m["token_spread"] <= tol
     meets_target = None if epsilon is None else max(m["one_step_error"]) <= step_size * epsilon
@@ -555,22 +636,23 @@ def verify_deep_gd(
     sweep["distance_by_step"] = {}
     for M in heads_sweep:
         mm, _ = deep_gd(heads=M, prune_heads=True, **params)
-        r = _measure(mm, fmt, batch, steps, step_size, radius)
+        r = _measure(mm, fmt, batch)
         sweep["heads"].append(M)
-        sweep["ramp_width"].append(mm.deep_gd["ramp_width"])
+        sweep["ramp_width"].append(_ramp(mm))
         sweep["max_distance_to_gd"].append(max(r["distance_to_gd"]))
         sweep["max_one_step_error"].append(max(r["one_step_error"]))
         sweep["distance_by_step"][M] = r["distance_to_gd"]
 
     passed = exact_ok and m["within_bound"] and meets_target is not False
+    info = model.construction
     result = {
         "construction": "deep_gd",
         "params": {**params, "heads": heads, "n_context": n_context, "batch_size": batch_size},
-        "layers": model.n_layers,
-        "layers_per_step": model.deep_gd["layers_per_step"],
+        "layers": info.layers,
+        "layers_per_step": info.layers_per_step,
         "heads": heads,
-        "derivative_heads": model.deep_gd["derivative_heads"],
-        "ramp_width": model.deep_gd["ramp_width"],
+        "derivative_heads": _derivative_heads(model),
+        "ramp_width": _ramp(model),
         "steps": list(range(steps + 1)),
         "distance_to_gd": m["distance_to_gd"],
         "one_step_error": m["one_step_error"],
@@ -594,9 +676,9 @@ def verify_deep_gd(
         "epsilon": m["epsilon"],
         "max_surrogate_deviation": max(m["surrogate_deviation"]),
         "prediction_deviation": m["prediction_deviation"],
-        "layers": model.n_layers,
-        "derivative_heads": model.deep_gd["derivative_heads"],
-        "ramp_width": model.deep_gd["ramp_width"],
+        "layers": info.layers,
+        "derivative_heads": _derivative_heads(model),
+        "ramp_width": _ramp(model),
         "passed": float(passed),
     }
     if figure is not None:
@@ -631,8 +713,15 @@ def plot_deep_gd(result: dict, path: str | Path) -> Path:
         a.axhline(target, color="k", lw=0.8, ls=":", label="η·ε target")
     a.set(xlabel="heads per unit in the r′ layer", ylabel="error", title="error against heads")
     a.legend(fontsize=8)
-    for M, dist in sw["distance_by_step"].items():
-        b.semilogy(result["steps"], [max(v, floor) for v in dist], marker=".", label=f"{M} heads")
+    cmap = plt.get_cmap("viridis")
+    for i, (M, dist) in enumerate(sw["distance_by_step"].items()):
+        b.semilogy(
+            result["steps"],
+            [max(v, floor) for v in dist],
+            marker=".",
+            color=cmap(i / max(len(sw["distance_by_step"]) - 1, 1)),
+            label=f"{M} heads",
+        )
     b.set(xlabel="GD step l (block)", ylabel="‖w̄^(l) − w̄^(l)_GD‖₂", title="error against L")
     b.legend(fontsize=7, ncol=2)
     fig.tight_layout()
