@@ -9,10 +9,11 @@ Per GD step (one "block" of 2N+4 residual layers, every layer acting on the whol
           identical on every token — with value 1, so the 1/n-normalised sum over the n context
           keys is ReLU(±z_jk): z_jk = ReLU(z) − ReLU(−z), p_jk = ReLU(z). Exact.
   N+1     attention, activation derivative: M_j = W_{j+1} diag(r̂′(z_j)) for j < N. r′ = 1[z > 0]
-          is replaced by r̂′, the piecewise-linear interpolant of r′ on `heads` uniform knots of
-          [−R, R], a sum of ReLUs (Bai et al. 2023's sum-of-ReLU approximation): head m of unit
-          (j, l) scores ReLU(z_jl − t_m) and carries value c_m·(column l of W_{j+1}). The only
-          approximate layer: r̂′ = r′ except on a ramp of width h = 2R/(heads − 1) next to 0.
+          is replaced by r̂′, its piecewise-linear interpolant on `heads` knots t_m of spacing
+          h = 2R/(heads − 1) with one knot at 0, written as a sum of ReLUs (Bai et al. 2023's
+          sum-of-ReLU approximation): head m of unit (j, l) scores ReLU(z_jl − t_m) and carries
+          the value c_m·(column l of W_{j+1}). The only approximate layer:
+          r̂′(z) = clip(z/h, 0, 1), equal to r′ except on the ramp 0 < z < h.
   N+2     MLP, loss derivative: δ_N = f − y = ReLU(f − y) − ReLU(y − f). Exact.
   N+3..2N+2  EWML (`icsim.models.ewml`), chain rule from j = N down to 1: G_j = δ_j p_{j−1}ᵀ
           (the token's share of ∂L/∂W_j) and δ_{j−1} = M_{j−1}ᵀ δ_j. Exact (products).
@@ -26,15 +27,18 @@ read-out returns: the prediction for the query tokens.
 What is exact and what is not (the paper has no code; this is the closest faithful version):
 - exact (to float rounding): the forward pass (ReLU is a ReLU), the squared-loss derivative, the
   chain rule (EWML products), the averaging over context tokens, the ℓ∞ projection;
-- approximate: r′ only. A step function has no uniform ReLU-sum approximation, so the theorem's
-  ‖ε‖ ≤ ηε holds only when few pre-activations fall on the ramp (0, h); it shrinks as the heads
-  grow and vanishes once h is below every |z|. For a step, only the 2 heads per unit whose knots
-  bound the jump carry non-zero weights (c = ±1/h); the head count matters only through h (the
+- approximate: r′ only. A step function has no uniform ReLU-sum approximation, so the
+  theorem's per-step error ‖ε^(l)‖ ≤ ηε has ε = the gradient error caused by the pre-activations
+  that fall on the ramp (0, h): it shrinks as the heads grow and vanishes once h is below every
+  positive pre-activation on the trajectory. For a step, only the 2 heads per unit at the knots
+  0 and h carry non-zero weights (c = ±1/h); the head count matters only through h (the
   weight-norm price 1/h of Bai et al.'s bound). `prune_heads=True` keeps only those heads.
 - not the paper's: the ℓ2-ball projection (no exact MLP; use norm="linf" in `relu_network_gd`);
   the query tokens are kept out of the gradient by the attention mask (keys = context tokens,
   as `Stacked`) rather than by t_i, which is carried but unused; the final N read-out layers.
-`verify_deep_gd` measures all of this against `relu_network_gd`.
+Checks: the model equals `relu_network_gd(derivative_ramp=h)` — GD with its own r̂′ — to float
+rounding (`DeepGDCheck`, used by `icsim construct deep_gd --verify`); `verify_deep_gd` measures
+the distance to exact GD, step by step, against Theorem 1's ηε, and against the number of heads.
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ class TokenLayout:
 
     Lists are per layer j = 1..N at index j−1: z (pre-activations, z_N = f), p (hidden
     activations, j < N), m (M_j = W_{j+1} diag(r̂′(z_j)), [K_{j+1}, K_j] row-major, j < N),
-    delta (δ_j = ∂L/∂z_j per token); g is the token's gradient share, laid out as w̄.
+    delta (δ_j = ∂ℓ_i/∂z_j of the token's own loss ℓ_i = ½(f − y_i)²); g is the token's share
+    G_i of the gradient (∇L_n = mean of G_i over the context), laid out as w̄.
     """
 
     def __init__(self, shape: NetworkShape):
@@ -711,7 +716,7 @@ def plot_deep_gd(result: dict, path: str | Path) -> Path:
     if result["epsilon_target"] is not None:
         target = result["params"]["step_size"] * result["epsilon_target"]
         a.axhline(target, color="k", lw=0.8, ls=":", label="η·ε target")
-    a.set(xlabel="heads per unit in the r′ layer", ylabel="error", title="error against heads")
+    a.set(xlabel="heads per unit in the r′ layer (knots)", ylabel="error", title="error vs heads")
     a.legend(fontsize=8)
     cmap = plt.get_cmap("viridis")
     for i, (M, dist) in enumerate(sw["distance_by_step"].items()):
