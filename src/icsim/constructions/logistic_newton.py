@@ -1,0 +1,502 @@
+"""Damped, inexact Newton for regularised logistic regression in a linear-attention + ReLU-MLP
+transformer (Giannou et al. 2025, "How Well Can Transformers Emulate In-context Newton's
+Method?", Thm 5.1 and its lemmas; our own weights, following the theorem's plan).
+
+Every Newton step on f(w) = (1/n) Σ log(1 + exp(−y_i wᵀa_i)) + (μ/2)‖w‖² is
+
+    z_i = wᵀa_i,  g = ∇f = (1/n) Σ (σ(z_i) − (1 + y_i)/2) a_i + μw,
+    H = (1/n) Σ σ'(z_i) a_i a_iᵀ + μI,  X ← k Newton–Schulz steps X(2I − HX) from X₀ = H/L²,
+    Δ = Xg,  λ² = gᵀΔ,  w ← w − [2√μ/(2√μ + λ)] Δ,
+
+i.e. the algorithm `logistic_inexact_newton`. Linear attention does every mean over the context
+and every product of quantities that are the same in all tokens (w, g, H, X, Δ: each token keeps
+a copy), exactly. ReLU MLPs do what attention cannot — non-linear functions of one token — by
+piecewise-linear interpolation on grids of W = `width` intervals: σ(z), σ'(z), the damping
+2√μ/(2√μ + √ℓ) of ℓ = λ², and the per-token products σ'(z_i)·a_i (H needs them: one attention
+layer is at most quadratic in a token's coordinates and H's summand is cubic), written as
+σ'a = ((4σ' + a)² − (4σ' − a)²)/16 with an interpolated square. Each interpolant's error is
+O(W⁻²): the construction follows damped Newton until a floor, set by the error of σ̂ (the
+fixed point solves ĝ(w) = 0), that falls about 4× each time the width doubles.
+
+Token (the `Stacked` format; its scratch holds the rest), one per example, queries last:
+    [a (d) | y (1) | w (d) | z, s = σ̂(z), s' = σ̂'(z) | g (d) | u = s'a (d) | H (d²) | X (d²) |
+     Z (d²) | Δ (d) | ℓ = λ² | η],   width 3d² + 5d + 6.
+Keys and values are the n context tokens only; attention is normalised by n (the 1/n of f).
+
+Blocks (attention + MLP) of one Newton step, 6 + 2k in all (the paper counts 11 + 2k layers):
+    1     attn z ← aᵀw (1 head)                           mlp s ← σ̂(z), s' ← σ̂'(z)
+    2     attn g ← mean_j (s_j − (1+y_j)/2) a_j + μw (2)  mlp u ← ŝ'·a (d products)
+    3     attn H ← μI + mean_j u_j a_jᵀ, X ← H/L² (d)     mlp —
+    2k    attn Z ← I − HX (d²);  attn X ← X + XZ (d²)     mlp clears Z
+    4     attn Δ ← Xg (d)                                 mlp —
+    5     attn ℓ ← gᵀΔ (1)                                mlp η ← η̂(ℓ)
+    6     attn w ← w − ηΔ (1)                             mlp clears the step's scratch
+then one block whose attention writes the queries' margins z_q = a_qᵀw_T, the read-out.
+Size: layers T(6 + 2k) + 1, heads d² (head dim d), width 3d² + 5d + 6, MLP hidden
+max(2d(W + 1), 2(2d² + 3d + 5)). Theorem 5.1: depth T(11 + 2k) and width
+O(d(1+μ)⁶/(ε⁴μ⁸)); here the MLP width for error ε is O(d/√ε).
+
+Assumes ‖a_i‖ ≤ 1 (the paper's assumption), which bounds what the grids must cover along damped
+Newton from w₀ = 0, where f(w_t) <= f(0) = ln 2: |z_i| <= ‖w‖ <= √(2 ln 2/μ); λ² from the
+self-concordance of f (see `decrement_range`); H <= (1/4 + μ)I, so X₀ = H/(1/4 + μ)² converges.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from icsim import _validate as V
+from icsim.algorithms.logistic import default_newton_schulz_steps
+from icsim.constructions.base import (
+    Check,
+    ConstructionInfo,
+    Layout,
+    finish,
+    in_dtype,
+    info_of,
+    register_check,
+)
+from icsim.constructions.registry import CONSTRUCTIONS
+from icsim.models import ModelConfig, Stacked, Transformer
+
+GIANNOU = "Giannou et al. 2025, How Well Can Transformers Emulate In-context Newton's Method?"
+DEFAULT_WIDTH = 128
+INVERSE_INITS = ("hessian", "identity", "warm")
+
+
+def token_layout(d: int) -> Layout:
+    return Layout(
+        a=d, y=1, w=d, z=1, s=1, sp=1, g=d, u=d, H=d * d, X=d * d, Z=d * d, delta=d, lam2=1, eta=1
+    )
+
+
+def layers_per_step(k: int) -> int:
+    return 6 + 2 * k
+
+
+def margin_range(mu: float) -> float:
+    """|wᵀa| <= ‖w‖ <= √(2 ln 2/μ) while f(w) <= f(0) = ln 2 (f >= μ‖w‖²/2) and ‖a‖ <= 1."""
+    return math.sqrt(2 * math.log(2) / mu)
+
+
+def decrement_range(mu: float) -> float:
+    """λ² <= (2√μ t)² with ω(t) = t − ln(1 + t) = ln 2/(4μ): when ‖a_i‖ <= 1, f is
+    self-concordant with constant M = 1/√μ, so f(w) − f* >= (4/M²) ω(Mλ(w)/2) (Nesterov 2004,
+    §4.1), and f(w) − f* <= f(0) = ln 2 along damped Newton. (3.99 for μ = 0.1.)"""
+    c, lo, hi = math.log(2) / (4 * mu), 0.0, 1.0
+    while hi - math.log1p(hi) < c:
+        hi *= 2
+    for _ in range(100):  # bisection: ω increases on [0, ∞)
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mid - math.log1p(mid) < c else (lo, mid)
+    return (2 * math.sqrt(mu) * hi) ** 2
+
+
+# --- writing weights ----------------------------------------------------------------------------
+# A "form" is a linear function of one token, {coordinate: coefficient}; key None = a constant.
+
+
+class _Block:
+    """Writes heads and MLP units into one block (through NumPy views of its float64 weights),
+    handing out head and unit indices in order."""
+
+    def __init__(self, block):
+        cfg = block.attn.cfg
+        H, hd, E = cfg.n_head, cfg.d_head, cfg.n_embd
+        attn = block.attn
+        self.q, self.k, self.v = (
+            lin.weight.data.numpy().reshape(H, hd, E) for lin in (attn.q, attn.k, attn.v)
+        )
+        self.qb, self.kb, self.vb = (
+            lin.bias.data.numpy().reshape(H, hd) for lin in (attn.q, attn.k, attn.v)
+        )
+        self.o = attn.proj.weight.data.numpy().reshape(E, H, hd)
+        self.ob = attn.proj.bias.data.numpy()
+        self.fc, self.fcb = block.mlp.fc.weight.data.numpy(), block.mlp.fc.bias.data.numpy()
+        self.pr, self.prb = block.mlp.proj.weight.data.numpy(), block.mlp.proj.bias.data.numpy()
+        self.head = self.unit = 0
+
+    @staticmethod
+    def _form(W, b, row, form: dict) -> None:
+        for key, c in form.items():
+            if key is None:
+                b[row] += c
+            else:
+                W[row, key] += c
+
+    def add_head(self, q: list, k: list, v: list, out: list) -> None:
+        """score_ij = Σ_m q_m(h_i) k_m(h_j); h_i[slot] += c · mean_j score_ij v_m(h_j) for every
+        {slot: c} in out[m]."""
+        h = self.head
+        for m, (fq, fk) in enumerate(zip(q, k, strict=True)):
+            self._form(self.q[h], self.qb[h], m, fq)
+            self._form(self.k[h], self.kb[h], m, fk)
+        for m, (fv, fo) in enumerate(zip(v, out, strict=True)):
+            self._form(self.v[h], self.vb[h], m, fv)
+            for slot, c in fo.items():
+                self.o[slot, h, m] += c
+        self.head += 1
+
+    def bias(self, slot: int, value: float) -> None:
+        """A constant the attention adds (its output projection's bias)."""
+        self.ob[slot] += value
+
+    def add_interpolant(self, x: dict, knots, values, out: int, scale: float = 1.0) -> None:
+        """h[out] += scale · p(x(h)), p the piecewise-linear interpolant of (knots, values), flat
+        outside them: p(x) = f₀ + Σ_j (slope_j − slope_{j−1}) ReLU(x − t_j), one unit per knot."""
+        t, f = np.asarray(knots, dtype=np.float64), np.asarray(values, dtype=np.float64)
+        slopes = np.concatenate([[0.0], np.diff(f) / np.diff(t), [0.0]])
+        units = slice(self.unit, self.unit + len(t))
+        for key, c in x.items():
+            if key is not None:
+                self.fc[units, key] += c
+        self.fcb[units] += x.get(None, 0.0) - t
+        self.pr[out, units] += scale * np.diff(slopes)
+        self.prb[out] += scale * f[0]
+        self.unit += len(t)
+
+    def add_clear(self, slots) -> None:
+        """h[s] ← 0 for every slot s: h_s − (ReLU(h_s) − ReLU(−h_s)), exact."""
+        for s in slots:
+            for sign in (1.0, -1.0):
+                self.fc[self.unit, s] = sign
+                self.pr[s, self.unit] = -sign
+                self.unit += 1
+
+
+def _slots(sl: slice) -> list[int]:
+    return list(range(sl.start, sl.stop))
+
+
+@CONSTRUCTIONS.register("logistic_newton")
+def logistic_newton(
+    dim: int = 5,
+    steps: int = 3,
+    mu: float = 0.1,
+    newton_schulz_steps: int | None = None,
+    width: int = DEFAULT_WIDTH,
+    inverse_init: str = "hessian",
+    n_queries: int = 1,
+    margin_bound: float | None = None,
+    decrement_bound: float | None = None,
+    dtype: torch.dtype = torch.float32,
+):
+    """T damped Newton steps on the μ-regularised logistic loss, each inverting its Hessian by
+    k Newton–Schulz steps in linear attention, with its scalar non-linearities interpolated by
+    ReLU MLPs on W-interval grids (Giannou et al. 2025, Thm 5.1). The module docstring gives
+    the token layout and the blocks.
+
+    dim: d. steps: T. mu: μ > 0 (default 0.1, the paper's experiments; their code 0.01).
+    newton_schulz_steps: k (default ⌈log₂(κ_f² ln 10¹⁰)⌉, κ_f = (1/4 + μ)/μ: 9 for μ = 0.1).
+    width: W, grid intervals of every interpolated function (default 128).
+    inverse_init: X₀ of each Newton step, L = 1/4 + μ: "hessian" (default; H/L², as Thm 4.2's
+      εAᵀA), "identity" (I/L) or "warm" (the previous step's X; H/L² at the first).
+    margin_bound, decrement_bound: the grids cover z ∈ [−R, R] and λ² ∈ [0, Λ] (defaults: the
+      bounds `margin_range(μ)`, `decrement_range(μ)` that hold when ‖a_i‖ ≤ 1; smaller values
+      sharpen the grids but lose the guarantee).
+    dtype: of the returned model (float32 default; float64 to measure errors below 1e-6).
+    Reference: `logistic_inexact_newton(mu, newton_schulz_steps=k, inverse_init=...)` up to the
+    interpolation error; `logistic_damped_newton(mu)` up to that and the Newton–Schulz error.
+    Read-out: the queries' margins a_qᵀw_T; `weights_per_step` reads w_0..w_T.
+    """
+    d = V.positive_int("dim", dim)
+    T = V.nonnegative_int("steps", steps)
+    mu = V.number("mu", mu, low=0, low_open=True)
+    k = default_newton_schulz_steps(mu) if newton_schulz_steps is None else newton_schulz_steps
+    V.nonnegative_int("newton_schulz_steps", k)
+    W = V.positive_int("width", width)
+    if W < 2:
+        raise V.InputError(f"width must be >= 2 grid intervals, got {width}.")
+    V.choice("inverse_init", inverse_init, INVERSE_INITS)
+    V.positive_int("n_queries", n_queries)
+    R = margin_range(mu) if margin_bound is None else margin_bound
+    V.number("margin_bound", R, low=0, low_open=True)
+    Lam = decrement_range(mu) if decrement_bound is None else decrement_bound
+    V.number("decrement_bound", Lam, low=0, low_open=True)
+    if dtype not in (torch.float32, torch.float64):
+        raise V.InputError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}.")
+
+    S = token_layout(d)
+    a, w, g, u, dl = (_slots(sl) for sl in (S.a, S.w, S.g, S.u, S.delta))
+    y, z, s, sp, lam2, eta = (sl.start for sl in (S.y, S.z, S.s, S.sp, S.lam2, S.eta))
+
+    def mat(sl: slice, p: int, q: int) -> int:
+        return sl.start + p * d + q
+
+    one = {None: 1.0}
+    L = 0.25 + mu  # >= λ_max(H) when ‖a_i‖ <= 1
+    scratch = [z, s, sp, *g, *u, *_slots(S.H), *dl, lam2, eta]
+    if inverse_init != "warm":
+        scratch += _slots(S.X)
+    hidden = max(2 * d * (W + 1), 2 * len(scratch))
+    P = layers_per_step(k)
+    cfg = ModelConfig(
+        n_dims_in=S.width,
+        n_dims_out=1,
+        n_layer=T * P + 1,
+        n_head=d * d,
+        n_embd=S.width,
+        head_dim=d,
+        attention="linear",
+        normalize_attention=True,
+        mlp=True,
+        mlp_hidden=hidden,
+        activation="relu",
+        layer_norm=False,
+        positional=False,
+        read_in=False,
+        bias=True,
+        causal=False,
+    )
+    with torch.random.fork_rng(devices=[]):  # the random init is discarded: keep the user's RNG
+        model = Transformer(cfg).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    zgrid = np.linspace(-R, R, W + 1)
+    sqgrid = np.linspace(-1.0, 2.0, W + 1)  # 4σ' ± a ∈ [−1, 2] when |a| <= 1
+    lgrid = Lam * np.linspace(0.0, 1.0, W + 1) ** 2  # uniform in λ: the damping is steep at 0
+    sig = 1 / (1 + np.exp(-zgrid))
+    damp = 2 * math.sqrt(mu) / (2 * math.sqrt(mu) + np.sqrt(lgrid))
+    blocks = iter(model.blocks)
+    for t in range(T):
+        b = _Block(next(blocks))  # 1: margins, σ, σ'
+        b.add_head([{i: 1.0} for i in a], [{i: 1.0} for i in w], [one], [{z: 1.0}])
+        b.add_interpolant({z: 1.0}, zgrid, sig, s)
+        b.add_interpolant({z: 1.0}, zgrid, sig * (1 - sig), sp)
+
+        b = _Block(next(blocks))  # 2: gradient; u = σ'(z)·a
+        residual = {s: 1.0, y: -0.5, None: -0.5}  # σ(z_j) − (1 + y_j)/2
+        b.add_head([one], [residual], [{i: 1.0} for i in a], [{i: 1.0} for i in g])
+        b.add_head([one], [one], [{i: mu} for i in w], [{i: 1.0} for i in g])
+        for m in range(d):
+            for sign in (1.0, -1.0):
+                b.add_interpolant({sp: 4.0, a[m]: sign}, sqgrid, sqgrid**2, u[m], sign / 16)
+
+        b = _Block(next(blocks))  # 3: Hessian, and X₀
+        fresh = inverse_init != "warm" or t == 0
+        for p in range(d):  # row p of H: mean_j u_jp a_jᵀ
+            outs = [{mat(S.H, p, l): 1.0} for l in range(d)]
+            if fresh and inverse_init != "identity":
+                outs = [{**o, mat(S.X, p, l): 1 / L**2} for l, o in enumerate(outs)]
+                b.bias(mat(S.X, p, p), mu / L**2)
+            b.add_head([one], [{u[p]: 1.0}], [{i: 1.0} for i in a], outs)
+            b.bias(mat(S.H, p, p), mu)
+            if fresh and inverse_init == "identity":
+                b.bias(mat(S.X, p, p), 1 / L)
+
+        for _ in range(k):  # Newton–Schulz: Z = I − HX, then X ← X + XZ = X(2I − HX)
+            b = _Block(next(blocks))
+            for p in range(d):
+                for l in range(d):
+                    b.add_head(
+                        [{mat(S.H, p, m): 1.0} for m in range(d)],
+                        [{mat(S.X, m, l): 1.0} for m in range(d)],
+                        [one],
+                        [{mat(S.Z, p, l): -1.0}],
+                    )
+                b.bias(mat(S.Z, p, p), 1.0)
+            b = _Block(next(blocks))
+            for p in range(d):
+                for l in range(d):
+                    b.add_head(
+                        [{mat(S.X, p, m): 1.0} for m in range(d)],
+                        [{mat(S.Z, m, l): 1.0} for m in range(d)],
+                        [one],
+                        [{mat(S.X, p, l): 1.0}],
+                    )
+            b.add_clear(_slots(S.Z))
+
+        b = _Block(next(blocks))  # 4: Newton direction Δ = Xg
+        for p in range(d):
+            b.add_head(
+                [{mat(S.X, p, m): 1.0} for m in range(d)],
+                [{i: 1.0} for i in g],
+                [one],
+                [{dl[p]: 1.0}],
+            )
+
+        b = _Block(next(blocks))  # 5: λ² = gᵀΔ and the damping η
+        b.add_head([{i: 1.0} for i in g], [{i: 1.0} for i in dl], [one], [{lam2: 1.0}])
+        b.add_interpolant({lam2: 1.0}, lgrid, damp, eta)
+
+        b = _Block(next(blocks))  # 6: w ← w − ηΔ; clear the step's scratch
+        b.add_head([one], [{eta: 1.0}], [{i: 1.0} for i in dl], [{i: -1.0} for i in w])
+        b.add_clear(scratch)
+
+    b = _Block(next(blocks))  # read-out block: the margins aᵀw_T
+    b.add_head([{i: 1.0} for i in a], [{i: 1.0} for i in w], [one], [{z: 1.0}])
+    model.read_out.weight.data[0, z] = 1.0
+
+    info = ConstructionInfo(
+        name="logistic_newton",
+        citation=GIANNOU + ", Thm 5.1",
+        algorithm="logistic_inexact_newton",
+        hyperparameters={"mu": mu, "newton_schulz_steps": k, "inverse_init": inverse_init},
+        steps=T,
+        dim=d,
+        layers=T * P + 1,
+        heads=d * d,
+        width=S.width,
+        head_dim=d,
+        layers_per_step=P,
+        formulas={
+            "layers": "T(6 + 2k) + 1 (paper: T(11 + 2k))",
+            "heads": "d²",
+            "width": "3d² + 5d + 6",
+            "head_dim": "d",
+            "mlp_hidden": "max(2d(W + 1), 2(2d² + 3d + 5)) (paper: O(d(1+μ)⁶/(ε⁴μ⁸)))",
+            "grid_intervals": W,
+        },
+    )
+    model = finish(model, info).to(dtype)
+    return model, Stacked(d, n_queries=n_queries, scratch=S.width - d - 1)
+
+
+def weights_per_step(model, fmt: Stacked, batch) -> torch.Tensor:
+    """w_0..w_T [T+1, B, d] as the model holds them (w-slot of the first token after each step)."""
+    info = info_of(model)
+    S = token_layout(info.dim)
+    with torch.no_grad():
+        _, hidden = fmt.run(model, batch, return_hidden=True)
+    return torch.stack([hidden[b][:, 0, S.w] for b in info.step_blocks])
+
+
+@register_check("logistic_newton")
+class _LogisticCheck(Check):
+    """Logistic prompts (‖a_i‖ <= 1, `logistic_regression` task) against the inexact damped
+    Newton the construction runs; compared through w_t after every step."""
+
+    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
+        from icsim.tasks import get as get_task
+
+        n_ctx = 5 * info.dim + 1 if n_context is None else n_context
+        task = get_task("logistic_regression", dim=info.dim, condition_number=condition_number)
+        batch = task.sample(
+            n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
+        )
+        return batch, n_ctx
+
+    def reference(self, info, problems):
+        from icsim import algorithms
+
+        batch, n_ctx = problems
+        algorithm = algorithms.get(info.algorithm, **info.hyperparameters)
+        return algorithm.run(batch, info.steps, n_context=n_ctx).iterates
+
+    def model_steps(self, model, fmt, problems, dtype):
+        batch, _ = problems
+        return weights_per_step(in_dtype(model, dtype), fmt, batch.to(dtype=dtype))
+
+
+# --- measuring the construction against damped Newton -------------------------------------------
+
+
+def error_table(
+    widths=(32, 64, 128, 256),
+    newton_schulz_steps=(None,),
+    steps: int = 6,
+    dim: int = 5,
+    n_context: int = 26,
+    mu: float = 0.1,
+    n_problems: int = 64,
+    condition_number: float = 1.0,
+    inverse_init: str = "hessian",
+    seed: int = 0,
+    path: str | Path | None = None,
+) -> dict:
+    """Error of the construction's w_t against the exact damped-Newton iterate (and against the
+    optimum w*_μ) after every step t = 0..T, for every width W and Newton–Schulz count k, in
+    float64 on `n_problems` prompts of the `logistic_regression` task (seeded).
+
+    Returns {"steps": [0..T], "damped_newton_to_optimum": mean ‖w_t − w*‖ of exact damped Newton,
+    "rows": [{"width", "newton_schulz_steps", "layers", "error" (mean over prompts of
+    ‖ŵ_t − w_t‖ per step), "max_error", "error_to_optimum", "floor" (mean ‖ŵ_T − w*‖)}, ...]}
+    and, when `path` is given, writes the figure there (PNG).
+    """
+    from icsim.algorithms.logistic import LogisticDampedNewton
+    from icsim.tasks import get as get_task
+
+    task = get_task("logistic_regression", dim=dim, condition_number=condition_number)
+    gen = torch.Generator().manual_seed(seed)
+    batch = task.sample(n_problems, n_context + 1, generator=gen, dtype=torch.float64)
+    problem = batch.split(n_context)
+    exact = LogisticDampedNewton(mu=mu).run(problem, steps).iterates
+    optimum = LogisticDampedNewton(mu=mu).run(problem, 60).iterates[-1]
+    table = {
+        "steps": list(range(steps + 1)),
+        "damped_newton_to_optimum": (exact - optimum).norm(dim=-1).mean(1).tolist(),
+        "rows": [],
+    }
+    for k in newton_schulz_steps:
+        for W in widths:
+            model, fmt = logistic_newton(
+                dim=dim,
+                steps=steps,
+                mu=mu,
+                newton_schulz_steps=k,
+                width=W,
+                inverse_init=inverse_init,
+                dtype=torch.float64,
+            )
+            ws = weights_per_step(model, fmt, batch)
+            err = (ws - exact).norm(dim=-1)
+            to_opt = (ws - optimum).norm(dim=-1)
+            table["rows"].append(
+                {
+                    "width": W,
+                    "newton_schulz_steps": model.construction.hyperparameters[
+                        "newton_schulz_steps"
+                    ],
+                    "layers": model.construction.layers,
+                    "error": err.mean(1).tolist(),
+                    "max_error": err.amax(1).tolist(),
+                    "error_to_optimum": to_opt.mean(1).tolist(),
+                    "floor": to_opt[-1].mean().item(),
+                }
+            )
+    if path is not None:
+        plot_error_table(table, path)
+    return table
+
+
+def plot_error_table(table: dict, path: str | Path) -> Path:
+    """Two panels, log scale: ‖ŵ_t − w_t‖ per step, and ‖ŵ_t − w*‖ beside damped Newton's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    t = table["steps"]
+    widths = sorted({row["width"] for row in table["rows"]})
+    ks = sorted({row["newton_schulz_steps"] for row in table["rows"]})
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
+    styles = ["-", "--", ":", "-."]
+    for row in table["rows"]:
+        style = {
+            "color": colours[widths.index(row["width"])],
+            "linestyle": styles[ks.index(row["newton_schulz_steps"]) % len(styles)],
+            "marker": ".",
+            "label": f"W={row['width']}, k={row['newton_schulz_steps']}",
+        }
+        left.semilogy(t[1:], row["error"][1:], **style)
+        right.semilogy(t, row["error_to_optimum"], **style)
+    right.semilogy(
+        t, table["damped_newton_to_optimum"], color="red", lw=2, label="damped Newton (exact)"
+    )
+    left.set(xlabel="Newton step t", ylabel="mean ‖ŵ_t − w_t‖ (vs exact damped Newton)")
+    right.set(xlabel="Newton step t", ylabel="mean ‖w_t − w*_μ‖")
+    left.set_title("construction vs damped Newton, per step")
+    right.set_title("distance to the optimum")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
