@@ -86,6 +86,7 @@ class ISTA(Algorithm):
     lam: float = DEFAULT_LAM
     step_size: float | None = None
     name = "ista"
+    family = "sparse_recovery"
 
     def __post_init__(self):
         _check_common(self.lam, self.step_size)
@@ -113,6 +114,7 @@ class FISTA(Algorithm):
     lam: float = DEFAULT_LAM
     step_size: float | None = None
     name = "fista"
+    family = "sparse_recovery"
 
     def __post_init__(self):
         _check_common(self.lam, self.step_size)
@@ -149,6 +151,7 @@ class Lasso(Algorithm):
     tol: float = 1e-12
     max_iter: int = 100_000
     name = "lasso"
+    family = "sparse_recovery"
     closed_form = True
 
     def __post_init__(self):
@@ -375,6 +378,7 @@ class LISTAAlgorithm(_UnrolledAlgorithm):
     """LISTA (Gregor & LeCun 2010) run layer by layer; `network` a trained `LISTA`."""
 
     name = "lista"
+    family = "sparse_recovery"
     kind = LISTA
 
 
@@ -384,18 +388,19 @@ class LISTACPAlgorithm(_UnrolledAlgorithm):
     """LISTA-CP (Chen et al. 2018) run layer by layer; `network` a trained `LISTACP`."""
 
     name = "lista_cp"
+    family = "sparse_recovery"
     kind = LISTACP
 
 
-def fista_bound(X: torch.Tensor, beta_star: torch.Tensor, k: int) -> torch.Tensor:
-    """2L‖β_0 − β*‖²/(k+1)² with β_0 = 0: FISTA's objective-gap bound (Beck & Teboulle 2009,
-    Thm. 4.4) at step k, per problem."""
-    return 2 * lipschitz_constant(X) * (beta_star * beta_star).sum(-1) / (k + 1) ** 2
+def fista_bound(X: torch.Tensor, minimiser: torch.Tensor, k: int) -> torch.Tensor:
+    """2L‖β_0 − β̂‖²/(k+1)² with β_0 = 0 and β̂ the LASSO minimiser: FISTA's bound on
+    F(β_k) − F(β̂) (Beck & Teboulle 2009, Thm. 4.4), per problem."""
+    return 2 * lipschitz_constant(X) * (minimiser * minimiser).sum(-1) / (k + 1) ** 2
 
 
-def ista_bound(X: torch.Tensor, beta_star: torch.Tensor, k: int) -> torch.Tensor:
-    """L‖β_0 − β*‖²/(2k): ISTA's objective-gap bound (Beck & Teboulle 2009, Thm. 3.1)."""
-    return lipschitz_constant(X) * (beta_star * beta_star).sum(-1) / (2 * max(k, 1))
+def ista_bound(X: torch.Tensor, minimiser: torch.Tensor, k: int) -> torch.Tensor:
+    """L‖β_0 − β̂‖²/(2k): ISTA's bound on F(β_k) − F(β̂) (Beck & Teboulle 2009, Thm. 3.1)."""
+    return lipschitz_constant(X) * (minimiser * minimiser).sum(-1) / (2 * max(k, 1))
 
 
 __all__ = [
