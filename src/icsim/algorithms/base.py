@@ -41,6 +41,8 @@ class Algorithm:
     name: str = "algorithm"
     #: True for closed-form estimators: their trajectory is constant in t.
     closed_form: bool = False
+    #: the task family whose problems it solves (analysis compares like with like)
+    family: str = "linear_regression"
 
     def init(self, problem: Problem):
         raise NotImplementedError

@@ -3,7 +3,7 @@ trained on in-context linear regression tracks least squares (their Fig. 2)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,7 +18,7 @@ from icsim.training import Curriculum, TrainConfig, Trainer
 BASELINES = {
     "least_squares": {"algorithm": "least_squares"},
     "averaging": {"algorithm": "averaging"},
-    "nearest_neighbours": {"algorithm": "nearest_neighbours", "params": {"k": 3}},
+    "nearest_neighbours": {"algorithm": "nearest_neighbours", "params": {"n_neighbors": 3}},
     "gradient_descent": {
         "algorithm": "gradient_descent",
         "steps": 100,

@@ -76,6 +76,11 @@ class LinearRegression(Task):
                 "condition_number/max_eigenvalue apply to x_distribution='gaussian' only; "
                 "drop them or use the gaussian distribution."
             )
+        if dim == 1 and condition_number != 1:
+            raise V.InputError(
+                f"condition_number={condition_number} needs dim >= 2 (one dimension has no "
+                "spread of eigenvalues); use dim >= 2 or condition_number=1."
+            )
         if sparsity is not None:
             V.positive_int("sparsity", sparsity)
             if sparsity > dim:

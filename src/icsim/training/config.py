@@ -29,7 +29,9 @@ class Curriculum:
             V.positive_int(f"curriculum.{name}", getattr(self, name))
         V.nonnegative_int("curriculum.dims_inc", self.dims_inc)
         V.nonnegative_int("curriculum.points_inc", self.points_inc)
-        if self.dims_start > self.dims_end or self.points_start > self.points_end:
+        if self.enabled and (
+            self.dims_start > self.dims_end or self.points_start > self.points_end
+        ):
             raise InputError(
                 "curriculum start values must not exceed end values, got dims "
                 f"{self.dims_start}→{self.dims_end}, points {self.points_start}→{self.points_end}."
