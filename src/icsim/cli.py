@@ -7,6 +7,7 @@ the traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -14,14 +15,17 @@ from pathlib import Path
 from icsim.errors import InputError
 
 EXIT_USAGE = 2
+# a full, read-only or forbidden disk: the user's to fix, so one message instead of a traceback
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 def _load_json(path: str, what: str) -> dict:
+    """Config files are JSON, parsed with the standard library's data-only parser."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_bytes())
     except OSError as e:
         raise InputError(f"cannot read {what} {path}: {e.strerror}.") from None
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # bad JSON or encoding, absurd nesting
         raise InputError(f"{what} {path} is not valid JSON: {e}.") from None
 
 
@@ -47,9 +51,22 @@ def cmd_list(args) -> int:
 
 # -- train ----------------------------------------------------------------------------------
 def cmd_train(args, rest: list[str]) -> int:
+    from icsim.training import TrainingDiverged
+
+    try:
+        return _train(args, rest)
+    except TrainingDiverged as e:  # not a usage error (exit 1), but no traceback either
+        if args.debug:
+            raise
+        print(f"icsim: {e}", file=sys.stderr)
+        return 1
+
+
+def _train(args, rest: list[str]) -> int:
     import tyro
 
     from icsim.training import TrainConfig, Trainer, from_dict
+    from icsim.training.config import checked, deferred_checks
 
     if args.resume:
         if rest:
@@ -61,13 +78,15 @@ def cmd_train(args, rest: list[str]) -> int:
     default = TrainConfig()
     if args.config:
         default = from_dict(TrainConfig, _load_json(args.config, "config file"), args.config)
-    cfg = tyro.cli(
-        TrainConfig,
-        args=rest,
-        default=default,
-        prog="icsim train",
-        description="Train a model on an in-context task (flags override --config).",
-    )
+    with deferred_checks():  # checked below, so bad values read like every other user error
+        cfg = tyro.cli(
+            TrainConfig,
+            args=rest,
+            default=default,
+            prog="icsim train",
+            description="Train a model on an in-context task (flags override --config).",
+        )
+    cfg = checked(cfg)
     seeds = args.seeds
     if seeds < 1:
         raise InputError(f"--seeds must be >= 1, got {seeds}.")
@@ -139,7 +158,10 @@ def cmd_construct(args) -> int:
     icsim.constructions.CONSTRUCTIONS.factory(args.name)  # unknown name -> clear error
     from icsim.constructions import verify as V
 
-    params = json.loads(args.params) if args.params else {}
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except (ValueError, RecursionError) as e:
+        raise InputError(f"--params is not valid JSON ({e}): {args.params!r}.") from None
     if not isinstance(params, dict):
         raise InputError(f"--params must be a JSON object, got {args.params!r}.")
     result = V.verify(
@@ -203,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare with the algorithm; exit 1 above the tolerance",
     )
+    for command in sub.choices.values():  # `icsim COMMAND --debug` works too
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
     return p
 
 
@@ -230,6 +256,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"icsim: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        if args.debug or e.errno not in DISK_ERRORS:
+            raise
+        print(
+            f"icsim: error: cannot write {e.filename or 'to disk'}: {e.strerror}. Files already "
+            "written are kept; free space or choose a writable location (icsim train --resume "
+            "RUN_DIR continues a run).",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(

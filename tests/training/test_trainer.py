@@ -103,7 +103,8 @@ def test_corrupt_checkpoints_are_rejected_and_resume_falls_back(tmp_path):
     (newest / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(InputError, match="SHA-256"):
         ckpt.load(newest)
-    assert Trainer.resume(tmp_path / "r", quiet=True).step == 10
+    with pytest.warns(ckpt.CheckpointSkipped, match="step_00000020"):
+        assert Trainer.resume(tmp_path / "r", quiet=True).step == 10
 
 
 def test_nan_loss_stops_with_clear_message(tmp_path):

@@ -2,9 +2,11 @@
 
 A checkpoint is a directory `step_XXXXXXXX/` holding `model.safetensors`, `state.safetensors`
 (optimizer moments and RNG states) and `meta.json` (model config, step, optimizer
-hyper-parameters, SHA-256 of both tensor files). It is assembled in a temporary directory,
-every file fsync'ed, then renamed into place, so a process killed at any moment leaves either
-the previous or the new checkpoint complete. Nothing is ever unpickled.
+hyper-parameters, SHA-256 of both tensor files and of itself). It is assembled in a temporary
+directory, every file fsync'ed, then renamed into place, so a process killed at any moment
+leaves either the previous or the new checkpoint complete. Loading verifies every checksum;
+nothing is ever unpickled (only JSON and safetensors are parsed), so a file from elsewhere
+cannot run code.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,6 +25,15 @@ from safetensors.torch import load_file, save_file
 from icsim.errors import InputError
 
 PREFIX = "step_"
+TENSOR_FILES = ("model.safetensors", "state.safetensors")
+
+
+class CheckpointError(InputError):
+    """A checkpoint that cannot be written, or one that is incomplete, corrupt or tampered."""
+
+
+class CheckpointSkipped(UserWarning):
+    """A newer checkpoint was not intact and an older one is used instead."""
 
 
 def _sha256(path: Path) -> str:
@@ -30,6 +42,13 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _meta_digest(meta: dict) -> str:
+    """SHA-256 of the sidecar itself (canonical JSON without this entry): a flipped digit in
+    meta.json that still parses (a step, a shape) is caught too."""
+    body = json.loads(json.dumps({k: v for k, v in meta.items() if k != "meta_sha256"}))
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -63,36 +82,71 @@ def restore_optimizer(optimizer, tensors: dict, meta: dict) -> None:
 def save(
     run_dir: Path, step: int, model: torch.nn.Module, extra_tensors: dict, meta: dict, keep: int = 3
 ) -> Path:
-    """Write checkpoint `step` atomically and keep the newest `keep` ones."""
+    """Write checkpoint `step` atomically and keep the newest `keep` ones.
+
+    Every file is written into a temporary directory and fsync'ed before one rename publishes
+    it; a failed write (a full or read-only disk) removes the temporary directory and leaves
+    the earlier checkpoints as they were."""
     ckpt_root = Path(run_dir) / "checkpoints"
-    ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"{PREFIX}{step:08d}"
-    tmp = ckpt_root / f".tmp_{PREFIX}{step:08d}_{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     model_sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(model_sd, tmp / "model.safetensors")
-    save_file(extra_tensors, tmp / "state.safetensors")
-    meta = {
-        **meta,
-        "step": step,
-        "sha256": {
-            "model.safetensors": _sha256(tmp / "model.safetensors"),
-            "state.safetensors": _sha256(tmp / "state.safetensors"),
-        },
-    }
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-    for f in tmp.iterdir():
-        _fsync(f)
-    _fsync(tmp)
-    if final.exists():  # same step written again (e.g. after a resume): replace it
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync(ckpt_root)
+    bad = [k for k, v in model_sd.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:  # never let NaN/inf weights replace a good checkpoint
+        from icsim.training.trainer import TrainingDiverged
+
+        kept = list_checkpoints(run_dir)
+        raise TrainingDiverged(
+            f"training diverged by step {step}: weight {bad[0]!r} is NaN/inf; not saving it. "
+            + (f"The last good checkpoint is {kept[-1]}. " if kept else "")
+            + "Lower --lr or enable --grad-clip."
+        )
+    tmp = ckpt_root / f".tmp_{PREFIX}{step:08d}_{os.getpid()}"
+    try:
+        ckpt_root.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(ckpt_root)
+        tmp.mkdir()
+        save_file(model_sd, tmp / "model.safetensors")
+        save_file(extra_tensors, tmp / "state.safetensors")
+        meta = {
+            **meta,
+            "step": step,
+            "sha256": {name: _sha256(tmp / name) for name in TENSOR_FILES},
+        }
+        meta["meta_sha256"] = _meta_digest(meta)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        for f in tmp.iterdir():
+            _fsync(f)
+        _fsync(tmp)
+        if final.exists():  # same step written again (e.g. after a resume): swap it out
+            os.replace(final, ckpt_root / f".old_{final.name}_{os.getpid()}")
+        os.replace(tmp, final)
+        _fsync(ckpt_root)
+    except (OSError, SafetensorError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = [c for c in list_checkpoints(run_dir) if c != final]
+        reason = getattr(e, "strerror", None) or str(e)
+        raise CheckpointError(
+            f"cannot write checkpoint {final}: {reason}. "
+            + (f"The previous checkpoint {kept[-1]} is intact. " if kept else "")
+            + "Free space or make the directory writable, then continue with --resume."
+        ) from None
     for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        # renamed first, so a kill while deleting never leaves a half-deleted step_* directory
+        trash = ckpt_root / f".old_{old.name}_{os.getpid()}"
+        try:
+            os.replace(old, trash)
+        except OSError:
+            continue
+        shutil.rmtree(trash, ignore_errors=True)
+    _remove_leftovers(ckpt_root)
     return final
+
+
+def _remove_leftovers(ckpt_root: Path) -> None:
+    """Remove temporary and half-deleted directories left by a process that was killed."""
+    for p in ckpt_root.iterdir():
+        if p.name.startswith((".tmp_", ".old_")):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -102,50 +156,79 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
 
 
+def _corrupt(ckpt: Path, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {ckpt} {why}; it is incomplete, corrupt or tampered with: "
+        "resume from an earlier one (--resume picks the newest intact checkpoint)."
+    )
+
+
 def load(ckpt: Path) -> tuple[dict, dict, dict]:
-    """(model tensors, extra tensors, meta) of one checkpoint; InputError if it is not intact."""
+    """(model tensors, extra tensors, meta) of one checkpoint; CheckpointError if it is not
+    intact. Only JSON and safetensors are parsed: nothing is unpickled, no code runs."""
     ckpt = Path(ckpt)
-    meta_path = ckpt / "meta.json"
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(
-            f"checkpoint {ckpt} has no readable meta.json ({e}); "
-            "it is incomplete or corrupt: resume from an earlier one."
-        ) from None
-    for name, digest in meta.get("sha256", {}).items():
+        meta = json.loads((ckpt / "meta.json").read_bytes())
+    except FileNotFoundError:
+        raise _corrupt(ckpt, "has no meta.json sidecar") from None
+    except OSError as e:
+        raise _corrupt(ckpt, f"has an unreadable meta.json ({e.strerror})") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, nesting
+        raise _corrupt(ckpt, f"has a meta.json that is not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise _corrupt(ckpt, "has a meta.json that is not a JSON object")
+    digests = meta.get("sha256")
+    if not isinstance(digests, dict) or not all(
+        isinstance(digests.get(n), str) for n in TENSOR_FILES
+    ):
+        raise _corrupt(ckpt, f"has a meta.json without SHA-256 checksums of {TENSOR_FILES}")
+    if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):
+        raise _corrupt(ckpt, "has a meta.json that does not match its own SHA-256")
+    step = meta.get("step")
+    if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0) or (
+        ckpt.name.startswith(PREFIX) and ckpt.name != f"{PREFIX}{step:08d}"
+    ):
+        raise _corrupt(ckpt, f"records step {step!r}, which does not match its name")
+    for name in TENSOR_FILES:
         path = ckpt / name
-        if not path.exists() or _sha256(path) != digest:
-            raise InputError(
-                f"checkpoint file {path} is missing or does not match its SHA-256 "
-                "in meta.json (truncated or tampered): resume from an earlier one."
-            )
+        try:
+            ok = _sha256(path) == digests[name]
+        except OSError as e:
+            raise _corrupt(ckpt, f"has no readable {name} ({e.strerror})") from None
+        if not ok:
+            raise _corrupt(ckpt, f"has a {name} that does not match its SHA-256 in meta.json")
     try:
-        return load_file(ckpt / "model.safetensors"), load_file(ckpt / "state.safetensors"), meta
+        return load_file(ckpt / TENSOR_FILES[0]), load_file(ckpt / TENSOR_FILES[1]), meta
     except (SafetensorError, OSError, ValueError) as e:
-        raise InputError(f"checkpoint {ckpt} is not valid safetensors ({e}).") from None
+        raise _corrupt(ckpt, f"holds a file that is not valid safetensors ({e})") from None
 
 
 def latest_intact(run_dir: Path) -> tuple[Path, tuple] | None:
-    """The newest checkpoint that loads and verifies, with its contents; None if there is none."""
+    """The newest checkpoint that loads and verifies, with its contents; None if there is none.
+    Each newer one that fails is named in a `CheckpointSkipped` warning."""
     for ckpt in reversed(list_checkpoints(run_dir)):
         try:
             return ckpt, load(ckpt)
-        except InputError:
-            continue
+        except CheckpointError as e:
+            warnings.warn(f"skipping {ckpt.name}: {e}", CheckpointSkipped, stacklevel=2)
     return None
 
 
 def load_model_weights(model: torch.nn.Module, tensors: dict, where: str) -> None:
+    """Copy checkpoint tensors into `model`; CheckpointError naming the first weight whose
+    name or shape does not fit (a checkpoint of another model config)."""
     expected = model.state_dict()
     for name, t in expected.items():
         if name not in tensors or tensors[name].shape != t.shape:
             got = tuple(tensors[name].shape) if name in tensors else "missing"
-            raise InputError(
+            raise CheckpointError(
                 f"{where}: weight {name!r} has shape {got}, the model expects "
                 f"{tuple(t.shape)}; the checkpoint belongs to another model config."
             )
     unexpected = set(tensors) - set(expected)
     if unexpected:
-        raise InputError(f"{where}: unexpected weights {sorted(unexpected)[:3]}…")
+        raise CheckpointError(
+            f"{where}: unexpected weights {sorted(unexpected)[:3]}; "
+            "the checkpoint belongs to another model config."
+        )
     model.load_state_dict(tensors)

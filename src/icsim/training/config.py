@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+import contextlib
+import contextvars
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from icsim import _validate as V
 from icsim.errors import InputError, did_you_mean
@@ -25,6 +28,9 @@ class Curriculum:
     interval: int = 2000
 
     def __post_init__(self):
+        if not _checking.get():
+            return
+        check_types(self, prefix="curriculum.")
         for name in ("dims_start", "dims_end", "points_start", "points_end", "interval"):
             V.positive_int(f"curriculum.{name}", getattr(self, name))
         V.nonnegative_int("curriculum.dims_inc", self.dims_inc)
@@ -66,6 +72,8 @@ class TrainConfig:
     attention: str = "softmax"
     mlp: bool = True
     layer_norm: bool = True
+    positional: bool = True  # learned positional embedding (transformers only)
+    read_in: bool = True  # linear read-in; False feeds tokens as they are (n_embd = width)
     # optimisation
     steps: int = 500_000
     batch_size: int = 64
@@ -87,6 +95,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
 
     def __post_init__(self):
+        if not _checking.get():
+            return
+        check_types(self)
         for name in (
             "dim",
             "n_layer",
@@ -113,6 +124,25 @@ class TrainConfig:
                 f"curriculum.dims_end={self.curriculum.dims_end} exceeds dim={self.dim}; "
                 f"set curriculum.dims_end <= {self.dim}."
             )
+        self._check_names_and_shapes()
+
+    def _check_names_and_shapes(self) -> None:
+        """Unknown task/model/format names and task parameters fail here, before a run directory
+        is made, by building the task and the model's config (both cheap; no weights)."""
+        import icsim.models
+        import icsim.tasks
+        from icsim.training.trainer import model_config
+
+        icsim.tasks.TASKS.factory(self.task)  # unknown name -> "did you mean"
+        icsim.models.MODELS.factory(self.model)
+        icsim.models.FORMATS.factory(self.token_format)
+        if "dim" in self.task_params:
+            raise InputError("task_params must not hold 'dim': set the top-level dim instead.")
+        try:
+            icsim.tasks.get(self.task, dim=self.dim, **self.task_params)
+        except TypeError as e:  # a task constructor refusing a value's type
+            raise InputError(f"task_params for task {self.task!r}: {e}.") from None
+        model_config(self)
 
     @property
     def n_points(self) -> int:
@@ -122,33 +152,113 @@ class TrainConfig:
         return asdict(self)
 
 
-def from_dict(cls, data: dict, where: str = "config"):
-    """Build a (nested) frozen dataclass from JSON data, rejecting unknown keys with a hint."""
+_checking = contextvars.ContextVar("icsim_config_checking", default=True)
+
+
+@contextlib.contextmanager
+def deferred_checks():
+    """Build configs without their checks inside this block; run them afterwards with
+    `checked(cfg)`. The CLI parses flags this way because its parser (tyro) would turn our
+    InputError into its own error box, with no traceback even under --debug."""
+    token = _checking.set(False)
+    try:
+        yield
+    finally:
+        _checking.reset(token)
+
+
+def checked(cfg: TrainConfig) -> TrainConfig:
+    """`cfg` rebuilt with every check (types, ranges, names) run."""
+    return replace(cfg, curriculum=replace(cfg.curriculum))
+
+
+def from_dict(cls, data: dict, where: str = "config", _path: str = ""):
+    """Build a (nested) frozen dataclass from JSON data, rejecting unknown keys with a hint and
+    wrong types by name (the dataclass's own checks then reject out-of-range values)."""
     if not isinstance(data, dict):
-        raise InputError(f"{where} must be a JSON object, got {type(data).__name__}.")
+        raise InputError(
+            f"{where}: {_path.rstrip('.') or 'the config'} must be a JSON object, "
+            f"got {_short(data)} ({_json_type(data)})."
+        )
     names = {f.name: f for f in fields(cls)}
+    hints = _hints(cls)
     kwargs = {}
     for key, value in data.items():
         if key not in names:
             raise InputError(
-                f"{where} has no key {key!r}.{did_you_mean(key, names)} "
+                f"{where} has no key {_path + str(key)!r}.{did_you_mean(key, names)} "
                 f"Allowed: {', '.join(names)}."
             )
-        default = getattr(cls(), key) if _has_defaults(cls) else None
-        if is_dataclass(default) and isinstance(value, dict):
-            value = from_dict(type(default), value, f"{where}.{key}")
-        elif isinstance(default, tuple) and isinstance(value, list):
-            value = tuple(value)
+        if is_dataclass(hints[key]) and isinstance(value, dict):
+            value = from_dict(hints[key], value, where, f"{_path}{key}.")
         kwargs[key] = value
     try:
         return cls(**kwargs)
-    except TypeError as e:  # a wrong type that the dataclass itself rejected
+    except InputError as e:
         raise InputError(f"{where}: {e}") from None
 
 
-def _has_defaults(cls) -> bool:
-    try:
-        cls()
-        return True
-    except TypeError:
-        return False
+# -- types ------------------------------------------------------------------------------------
+_HINTS: dict[type, dict] = {}
+
+
+def _hints(cls) -> dict:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _json_type(value) -> str:
+    kinds = [(bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string")]
+    for t, name in [*kinds, (dict, "an object"), (list, "a list"), (tuple, "a list")]:
+        if isinstance(value, t):
+            return name
+    return "null" if value is None else type(value).__name__
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_types(obj, prefix: str = "") -> None:
+    """Check every field of a frozen dataclass against its annotation, converting JSON forms
+    (int -> float, list -> tuple, object -> nested dataclass); bool is not accepted as a number."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        fixed = _coerce(prefix + f.name, value, _hints(type(obj))[f.name])
+        if fixed is not value:
+            object.__setattr__(obj, f.name, fixed)
+
+
+def _coerce(name: str, value, hint):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        ok, expected = isinstance(value, bool), "true or false"
+    elif hint is int:
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif hint is float:
+        ok, expected = V._is_number(value), "a number"
+        if ok and isinstance(value, int):
+            if abs(value) >= 2**1023:  # float() would overflow
+                raise InputError(f"{name} must be a finite number, got {_short(value)}.")
+            value = float(value)
+    elif hint is str:
+        ok, expected = isinstance(value, str), "a string"
+    elif origin is tuple:
+        expected = f"a list of {len(args)} numbers"
+        ok = isinstance(value, (list, tuple)) and len(value) == len(args)
+        if ok:
+            return tuple(_coerce(f"{name}[{i}]", v, t) for i, (v, t) in enumerate(zip(value, args)))
+    elif origin is dict:
+        expected = "an object with string keys"
+        ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    elif is_dataclass(hint):
+        if isinstance(value, dict):
+            return from_dict(hint, value, "TrainConfig", f"{name}.")
+        ok, expected = isinstance(value, hint), f"an object of {hint.__name__} fields"
+    else:  # an annotation this checker does not know: the dataclass validates it
+        return value
+    if not ok:
+        raise InputError(f"{name} must be {expected}, got {_short(value)} ({_json_type(value)}).")
+    return value
