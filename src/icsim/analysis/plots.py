@@ -18,8 +18,10 @@ def plot_curves(
     logy: bool = False,
     vline: float | None = None,
     vline_label: str = "",
+    hlines: dict | None = None,
 ) -> Path:
-    """One line per curve with its interval band where the curve has one."""
+    """One line per curve with its interval band where the curve has one; `hlines` maps a label
+    to a reference level drawn dashed."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, c in curves.items():
         (line,) = ax.plot(c["x"], c["y"], label=name, marker="." if len(c["x"]) < 30 else None)
@@ -32,6 +34,8 @@ def plot_curves(
         ax.set_yscale("log")
     if vline is not None:
         ax.axvline(vline, color="grey", linestyle=":", label=vline_label or None)
+    for label, level in (hlines or {}).items():
+        ax.axhline(level, linestyle="--", lw=1, color="black", alpha=0.6, label=label)
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

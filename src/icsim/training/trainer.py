@@ -51,7 +51,8 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
         attention=cfg.attention,
         mlp=cfg.mlp,
         layer_norm=cfg.layer_norm,
-        positional=cfg.model != "lstm",
+        positional=cfg.positional and cfg.model != "lstm",
+        read_in=cfg.read_in,
         max_positions=max(tokens, 1),
     )
 
