@@ -19,6 +19,7 @@ from icsim import provenance, rundir
 from icsim.errors import InputError
 from icsim.models import ModelConfig, build, get_format
 from icsim.training import checkpoint as ckpt
+from icsim.training import distributed
 from icsim.training.config import TrainConfig, from_dict
 
 
@@ -94,6 +95,9 @@ class Trainer:
         self.task = build_task(cfg)
         self.fmt = token_format(cfg)
         self.model_cfg = model_config(cfg)
+        self.rank, self.world_size = distributed.setup(self.device, cfg.batch_size)
+        if self.rank != 0:  # under torchrun, rank 0 alone writes the run directory
+            run_dir = None
         self.run_dir = None if run_dir is None else rundir.prepare(run_dir, overwrite, _resuming)
         torch.manual_seed(cfg.seed)
         self.model = build(cfg.model, self.model_cfg).to(self.device)
@@ -108,11 +112,15 @@ class Trainer:
         )
         self.step = 0
         self._forward = self.model
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._forward = DistributedDataParallel(self.model)
         if cfg.compile or cfg.amp:
             if self.device.type != "cuda":
                 self._notice("amp/compile requested on a CPU: skipped (they need a GPU).")
             elif cfg.compile:
-                self._forward = torch.compile(self.model)
+                self._forward = torch.compile(self._forward)
         if self.run_dir is not None and not _resuming:
             rundir.write_json(self.run_dir / "config.json", self.describe())
 
@@ -124,6 +132,7 @@ class Trainer:
             "model_config": self.model_cfg.to_dict(),
             "parameters": self.model.num_parameters(),
             "seed": self.cfg.seed,
+            "world_size": self.world_size,  # data-parallel processes (torchrun)
             "device": provenance.device_name(self.device),
             "versions": provenance.versions(),
             "git_commit": provenance.git_commit(),
@@ -155,7 +164,8 @@ class Trainer:
         trainer.generator.set_state(state_t["rng.generator"].to(torch.uint8))
         torch.set_rng_state(state_t["rng.torch"].to(torch.uint8))
         trainer.step = meta["step"]
-        trainer._truncate_logs(trainer.step)
+        if trainer.run_dir is not None:  # not on the ranks that write nothing
+            trainer._truncate_logs(trainer.step)
         trainer._notice(f"resumed {run_dir} from step {trainer.step}.")
         return trainer
 
@@ -198,6 +208,7 @@ class Trainer:
         batch = self.task.sample(
             cfg.batch_size, points, generator=self.generator, device=self.device, active_dims=dims
         )
+        batch = distributed.shard(batch, self.rank, self.world_size)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(cfg, self.step)
         loss = self.loss(batch)
@@ -251,7 +262,7 @@ class Trainer:
             n_acc += 1
             bar.update(1)
             if self.step % cfg.log_every == 0 or self.step == end:
-                last_loss = (acc / n_acc).item()
+                last_loss = distributed.mean_over_ranks(acc / n_acc).item()
                 self._check_finite(last_loss)
                 now = time.perf_counter()
                 rate = n_acc / (now - t_last)
