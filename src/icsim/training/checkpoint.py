@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 
 from icsim.errors import InputError
 
@@ -189,18 +190,21 @@ def load(ckpt: Path) -> tuple[dict, dict, dict]:
         ckpt.name.startswith(PREFIX) and ckpt.name != f"{PREFIX}{step:08d}"
     ):
         raise _corrupt(ckpt, f"records step {step!r}, which does not match its name")
+    tensors = []
     for name in TENSOR_FILES:
-        path = ckpt / name
+        # Read once, then hash and parse the same bytes: safetensors' load_file would map the
+        # file, so a later change to it on disk would show through (or crash, if truncated).
         try:
-            ok = _sha256(path) == digests[name]
+            data = (ckpt / name).read_bytes()
         except OSError as e:
             raise _corrupt(ckpt, f"has no readable {name} ({e.strerror})") from None
-        if not ok:
+        if hashlib.sha256(data).hexdigest() != digests[name]:
             raise _corrupt(ckpt, f"has a {name} that does not match its SHA-256 in meta.json")
-    try:
-        return load_file(ckpt / TENSOR_FILES[0]), load_file(ckpt / TENSOR_FILES[1]), meta
-    except (SafetensorError, OSError, ValueError) as e:
-        raise _corrupt(ckpt, f"holds a file that is not valid safetensors ({e})") from None
+        try:
+            tensors.append(load_safetensors(data))
+        except (SafetensorError, ValueError) as e:
+            raise _corrupt(ckpt, f"has a {name} that is not valid safetensors ({e})") from None
+    return tensors[0], tensors[1], meta
 
 
 def latest_intact(run_dir: Path) -> tuple[Path, tuple] | None:

@@ -1,0 +1,89 @@
+"""SIGKILL `icsim train` at random moments, resume it each time, and end with exactly the weights
+of an uninterrupted run (issue 8). Checkpoints every 5 steps make a kill during a checkpoint
+write likely; after each kill every checkpoint on disk must still verify."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from icsim.training import TrainConfig, Trainer, from_dict
+from icsim.training import checkpoint as ckpt
+
+STEPS = 200
+FLAGS = ["--dim", "3", "--n-layer", "1", "--n-head", "1", "--n-embd", "8", "--steps", str(STEPS),
+         "--batch-size", "4", "--log-every", "5", "--checkpoint-every", "5",
+         "--keep-checkpoints", "2", "--curriculum.no-enabled", "--curriculum.dims-end", "3",
+         "--curriculum.points-end", "5"]  # fmt: skip
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def start(*args):
+    cmd = [sys.executable, "-m", "icsim.cli", "train", *args]
+    return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def newest_step(run):
+    names = [c.name for c in ckpt.list_checkpoints(run)]
+    return int(names[-1].removeprefix(ckpt.PREFIX)) if names else -1
+
+
+def kill_after(proc, run, step, delay):
+    """SIGKILL `proc` `delay` seconds after checkpoint `step` appears."""
+    deadline = time.monotonic() + 240
+    while newest_step(run) < step:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training never reached the kill step"
+        time.sleep(0.01)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return newest_step(run)
+
+
+def assert_every_checkpoint_intact(run):
+    for c in ckpt.list_checkpoints(run):
+        ckpt.load(c)  # raises if a kill left it half-written
+
+
+def test_sigkill_at_random_steps_then_resume_is_bit_identical(tmp_path):
+    rng = random.Random(8)  # random moments, the same ones on every run of the test
+    run = tmp_path / "run"
+    proc = start("--out", str(run), "--quiet", *FLAGS)
+    at = 0
+    for kill in range(2):
+        at = kill_after(proc, run, step=at + rng.randrange(5, 60, 5), delay=rng.uniform(0, 0.3))
+        assert 0 < at < STEPS  # really interrupted mid-run
+        assert_every_checkpoint_intact(run)
+        if kill == 0:  # the uninterrupted reference, with the config the child saved
+            saved = json.loads((run / "config.json").read_text())["train"]
+            reference = Trainer(from_dict(TrainConfig, saved), quiet=True)
+            reference.train()
+        proc = start("--resume", str(run))  # not --quiet: it says where it resumed
+        err, deadline = "", time.monotonic() + 120
+        while "resumed" not in err:  # wait for that line, then let it run on
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            err += proc.stderr.readline()
+        assert f"from step {at}." in err  # from the newest checkpoint the kill left
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["step"] == STEPS
+
+    weights, state, _ = ckpt.load(run / "checkpoints" / f"step_{STEPS:08d}")
+    want = reference.model.state_dict()
+    assert weights.keys() == want.keys()
+    for name in want:
+        assert torch.equal(weights[name], want[name]), name
+    want_state, _ = ckpt.optimizer_tensors(reference.optimizer)
+    for name in want_state:  # Adam's moments too, so a further resume also matches
+        assert torch.equal(state[name], want_state[name]), name
+    assert torch.equal(state["rng.generator"], reference.generator.get_state())
+    steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(5, STEPS + 1, 5))  # the log has every step once, in order
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
