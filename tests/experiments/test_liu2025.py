@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from icsim.experiments import reproduce
+from icsim.experiments.liu2025 import LiuConfig
+from icsim.training import Curriculum, TrainConfig
+
+LAYERS, STEPS = 2, 6
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    cfg = LiuConfig(
+        train=TrainConfig(
+            task="sparse_recovery",
+            dim=6,
+            task_params={"sparsity": 2},
+            n_layer=LAYERS,
+            n_head=2,
+            n_embd=16,
+            steps=20,
+            batch_size=32,
+            lr=3e-3,
+            log_every=10,
+            checkpoint_every=20,
+            curriculum=Curriculum(enabled=False, dims_end=6, points_end=11),
+        ),
+        n_demos=5,
+        fewer_demos=3,
+        more_demos=8,
+        algorithm_steps=STEPS,
+        lista_steps=150,
+        lista_batch=128,
+        lista_lr=3e-3,
+        demo_counts=(3, 5, 8),
+        probe_prompts=128,
+        eval_prompts=128,
+        eval_queries=4,
+    )
+    out = reproduce("liu2025-sparse-l2o", config=cfg, out=tmp_path_factory.mktemp("liu") / "r")
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+def test_curves_scalars_and_report(run):
+    out, m = run
+    c = m["curves"]
+    assert len(c["error_by_layer_transformer"]["y"]) == LAYERS + 1  # embedding + layers
+    assert len(c["error_by_step_ista"]["y"]) == len(c["error_by_step_fista"]["y"]) == STEPS + 1
+    assert len(c["error_by_step_lista"]["y"]) == LAYERS + 1  # K defaults to the depth
+    assert c["error_vs_demos_transformer"]["x"] == [3, 5, 8]
+    for curve in c.values():
+        assert len(curve["x"]) == len(curve["y"])
+    settings = ("train_matrix", "new_matrix", "fewer_demos", "more_demos", "shared_supports")
+    for setting in settings:
+        for method in ("transformer", "ista", "fista", "lista", "lista_cp", "lasso"):
+            assert f"{setting}.{method}_db" in m["scalars"]
+    report = (out / "report.md").read_text()
+    assert "Generalisation table" in report and "paper's claim" in report
+    assert (out / "error_by_layer_new_matrix.png").exists()
+
+
+def test_errors_start_at_zero_db_and_lista_is_tied_to_its_matrix(run):
+    c, s = run[1]["curves"], run[1]["scalars"]
+    # every solver starts from β = 0, whose error is the signal itself: exactly 0 dB
+    for m in ("ista", "fista", "lista", "lista_cp"):
+        assert abs(c[f"error_by_step_{m}"]["y"][0]) < 1e-9
+    # ISTA with step 1/L descends: after 6 steps it is well below the zero estimate
+    assert c["error_by_step_ista"]["y"][-1] < -1.0
+    # LISTA trained for X_A helps on X_A, but not on an unseen matrix X_B
+    assert s["train_matrix.lista_db"] < s["new_matrix.lista_db"] - 1.0
