@@ -44,9 +44,12 @@ def assert_same_weights(a: dict, b: dict, what: str):
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=f"{what}: {name}")
 
 
-@pytest.mark.parametrize("token_format", ["interleaved", "stacked"])
-def test_models_trained_together_equal_each_trained_alone(token_format):
-    cfg = replace(TINY, token_format=token_format)
+@pytest.mark.parametrize(
+    "token_format, model",
+    [("interleaved", "transformer"), ("stacked", "transformer"), ("interleaved", "looped")],
+)
+def test_models_trained_together_equal_each_trained_alone(token_format, model):
+    cfg = replace(TINY, token_format=token_format, model=model)
     multi = MultiSeedTrainer(cfg, SEEDS, quiet=True)
     start = [m.state_dict() for m in multi.models()]
     out = multi.train()

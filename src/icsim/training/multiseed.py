@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from icsim import _validate as V
 from icsim import provenance, rundir
@@ -152,11 +153,7 @@ class MultiSeedTrainer:
         use_amp = self.cfg.amp and self.device.type == "cuda"
         # PyTorch has no vmap rule for the CPU flash-attention kernel (it would loop over the
         # models); the math kernel is made of batched matmuls and is exact.
-        math_sdpa = (
-            torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH)
-            if self.device.type == "cpu"
-            else nullcontext()
-        )
+        math_sdpa = sdpa_kernel(SDPBackend.MATH) if self.device.type == "cpu" else nullcontext()
         with math_sdpa, torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             return vmap(self._loss)(self.params, self.buffers, xs, ys)
 
