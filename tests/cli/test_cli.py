@@ -8,8 +8,9 @@ from icsim.cli import main
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "icsim.cli", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "icsim.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_list_shows_every_registry(capsys):
@@ -37,10 +38,34 @@ def test_user_errors_exit_2_with_one_line(argv, needle):
 
 def test_train_then_eval(tmp_path):
     out = tmp_path / "run"
-    r = run("train", "--out", str(out), "--quiet", "--dim", "3", "--n-layer", "1", "--n-head",
-            "1", "--n-embd", "8", "--steps", "5", "--batch-size", "4", "--log-every", "5",
-            "--curriculum.dims-start", "3", "--curriculum.dims-end", "3",
-            "--curriculum.points-start", "7", "--curriculum.points-end", "7")
+    r = run(
+        "train",
+        "--out",
+        str(out),
+        "--quiet",
+        "--dim",
+        "3",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "1",
+        "--n-embd",
+        "8",
+        "--steps",
+        "5",
+        "--batch-size",
+        "4",
+        "--log-every",
+        "5",
+        "--curriculum.dims-start",
+        "3",
+        "--curriculum.dims-end",
+        "3",
+        "--curriculum.points-start",
+        "7",
+        "--curriculum.points-end",
+        "7",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[-1])["step"] == 5
     r = run("eval", str(out), "--prompts", "16")
@@ -58,3 +83,43 @@ def test_bad_train_flag_value_exits_2(tmp_path):
     assert r.returncode == 2
     assert "dim" in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_divergence_is_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from icsim.training import Trainer
+
+    def nan_step(self):
+        self.step += 1
+        return torch.tensor(float("nan"))
+
+    monkeypatch.setattr(Trainer, "train_step", nan_step)
+    argv = [
+        "train",
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+        "--dim",
+        "3",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "1",
+        "--n-embd",
+        "8",
+        "--steps",
+        "20",
+        "--log-every",
+        "5",
+        "--curriculum.no-enabled",
+        "--curriculum.dims-end",
+        "3",
+        "--curriculum.points-end",
+        "5",
+    ]
+    assert main(argv[:3] + ["--overwrite"] + argv[3:]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("icsim: training diverged at step 5") and err.count("\n") == 1
+    last = json.loads((tmp_path / "r/metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 5 and last["diverged"]  # the step is recorded

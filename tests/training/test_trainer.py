@@ -10,8 +10,17 @@ from icsim.training import checkpoint as ckpt
 from icsim.training.trainer import lr_at
 
 TINY = TrainConfig(
-    dim=4, n_layer=2, n_head=2, n_embd=16, steps=40, batch_size=8, lr=1e-3, warmup_steps=5,
-    schedule="cosine", log_every=5, checkpoint_every=10,
+    dim=4,
+    n_layer=2,
+    n_head=2,
+    n_embd=16,
+    steps=40,
+    batch_size=8,
+    lr=1e-3,
+    warmup_steps=5,
+    schedule="cosine",
+    log_every=5,
+    checkpoint_every=10,
     curriculum=Curriculum(dims_start=2, dims_end=4, points_start=5, points_end=9, interval=10),
 )
 
@@ -58,10 +67,22 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path):
 
 def test_training_reduces_loss_and_run_dir_records_provenance(tmp_path):
     # a one-layer linear self-attention model learns in-context regression within steps
-    cfg = TrainConfig(dim=3, n_layer=1, n_head=1, n_embd=4, token_format="stacked",
-                      attention="linear", mlp=False, layer_norm=False, steps=200,
-                      batch_size=128, lr=1e-2, log_every=50, checkpoint_every=200,
-                      curriculum=Curriculum(enabled=False, dims_end=3, points_end=11))
+    cfg = TrainConfig(
+        dim=3,
+        n_layer=1,
+        n_head=1,
+        n_embd=4,
+        token_format="stacked",
+        attention="linear",
+        mlp=False,
+        layer_norm=False,
+        steps=200,
+        batch_size=128,
+        lr=1e-2,
+        log_every=50,
+        checkpoint_every=200,
+        curriculum=Curriculum(enabled=False, dims_end=3, points_end=11),
+    )
     t = Trainer(cfg, tmp_path / "r", quiet=True)
     batch = t.task.sample(2048, 11, generator=torch.Generator().manual_seed(99))
     with torch.no_grad():
@@ -110,8 +131,15 @@ def test_corrupt_checkpoints_are_rejected_and_resume_falls_back(tmp_path):
 def test_nan_loss_stops_with_clear_message(tmp_path):
     from icsim.training import TrainingDiverged
 
-    cfg = TrainConfig(**{**TINY.to_dict(), "curriculum": TINY.curriculum, "lr": 1e6,
-                         "grad_clip": 0.0, "steps": 200})
+    cfg = TrainConfig(
+        **{
+            **TINY.to_dict(),
+            "curriculum": TINY.curriculum,
+            "lr": 1e6,
+            "grad_clip": 0.0,
+            "steps": 200,
+        }
+    )
     t = Trainer(cfg, tmp_path / "r", quiet=True)
     with torch.no_grad():
         t.model.read_out.weight.fill_(float("nan"))
@@ -121,8 +149,12 @@ def test_nan_loss_stops_with_clear_message(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"dim": 0}, "dim"), ({"lr": -1.0}, "lr"), ({"schedule": "cosin"}, "cosine"),
-     ({"steps": 0}, "steps")],
+    [
+        ({"dim": 0}, "dim"),
+        ({"lr": -1.0}, "lr"),
+        ({"schedule": "cosin"}, "cosine"),
+        ({"steps": 0}, "steps"),
+    ],
 )
 def test_bad_config_values(kwargs, match):
     with pytest.raises(InputError, match=match):
