@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
+from icsim.errors import InputError
 from icsim.training import TrainConfig, Trainer, from_dict
 from icsim.training import checkpoint as ckpt
 
@@ -82,3 +84,38 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
     steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(5, STEPS + 1, 5))  # the log has every step once, in order
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+TORN = "trainer.py: _truncate_logs parses every line; a kill mid-write leaves a torn last line"
+BAD_CONFIG = "trainer.py: Trainer.resume indexes config.json['train'] without checking its shape"
+
+
+def _short_run(tmp_path):
+    from icsim.training import Curriculum
+
+    cfg = TrainConfig(dim=3, n_layer=1, n_head=1, n_embd=8, steps=10, batch_size=4, log_every=5,
+                      checkpoint_every=5,
+                      curriculum=Curriculum(enabled=False, dims_end=3, points_end=5))  # fmt: skip
+    Trainer(cfg, tmp_path / "run", quiet=True).train(stop_after=5)
+    return tmp_path / "run"
+
+
+@pytest.mark.xfail(strict=True, reason=TORN, raises=json.JSONDecodeError)
+def test_resume_after_a_kill_that_tore_the_last_log_line(tmp_path):
+    run = _short_run(tmp_path)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 7, "lo')  # SIGKILL (or a full disk) in the middle of a log write
+    trainer = Trainer.resume(run, quiet=True)
+    assert trainer.step == 5
+    trainer.train()
+    steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10]
+
+
+@pytest.mark.xfail(strict=True, reason=BAD_CONFIG, raises=(TypeError, KeyError))
+@pytest.mark.parametrize("text", ["[]", '{"model_kind": "transformer"}'])
+def test_resume_with_a_config_json_of_the_wrong_shape(tmp_path, text):
+    run = _short_run(tmp_path)
+    (run / "config.json").write_text(text)
+    with pytest.raises(InputError, match="config.json"):
+        Trainer.resume(run, quiet=True)
