@@ -177,6 +177,21 @@ def cmd_construct(args) -> int:
     return 0 if (not args.verify or result["passed"]) else 1
 
 
+# -- sweep ----------------------------------------------------------------------------------
+def cmd_sweep(args) -> int:
+    from icsim.sweep import expand, read_spec, run_sweep
+
+    spec = read_spec(args.spec)
+    if args.dry_run:
+        for name, _ in expand(spec):
+            print(name)
+        return 0
+    rows = run_sweep(spec, address=args.address, quiet=args.quiet)
+    for r in rows:
+        print(f"{r['run']}: {r['status']}")
+    return 0 if all(not r["status"].startswith("failed") for r in rows) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="icsim",
@@ -225,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare with the algorithm; exit 1 above the tolerance",
     )
+    w = sub.add_parser("sweep", help="run a grid of training runs on Ray (icsim[ray])")
+    w.add_argument("spec", help='JSON: {"out", "base": {...}, "grid": {field: [values]}}')
+    w.add_argument("--address", default=None, help="an existing Ray cluster (default: local)")
+    w.add_argument("--dry-run", action="store_true", help="list the runs and stop")
+    w.add_argument("--quiet", action="store_true")
+
     for command in sub.choices.values():  # `icsim COMMAND --debug` works too
         command.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
@@ -252,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_reproduce(args)
         if args.command == "construct":
             return cmd_construct(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
     except InputError as e:
         if args.debug:
             raise
