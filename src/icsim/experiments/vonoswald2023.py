@@ -206,7 +206,7 @@ class VonOswald2023(Experiment):
                 (
                     f"{K}-layer LSA, trained: loss",
                     scalars[f"loss_trained_{tag}"],
-                    "≈ GD's",
+                    "≈ GD's" if K == 1 else "below GD's, ≈ GD++",
                     f"{steps} training steps",
                 ),
                 (
