@@ -49,14 +49,14 @@ def _unwritable(out: Path, e: OSError) -> InputError:
     )
 
 
-def write_json(path: Path, data) -> None:
-    """Write JSON atomically (temporary file, fsync, rename): a crash or a full disk leaves
+def write_text(path: Path, text: str) -> None:
+    """Write a file atomically (temporary file, fsync, rename): a crash or a full disk leaves
     the previous file whole."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "w") as f:
-            json.dump(data, f, indent=1, default=_jsonable)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -66,6 +66,11 @@ def write_json(path: Path, data) -> None:
         raise InputError(
             f"cannot write {path}: {e.strerror or e}. Free space or choose a writable location."
         ) from None
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON atomically (see `write_text`)."""
+    write_text(path, json.dumps(data, indent=1, default=_jsonable))
 
 
 def _jsonable(obj):

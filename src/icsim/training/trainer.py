@@ -148,8 +148,13 @@ class Trainer:
         run_dir = Path(run_dir)
         try:
             saved = json.loads((run_dir / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # ValueError: bad JSON or not UTF-8
             raise InputError(f"cannot resume {run_dir}: no readable config.json ({e}).") from None
+        if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict):
+            raise InputError(
+                f"cannot resume {run_dir}: its config.json has no 'train' object (it was not "
+                "written by icsim train); start a new run instead."
+            )
         cfg = from_dict(TrainConfig, saved["train"], "config.json train")
         if steps is not None:
             cfg = replace(cfg, steps=steps)
@@ -173,12 +178,8 @@ class Trainer:
         """Drop log lines written after the checkpoint we resume from."""
         path = self.run_dir / "metrics.jsonl"
         if path.exists():
-            keep = [
-                ln
-                for ln in path.read_text().splitlines()
-                if ln.strip() and json.loads(ln)["step"] <= step
-            ]
-            path.write_text("".join(ln + "\n" for ln in keep))
+            keep = [ln for ln in path.read_text().splitlines() if _logged_step(ln) <= step]
+            rundir.write_text(path, "".join(ln + "\n" for ln in keep))
 
     def save_checkpoint(self) -> Path:
         tensors, opt_meta = ckpt.optimizer_tensors(self.optimizer)
@@ -314,6 +315,14 @@ class Trainer:
                 w = csv.DictWriter(f, fieldnames=list(rows[0]))
                 w.writeheader()
                 w.writerows(rows)
+
+
+def _logged_step(line: str) -> float:
+    """The step of a metrics.jsonl line; inf for a line torn by a kill (dropped on resume)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def load_trained(run_dir: str | Path, device="cpu"):
