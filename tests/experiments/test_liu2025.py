@@ -3,8 +3,7 @@ import json
 import pytest
 
 from icsim.experiments import reproduce
-from icsim.experiments.liu2025 import LiuConfig
-from icsim.training import Curriculum, TrainConfig
+from icsim.experiments.liu2025 import LiuConfig, TransformerConfig
 
 LAYERS, STEPS = 2, 6
 
@@ -12,20 +11,20 @@ LAYERS, STEPS = 2, 6
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     cfg = LiuConfig(
-        train=TrainConfig(
-            task="sparse_recovery",
-            dim=6,
-            task_params={"sparsity": 2},
+        transformer=TransformerConfig(
             n_layer=LAYERS,
             n_head=2,
             n_embd=16,
             steps=20,
             batch_size=32,
+            n_queries=4,
+            min_demos=2,
+            max_demos=8,
             lr=3e-3,
             log_every=10,
-            checkpoint_every=20,
-            curriculum=Curriculum(enabled=False, dims_end=6, points_end=11),
         ),
+        dim=6,
+        sparsity=2,
         n_demos=5,
         fewer_demos=3,
         more_demos=8,
@@ -33,6 +32,7 @@ def run(tmp_path_factory):
         lista_steps=150,
         lista_batch=128,
         lista_lr=3e-3,
+        shared_support_steps=10,
         demo_counts=(3, 5, 8),
         probe_prompts=128,
         eval_prompts=128,
