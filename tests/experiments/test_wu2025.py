@@ -18,6 +18,8 @@ def tiny_config():
             task="relu_network_regression",
             dim=3,
             task_params={"width": 8},
+            token_format="stacked",
+            positional=False,
             n_layer=2,
             n_head=2,
             n_embd=32,
@@ -40,7 +42,7 @@ def tiny_config():
         network={"width": 32, "epochs": 40, "lr": 0.01},
         gd={"step_size": 0.01, "steps": 40},
         layer_ablation=(),
-        matching={"prompts": 16, "probe_prompts": 128, "steps": [0, 1, 4, 16]},
+        matching={"prompts": 16, "queries": 4, "probe_prompts": 128, "steps": [0, 1, 4, 16]},
         construction={
             "dim": 2,
             "depth": 2,
