@@ -132,9 +132,12 @@ def table(headers: list[str], rows: list[list]) -> str:
 def write(name: str, args, payload: dict) -> Path:
     path = args.out or RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    env = [
+        f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
+    ]
     payload = {
         "benchmark": name,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join([*env, Path(sys.executable).name, *sys.argv]),
         **payload,
     }
     payload.setdefault("machine", {})["load_average_end"] = load_average()
