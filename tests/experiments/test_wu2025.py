@@ -37,7 +37,7 @@ def tiny_config():
         long_examples=14,
         mixtures=((0.5, 0.5),),
         eval_prompts=256,
-        shift_prompts=256,
+        ood_prompts=256,
         curve_examples=(3, 6),
         network={"width": 32, "epochs": 40, "lr": 0.01},
         gd={"step_size": 0.01, "steps": 40},
