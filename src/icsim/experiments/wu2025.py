@@ -321,21 +321,20 @@ def _plot_r2_curves(res: Result, cfg: WuConfig, depth: int, out: Path):
         for k, v in res.curves.items()
         if k.startswith("r2_vs_examples_") and f"_N{depth}" in k
     }
-    # least squares is underdetermined below k = d (R² far below 0 would flatten every other
-    # curve): the figure starts at k = d; metrics.json keeps every k.
-    d = cfg.train.dim
+    # least squares interpolates at k <= d (R² far below 0 would flatten every other curve):
+    # the figure leaves out points with R² < 0; metrics.json keeps every k.
     shown = {
         name: {
             **c,
-            "x": [x for x in c["x"] if x >= d],
-            "y": [y for x, y in zip(c["x"], c["y"]) if x >= d],
+            "x": [x for x, y in zip(c["x"], c["y"]) if y >= 0],
+            "y": [y for y in c["y"] if y >= 0],
         }
         for name, c in curves.items()
     }
     path = plot_curves(
         shown,
         out / f"r2_vs_examples_N{depth}.png",
-        title=f"R² vs in-context examples, {depth}-layer ReLU targets (d = {d}, k ≥ d)",
+        title=f"R² vs in-context examples, {depth}-layer ReLU targets (d = {cfg.train.dim})",
     )
     res.figures.append(path)
 
