@@ -135,7 +135,10 @@ def test_stacked_format_queries_are_not_keys(kind, attention):
     changed = tokens.clone()
     changed[:, 2, D] += 1.0  # a context label
     out3 = model(changed, mask=mask)
-    assert (out3[:, queries] - out[:, queries]).abs().min() > 1e-9
+    delta = (out3[:, queries] - out[:, queries]).abs()
+    # ReLU attention gives a key a weight of exactly 0 where its score is negative, so some
+    # query may legitimately not see the change; softmax and linear attention see it always.
+    assert (delta.max() if attention == "relu" else delta.min()) > 1e-9
 
 
 def test_stacked_mask_and_run_decode_predictions_at_the_queries():

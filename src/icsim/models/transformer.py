@@ -9,6 +9,7 @@ state is comparable).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -188,7 +189,7 @@ class Transformer(_ReadInOut):
         cfg = config or ModelConfig(**overrides)
         self._init_io(cfg)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.apply(_init_weights)
+        _init_gpt2(self, cfg.n_layer)
 
     @property
     def n_layers(self) -> int:
@@ -214,7 +215,7 @@ class LoopedTransformer(_ReadInOut):
         cfg = config or ModelConfig(**overrides)
         self._init_io(cfg)
         self.block = Block(cfg)
-        self.apply(_init_weights)
+        _init_gpt2(self, 1)  # one block, as Yang et al.'s GPT-2 with n_layer = 1
 
     @property
     def n_layers(self) -> int:
@@ -267,12 +268,20 @@ class LSTM(_ReadInOut):
         return (out, torch.stack(hidden)) if return_hidden else out
 
 
-def _init_weights(module):
-    # GPT-2's initialisation: N(0, 0.02) weights, zero biases.
-    if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, std=0.02)
-        if getattr(module, "bias", None) is not None:
-            nn.init.zeros_(module.bias)
+def _init_gpt2(model: _ReadInOut, n_blocks: int):
+    """GPT-2's initialisation inside the blocks (as Hugging Face's GPT2Model, which Garg et al.
+    wrap): N(0, 0.02) weights, zero biases, and the projections back into the residual stream
+    scaled by 1/sqrt(2 n_blocks) (Radford et al. 2019, §2.3). Read-in and read-out keep
+    PyTorch's default init, as in Garg et al.'s code, where they sit outside GPT2Model.
+    Without the residual scaling an 8-layer width-64 model stays at the zero predictor."""
+    for name, module in model.named_modules():
+        if name.startswith(("read_in", "read_out")):
+            continue
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            std = 0.02 / math.sqrt(2 * n_blocks) if name.endswith(".proj") else 0.02
+            nn.init.normal_(module.weight, std=std)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
 
 
 def build(kind: str, config: ModelConfig | dict):
