@@ -124,3 +124,24 @@ def test_float32_build_is_close_to_float64():
 def test_bad_parameters_raise_input_error(params):
     with pytest.raises(InputError):
         icsim.constructions.build("ista", **params)
+
+
+def test_verify_passes_in_float64_and_catches_a_perturbed_weight():
+    """`icsim construct ista --verify`: β_k and x_qᵀβ_k against fixed-step ISTA on κ = 1, 10, 100;
+    one weight off by 1e-6 (an ISTA step's threshold, or the read-out layer) fails."""
+    from icsim.constructions import verify as V
+
+    r = V.verify("ista", steps=4, dim=6, n_problems=300)
+    assert r["passed"] and r["max_relative_error"] <= 1e-12, V.format_report(r)
+    assert r["algorithm"] == "ista" and len(r["per_step"]) == 5
+    assert (r["model"]["layers"], r["model"]["width"]) == (5, 13)
+
+    for where in ("threshold", "read_out_layer"):
+        model, fmt = icsim.constructions.build("ista", dim=6, steps=4, dtype=torch.float64)
+        with torch.no_grad():
+            if where == "threshold":
+                model.blocks[1].mlp.fc.bias[0] *= 1 + 1e-6
+            else:
+                model.blocks[-1].attn.v.bias[0] *= 1 + 1e-6
+        bad = V.verify_model(model, fmt, n_problems=300)
+        assert not bad["passed"] and bad["max_relative_error"] > 1e-9, where

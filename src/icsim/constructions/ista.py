@@ -31,6 +31,14 @@ from __future__ import annotations
 import torch
 
 from icsim import _validate as V
+from icsim.constructions.base import (
+    Check,
+    ConstructionInfo,
+    finish,
+    in_dtype,
+    info_of,
+    register_check,
+)
 from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.models.formats import Stacked
 from icsim.models.transformer import ModelConfig, Transformer
@@ -57,8 +65,11 @@ def build_ista(
     lam = V.number("lam", lam, low=0)
     eta = V.number("step_size", step_size, low=0, low_open=True)
     V.positive_int("n_queries", n_queries)
+    dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype, dtype)
     if dtype not in (torch.float32, torch.float64):
-        raise V.InputError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}.")
+        raise V.InputError(
+            f"dtype must be torch.float32 or torch.float64 (or 'float32'/'float64'), got {dtype!r}."
+        )
     D, hd = 2 * d + 1, d + 1
     cfg = ModelConfig(
         n_dims_in=D,
@@ -104,8 +115,21 @@ def build_ista(
         a.v.bias[0] = 1.0
         a.proj.weight[y, 0] = 1.0
         model.read_out.weight[0, y] = 1.0
-    model.eval()
-    return model, Stacked(dim=d, n_queries=n_queries, scratch=d)
+    info = ConstructionInfo(
+        name="ista",
+        citation="Bai et al. 2023 §3.3; Liu et al. 2025 (LISTA-VM), the ISTA part",
+        algorithm="ista",
+        hyperparameters={"lam": lam, "step_size": eta},
+        steps=K,
+        dim=d,
+        layers=K + 1,
+        heads=1,
+        width=D,
+        head_dim=hd,
+        layers_per_step=1,
+        formulas={"layers": "K + 1", "heads": "1", "width": "2d + 1", "mlp_hidden": "4d"},
+    )
+    return finish(model, info), Stacked(dim=d, n_queries=n_queries, scratch=d)
 
 
 def read_beta(hidden: torch.Tensor) -> torch.Tensor:
@@ -122,3 +146,49 @@ def read_predictions(hidden: torch.Tensor, n_queries: int = 1) -> torch.Tensor:
     d = (hidden.shape[-1] - 1) // 2
     q = hidden[..., -n_queries:, :]
     return (q[..., :d] * q[..., d + 1 :]).sum(-1)
+
+
+@register_check("ista")
+class _IstaCheck(Check):
+    """Sparse linear-regression prompts (3 non-zero coordinates, x ~ N(0, Σ) with condition
+    number κ, noise 0.1) against fixed-step ISTA; compared through β_k and the query
+    predictions x_qᵀβ_k after every step.
+    The weights are built in float64: η and λ cast down from float32 would be off by ~1e-8."""
+
+    default_params = {"dtype": "float64"}
+
+    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
+        from icsim.tasks import get as get_task
+
+        n_ctx = 3 * info.dim if n_context is None else n_context
+        task = get_task(
+            "sparse_linear_regression",
+            dim=info.dim,
+            sparsity=min(3, info.dim),
+            noise_std=0.1,
+            condition_number=condition_number,
+        )
+        batch = task.sample(
+            n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
+        )
+        return batch, n_ctx
+
+    def reference(self, info, problems):
+        from icsim import algorithms
+
+        batch, n_ctx = problems
+        algorithm = algorithms.get(info.algorithm, **info.hyperparameters)
+        run = algorithm.run(batch, info.steps, n_context=n_ctx)
+        return torch.cat([run.iterates, run.predictions], dim=-1)
+
+    def model_steps(self, model, fmt, problems, dtype):
+        """[β_k; x_qᵀβ_k] per step; the last step's predictions are the model's own output, so
+        the read-out layer is checked too."""
+        batch, _ = problems
+        model, batch = in_dtype(model, dtype), batch.to(dtype=dtype)
+        K = info_of(model).steps
+        with torch.no_grad():
+            out, hidden = fmt.run(model, batch, return_hidden=True)
+        preds = read_predictions(hidden[: K + 1], fmt.n_queries)
+        preds[K] = out
+        return torch.cat([read_beta(hidden[: K + 1]), preds], dim=-1)
