@@ -164,11 +164,23 @@ def cmd_construct(args) -> int:
         raise InputError(f"--params is not valid JSON ({e}): {args.params!r}.") from None
     if not isinstance(params, dict):
         raise InputError(f"--params must be a JSON object, got {args.params!r}.")
+    given = {k: v for k, v in (("steps", args.steps), ("dim", args.dim)) if v is not None}
+    if args.name == "deep_gd" and args.verify:
+        # Theorem 1 is an approximation: its check is the one-step error against the bound ηε
+        # and the distance to exact GD as the r′ heads grow, not agreement to 1e-10.
+        from icsim.constructions.deep_gd import format_report, verify_deep_gd
+
+        if args.problems is not None:
+            given["batch_size"] = args.problems
+        result = verify_deep_gd(**given, **params)
+        print(format_report(result))
+        for k, v in result["scalars"].items():
+            print(f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}")
+        return 0 if result["passed"] else 1
     result = V.verify(
         args.name,
-        steps=args.steps,
-        n_problems=args.problems,
-        dim=args.dim,
+        **{"steps": 3, "dim": 5, **given},
+        n_problems=1000 if args.problems is None else args.problems,
         dtype=args.dtype,
         verify=args.verify,
         **params,
@@ -230,9 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("construct", help="build a hand-made transformer and verify it")
     c.add_argument("name")
-    c.add_argument("--steps", type=int, default=3, help="algorithm steps T")
-    c.add_argument("--dim", type=int, default=5)
-    c.add_argument("--problems", type=int, default=1000)
+    c.add_argument("--steps", type=int, help="algorithm steps T (default 3)")
+    c.add_argument("--dim", type=int, help="input dimension d (default 5; deep_gd: 3)")
+    c.add_argument(
+        "--problems", type=int, help="random problems per κ (default 1000; deep_gd: 8 prompts)"
+    )
     c.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     c.add_argument("--params", help="extra construction parameters as a JSON object")
     c.add_argument(

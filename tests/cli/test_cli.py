@@ -123,3 +123,21 @@ def test_divergence_is_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
     assert err.startswith("icsim: training diverged at step 5") and err.count("\n") == 1
     last = json.loads((tmp_path / "r/metrics.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 5 and last["diverged"]  # the step is recorded
+
+
+def test_construct_verify_prints_the_table_and_exits_on_the_verdict(capsys):
+    assert main(["construct", "ista", "--verify", "--steps", "2", "--dim", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "reference:  ista(" in out and "PASS" in out
+    # a tolerance no float32 run meets: the same table, FAIL and exit 1
+    argv = ["construct", "gd", "--verify", "--dtype", "float32", "--params", '{"tolerance": 1e-12}']
+    assert main(argv) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_construct_deep_gd_verify_reports_the_theorem_bound_and_the_heads_sweep(capsys):
+    params = '{"heads": 33, "heads_sweep": [3, 9, 33], "width": 2, "depth": 2}'
+    assert main(["construct", "deep_gd", "--verify", "--steps", "2", "--params", params]) == 0
+    out = capsys.readouterr().out
+    assert "bound ηε" in out and "heads sweep" in out and "-> PASS" in out
+    assert "max_one_step_error = " in out and "max_bound = " in out
