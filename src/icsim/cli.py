@@ -10,6 +10,7 @@ import argparse
 import errno
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from icsim.errors import InputError
@@ -91,13 +92,25 @@ def _train(args, rest: list[str]) -> int:
     if seeds < 1:
         raise InputError(f"--seeds must be >= 1, got {seeds}.")
     out = Path(args.out)
-    for i in range(seeds):
-        from dataclasses import replace
+    if seeds == 1:
+        result = Trainer(cfg, out, quiet=args.quiet, overwrite=args.overwrite).train()
+        print(json.dumps({"run_dir": str(out), **result}))
+        return 0
+    from icsim.training.multiseed import VECTORISABLE, MultiSeedTrainer
 
-        run_cfg = replace(cfg, seed=cfg.seed + i) if seeds > 1 else cfg
-        run_dir = out / f"seed{run_cfg.seed}" if seeds > 1 else out
-        result = Trainer(run_cfg, run_dir, quiet=args.quiet, overwrite=args.overwrite).train()
-        print(json.dumps({"run_dir": str(run_dir), **result}))
+    seed_list = [cfg.seed + i for i in range(seeds)]
+    if cfg.model in VECTORISABLE:  # K models in one vectorised step, one run dir per seed
+        multi = MultiSeedTrainer(cfg, seed_list, out, quiet=args.quiet, overwrite=args.overwrite)
+        result = multi.train()
+        for k, d in enumerate(multi.run_dirs):
+            print(
+                json.dumps({"run_dir": str(d), "step": result["step"], "loss": result["loss"][k]})
+            )
+        return 0
+    for s in seed_list:  # e.g. the LSTM: one run after another, the same layout
+        run_dir = out / f"seed_{s}"
+        result = Trainer(replace(cfg, seed=s), run_dir, quiet=args.quiet, overwrite=args.overwrite)
+        print(json.dumps({"run_dir": str(run_dir), **result.train()}))
     return 0
 
 
@@ -216,14 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list tasks, algorithms, models, constructions, experiments")
 
+    # allow_abbrev=False: TrainConfig's flags pass through to tyro, and `--seed 5` must not be
+    # taken as an abbreviation of `--seeds`
     t = sub.add_parser(
-        "train", help="train a model (all TrainConfig flags: icsim train --help)", add_help=False
+        "train",
+        help="train a model (all TrainConfig flags: icsim train --help)",
+        add_help=False,
+        allow_abbrev=False,
     )
     t.add_argument("--out", default="runs/train", help="run directory (default runs/train)")
     t.add_argument("--config", help="JSON file with TrainConfig fields (flags override it)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     t.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    t.add_argument("--seeds", type=int, default=1, help="train this many seeds (seed, seed+1…)")
+    t.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train K seeds (seed, seed+1…) into OUT/seed_<s> (transformers: one vectorised step)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="error against in-context examples for a trained run")
