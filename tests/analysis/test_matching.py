@@ -36,8 +36,9 @@ def test_gd_construction_matches_gd_step_for_step(kappa):
     assert torch.allclose(sim.diagonal()[1:], torch.ones(T, dtype=sim.dtype), atol=1e-12)
     # weights: every layer's induced weights are GD's iterate
     w_layers = induced_weights(lambda bb: layer_predictions(model, fmt_for(bb, fmt), bb), b, 4)
-    w_alg = algorithm_induced_weights(icsim.algorithms.get("gradient_descent", step_size=eta),
-                                      b, 4, range(T + 1))
+    w_alg = algorithm_induced_weights(
+        icsim.algorithms.get("gradient_descent", step_size=eta), b, 4, range(T + 1)
+    )
     assert torch.allclose(w_layers, w_alg, atol=1e-10)
     wsim = similarity_matrix(w_layers[1:], w_alg[1:], None, "weight_cosine")
     assert best_matching_step(wsim) == list(range(T))
@@ -108,8 +109,7 @@ def test_fit_induced_weights_recovers_linear_map():
 def test_probes_recover_a_linear_readout():
     # the probe of the last layer of a model whose read-out is linear finds that read-out
     torch.manual_seed(0)
-    model = icsim.models.Transformer(n_dims_in=4, n_layer=2, n_head=2, n_embd=16,
-                                     layer_norm=False)
+    model = icsim.models.Transformer(n_dims_in=4, n_layer=2, n_head=2, n_embd=16, layer_norm=False)
     fmt = icsim.models.Interleaved(3)
     task = icsim.tasks.get("linear_regression", dim=3)
     with torch.no_grad():  # make the model's output the target's best linear read-out
@@ -118,6 +118,7 @@ def test_probes_recover_a_linear_readout():
     with torch.no_grad():
         target_out = fmt.run(model, b)
         b.ys = target_out.clone()
+
     # fit probes against a task whose labels are the model's own output: refit via a wrapper
     class Own(icsim.tasks.Task):
         dim = 3
@@ -128,16 +129,26 @@ def test_probes_recover_a_linear_readout():
                 bb.ys = fmt.run(model, bb)
             return bb
 
-    probes = fit_probes(model, fmt, Own(), n_prompts=512, n_points=7,
-                        generator=torch.Generator().manual_seed(4), ridge=1e-10)
+    probes = fit_probes(
+        model,
+        fmt,
+        Own(),
+        n_prompts=512,
+        n_points=7,
+        generator=torch.Generator().manual_seed(4),
+        ridge=1e-10,
+    )
     pred = layer_predictions(model, fmt, b, probes)
     assert torch.allclose(pred[-1], target_out, atol=1e-4)
 
 
 def test_every_algorithm_covers_the_registry():
     spec = every_algorithm(steps=range(3))
-    linear = {n for n in icsim.algorithms.names()
-              if icsim.algorithms.ALGORITHMS.factory(n).family == "linear_regression"}
+    linear = {
+        n
+        for n in icsim.algorithms.names()
+        if icsim.algorithms.ALGORITHMS.factory(n).family == "linear_regression"
+    }
     assert set(spec) == linear
     assert {"least_squares", "gradient_descent", "iterative_newton"} <= linear
     assert "ista" not in spec
