@@ -269,17 +269,21 @@ class LSTM(_ReadInOut):
 
 
 def _init_gpt2(model: _ReadInOut, n_blocks: int):
-    """GPT-2's initialisation inside the blocks (as Hugging Face's GPT2Model, which Garg et al.
-    wrap): N(0, 0.02) weights, zero biases, and the projections back into the residual stream
-    scaled by 1/sqrt(2 n_blocks) (Radford et al. 2019, §2.3). Read-in and read-out keep
-    PyTorch's default init, as in Garg et al.'s code, where they sit outside GPT2Model.
-    Without the residual scaling an 8-layer width-64 model stays at the zero predictor."""
+    """GPT-2's initialisation (as Hugging Face's GPT2Model, which Garg et al. wrap): N(0, 0.02)
+    weights and zero biases; with LayerNorm (GPT-2 blocks) the projections back into the
+    residual stream are scaled by 1/sqrt(2 n_blocks) (Radford et al. 2019, §2.3) and read-in and
+    read-out keep PyTorch's default init, as in Garg et al.'s code where they sit outside
+    GPT2Model. Without that scaling an 8-layer width-64 GPT-2 stays at the zero predictor.
+    LayerNorm-free models (von Oswald et al.'s linear self-attention) keep N(0, 0.02)
+    everywhere: each layer is a product of small weights, and shrinking one factor more keeps a
+    5-layer one at the zero saddle."""
+    gpt2 = model.cfg.layer_norm
     for name, module in model.named_modules():
-        if name.startswith(("read_in", "read_out")):
+        if gpt2 and name.startswith(("read_in", "read_out")):
             continue
         if isinstance(module, (nn.Linear, nn.Embedding)):
-            std = 0.02 / math.sqrt(2 * n_blocks) if name.endswith(".proj") else 0.02
-            nn.init.normal_(module.weight, std=std)
+            residual = gpt2 and name.endswith(".proj")
+            nn.init.normal_(module.weight, std=0.02 / math.sqrt(2 * n_blocks) if residual else 0.02)
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
 
