@@ -183,6 +183,21 @@ class Check:
         """The model's result after steps 0..T read from its hidden states: [T+1, B, ...]."""
         raise NotImplementedError
 
+    @staticmethod
+    def draw(task, fmt, n_problems, n_ctx, generator):
+        """(batch, n_ctx): `n_problems` float64 prompts of n_ctx context points + the queries."""
+        batch = task.sample(
+            n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
+        )
+        return batch, n_ctx
+
+    @staticmethod
+    def run_algorithm(info, problems):
+        """The trajectory of `info.algorithm` with `info.hyperparameters` on the problems."""
+        batch, n_ctx = problems
+        algorithm = algorithms.get(info.algorithm, **info.hyperparameters)
+        return algorithm.run(batch, info.steps, n_context=n_ctx)
+
 
 class RegressionCheck(Check):
     """Linear-regression prompts (`linear_regression` task, x ~ N(0, Σ) with condition number κ)
@@ -199,18 +214,14 @@ class RegressionCheck(Check):
     def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
         n_ctx = 3 * info.dim if n_context is None else n_context
         task = tasks.get("linear_regression", dim=info.dim, condition_number=condition_number)
-        batch = task.sample(
-            n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
-        )
+        batch, _ = self.draw(task, fmt, n_problems, n_ctx, generator)
         if self.unit_spectral_norm:
             norm = torch.linalg.matrix_norm(batch.xs[:, :n_ctx], ord=2).clamp(min=1e-300)
             batch = replace(batch, xs=batch.xs / norm[:, None, None], ys=batch.ys / norm[:, None])
         return batch, n_ctx
 
     def reference(self, info, problems):
-        batch, n_ctx = problems
-        algorithm = algorithms.get(info.algorithm, **info.hyperparameters)
-        return algorithm.run(batch, info.steps, n_context=n_ctx).predictions
+        return self.run_algorithm(info, problems).predictions
 
     def model_steps(self, model, fmt, problems, dtype):
         batch, _ = problems

@@ -557,9 +557,7 @@ class DeepGDCheck(Check):
         task = get_task(
             "relu_network_regression", dim=info.dim, depth=hp["depth"], width=hp["width"]
         )
-        batch = task.sample(
-            n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
-        )
+        batch, _ = self.draw(task, fmt, n_problems, n_ctx, generator)
         if condition_number != 1:  # coordinate scales 1 .. κ^{-1/2}: covariance condition κ
             t = torch.linspace(0, 1, info.dim, dtype=torch.float64)
             xs = batch.xs * condition_number ** (-t / 2)

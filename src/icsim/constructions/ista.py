@@ -160,7 +160,6 @@ class _IstaCheck(Check):
     def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
         from icsim.tasks import get as get_task
 
-        n_ctx = 3 * info.dim if n_context is None else n_context
         task = get_task(
             "sparse_linear_regression",
             dim=info.dim,
@@ -168,17 +167,11 @@ class _IstaCheck(Check):
             noise_std=0.1,
             condition_number=condition_number,
         )
-        batch = task.sample(
-            n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
-        )
-        return batch, n_ctx
+        n_ctx = 3 * info.dim if n_context is None else n_context
+        return self.draw(task, fmt, n_problems, n_ctx, generator)
 
     def reference(self, info, problems):
-        from icsim import algorithms
-
-        batch, n_ctx = problems
-        algorithm = algorithms.get(info.algorithm, **info.hyperparameters)
-        run = algorithm.run(batch, info.steps, n_context=n_ctx)
+        run = self.run_algorithm(info, problems)
         return torch.cat([run.iterates, run.predictions], dim=-1)
 
     def model_steps(self, model, fmt, problems, dtype):

@@ -376,17 +376,10 @@ class _LogisticCheck(Check):
 
         n_ctx = 5 * info.dim + 1 if n_context is None else n_context
         task = get_task("logistic_regression", dim=info.dim, condition_number=condition_number)
-        batch = task.sample(
-            n_problems, n_ctx + fmt.n_queries, generator=generator, dtype=torch.float64
-        )
-        return batch, n_ctx
+        return self.draw(task, fmt, n_problems, n_ctx, generator)
 
     def reference(self, info, problems):
-        from icsim import algorithms
-
-        batch, n_ctx = problems
-        algorithm = algorithms.get(info.algorithm, **info.hyperparameters)
-        return algorithm.run(batch, info.steps, n_context=n_ctx).iterates
+        return self.run_algorithm(info, problems).iterates
 
     def model_steps(self, model, fmt, problems, dtype):
         batch, _ = problems
