@@ -6,6 +6,13 @@ import pytest
 
 from icsim.cli import main
 
+# a 1-layer width-8 model on d = 3 with 7 points: each CLI training test takes a second
+TINY = (
+    "--dim 3 --n-layer 1 --n-head 1 --n-embd 8 --batch-size 4 --curriculum.no-enabled "
+    "--curriculum.dims-start 3 --curriculum.dims-end 3 "
+    "--curriculum.points-start 7 --curriculum.points-end 7"
+).split()
+
 
 def run(*args):
     return subprocess.run(
@@ -38,34 +45,7 @@ def test_user_errors_exit_2_with_one_line(argv, needle):
 
 def test_train_then_eval(tmp_path):
     out = tmp_path / "run"
-    r = run(
-        "train",
-        "--out",
-        str(out),
-        "--quiet",
-        "--dim",
-        "3",
-        "--n-layer",
-        "1",
-        "--n-head",
-        "1",
-        "--n-embd",
-        "8",
-        "--steps",
-        "5",
-        "--batch-size",
-        "4",
-        "--log-every",
-        "5",
-        "--curriculum.dims-start",
-        "3",
-        "--curriculum.dims-end",
-        "3",
-        "--curriculum.points-start",
-        "7",
-        "--curriculum.points-end",
-        "7",
-    )
+    r = run("train", "--out", str(out), "--quiet", *TINY, "--steps", "5", "--log-every", "5")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[-1])["step"] == 5
     r = run("eval", str(out), "--prompts", "16")
@@ -95,29 +75,8 @@ def test_divergence_is_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
         return torch.tensor(float("nan"))
 
     monkeypatch.setattr(Trainer, "train_step", nan_step)
-    argv = [
-        "train",
-        "--out",
-        str(tmp_path / "r"),
-        "--quiet",
-        "--dim",
-        "3",
-        "--n-layer",
-        "1",
-        "--n-head",
-        "1",
-        "--n-embd",
-        "8",
-        "--steps",
-        "20",
-        "--log-every",
-        "5",
-        "--curriculum.no-enabled",
-        "--curriculum.dims-end",
-        "3",
-        "--curriculum.points-end",
-        "5",
-    ]
+    argv = ["train", "--out", str(tmp_path / "r"), "--quiet", *TINY, "--steps", "20"]
+    argv += ["--log-every", "5"]
     assert main(argv[:3] + ["--overwrite"] + argv[3:]) == 1
     err = capsys.readouterr().err
     assert err.startswith("icsim: training diverged at step 5") and err.count("\n") == 1
@@ -148,11 +107,8 @@ def test_train_seeds_trains_them_together_into_one_run_dir_each(tmp_path, capsys
     directory loads like a single run and holds that seed's own model."""
     from icsim.training import load_trained
 
-    flags = "--dim 3 --n-layer 1 --n-head 1 --n-embd 8 --steps 4 --batch-size 4 --log-every 2"
-    flags += " --checkpoint-every 4 --curriculum.no-enabled --curriculum.dims-start 3"
-    flags += " --curriculum.dims-end 3 --curriculum.points-start 7 --curriculum.points-end 7"
-    flags += " --seed 5"
-    argv = ["train", "--out", str(tmp_path / "r"), "--seeds", "3", "--quiet", *flags.split()]
+    flags = [*TINY, "--steps", "4", "--log-every", "2", "--checkpoint-every", "4", "--seed", "5"]
+    argv = ["train", "--out", str(tmp_path / "r"), "--seeds", "3", "--quiet", *flags]
     assert main(argv) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["run_dir"] for x in lines] == [str(tmp_path / "r" / f"seed_{s}") for s in (5, 6, 7)]
