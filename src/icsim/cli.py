@@ -102,10 +102,8 @@ def _train(args, rest: list[str]) -> int:
     if cfg.model in VECTORISABLE:  # K models in one vectorised step, one run dir per seed
         multi = MultiSeedTrainer(cfg, seed_list, out, quiet=args.quiet, overwrite=args.overwrite)
         result = multi.train()
-        for k, d in enumerate(multi.run_dirs):
-            print(
-                json.dumps({"run_dir": str(d), "step": result["step"], "loss": result["loss"][k]})
-            )
+        for d, loss in zip(multi.run_dirs, result["loss"]):
+            print(json.dumps({"run_dir": str(d), "step": result["step"], "loss": loss}))
         return 0
     for s in seed_list:  # e.g. the LSTM: one run after another, the same layout
         run_dir = out / f"seed_{s}"

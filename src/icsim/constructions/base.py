@@ -232,6 +232,17 @@ class RegressionCheck(Check):
             return torch.stack([fmt.decode(model.head(hidden[b]), batch.n_points) for b in blocks])
 
 
+def float_dtype(dtype) -> torch.dtype:
+    """torch.float64/float32 from itself or its name ('float64'/'float32'); anything else is a
+    user error."""
+    names = {"float64": torch.float64, "float32": torch.float32}
+    if isinstance(dtype, str) and dtype in names:
+        return names[dtype]
+    if dtype in (torch.float64, torch.float32):
+        return dtype
+    raise InputError(f"dtype must be float64 or float32 (or their names), got {dtype!r}.")
+
+
 def in_dtype(model, dtype):
     """The model in `dtype`: itself if already so, else a converted copy (the caller's is kept)."""
     if next(model.parameters()).dtype == dtype:

@@ -55,7 +55,13 @@ from icsim.algorithms.deep_gd import (
     ramp_derivative,
     relu_derivative,
 )
-from icsim.constructions.base import Check, ConstructionInfo, in_dtype, register_check
+from icsim.constructions.base import (
+    Check,
+    ConstructionInfo,
+    float_dtype,
+    in_dtype,
+    register_check,
+)
 from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.errors import InputError
 from icsim.models.ewml import EWMLConfig, EWMLTransformer, LayerSpec
@@ -338,15 +344,6 @@ def _fill_projection(mlp, lay: TokenLayout, radius):
 # ---- the construction -----------------------------------------------------------------------
 
 
-def _dtype(dtype):
-    table = {"float32": torch.float32, "float64": torch.float64}
-    if isinstance(dtype, str) and dtype in table:
-        return table[dtype]
-    if dtype in (torch.float32, torch.float64):
-        return dtype
-    raise InputError(f"dtype must be 'float32' or 'float64', got {dtype!r}.")
-
-
 @CONSTRUCTIONS.register("deep_gd")
 def deep_gd(
     dim: int = 3,
@@ -388,7 +385,7 @@ def deep_gd(
     V.number("derivative_range", derivative_range, low=0, low_open=True)
     V.number("init_scale", init_scale, low=0)
     V.nonnegative_int("seed", seed)
-    dtype = _dtype(dtype)
+    dtype = float_dtype(dtype)
     fmt = DeepGDFormat(dim, depth, width, n_queries, init_scale, seed, w0)
     lay, N, K = fmt.layout, depth, shape.widths
 

@@ -35,6 +35,7 @@ from icsim.constructions.base import (
     Check,
     ConstructionInfo,
     finish,
+    float_dtype,
     in_dtype,
     info_of,
     register_check,
@@ -65,11 +66,7 @@ def build_ista(
     lam = V.number("lam", lam, low=0)
     eta = V.number("step_size", step_size, low=0, low_open=True)
     V.positive_int("n_queries", n_queries)
-    dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype, dtype)
-    if dtype not in (torch.float32, torch.float64):
-        raise V.InputError(
-            f"dtype must be torch.float32 or torch.float64 (or 'float32'/'float64'), got {dtype!r}."
-        )
+    dtype = float_dtype(dtype)
     D, hd = 2 * d + 1, d + 1
     cfg = ModelConfig(
         n_dims_in=D,

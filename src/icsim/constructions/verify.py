@@ -18,21 +18,12 @@ from pathlib import Path
 import torch
 
 from icsim import _validate as V
-from icsim.constructions.base import CHECKS, info_of
+from icsim.constructions.base import CHECKS, float_dtype, info_of
 from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.errors import InputError
 
 #: the default pass/fail threshold on the largest relative error, per dtype
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
-
-
-def _dtype(dtype) -> torch.dtype:
-    names = {"float64": torch.float64, "float32": torch.float32}
-    if isinstance(dtype, str) and dtype in names:
-        return names[dtype]
-    if dtype in (torch.float64, torch.float32):
-        return dtype
-    raise InputError(f"dtype must be float64 or float32, got {dtype!r}.")
 
 
 def _build(name: str, steps: int, params: dict):
@@ -68,7 +59,7 @@ def step_errors(
     info = info_of(model)
     check = CHECKS[info.name]
     V.positive_int("n_problems", n_problems)
-    dtype = _dtype(dtype)
+    dtype = float_dtype(dtype)
     gen = torch.Generator().manual_seed(seed)
     out = {}
     for kappa in condition_numbers:
@@ -91,7 +82,7 @@ def verify_model(
     tolerance: float | None = None,
 ) -> dict:
     """`verify` for an already built construction (see `verify`)."""
-    dtype = _dtype(dtype)
+    dtype = float_dtype(dtype)
     tol = TOLERANCE[dtype] if tolerance is None else V.number("tolerance", tolerance, low=0)
     errors = step_errors(
         model,
@@ -217,7 +208,7 @@ def error_growth(
             "y_high": qs[2].tolist(),
             "y_max": e.amax(dim=1).tolist(),
             "x_label": "algorithm step",
-            "y_label": f"relative error ({str(_dtype(dtype)).removeprefix('torch.')})",
+            "y_label": f"relative error ({str(float_dtype(dtype)).removeprefix('torch.')})",
         }
     return curves
 
