@@ -175,6 +175,10 @@ def cmd_construct(args) -> int:
         raise InputError(f"--params is not valid JSON ({e}): {args.params!r}.") from None
     if not isinstance(params, dict):
         raise InputError(f"--params must be a JSON object, got {args.params!r}.")
+    flags = {"steps": "--steps", "dim": "--dim", "n_problems": "--problems", "dtype": "--dtype"}
+    for key in sorted(set(params) & (set(flags) | {"verify"})):
+        how = f"pass it as {flags[key]}" if key in flags else "use the --verify flag"
+        raise InputError(f"--params sets {key!r}, which is a flag of icsim construct: {how}.")
     given = {k: v for k, v in (("steps", args.steps), ("dim", args.dim)) if v is not None}
     if args.name == "deep_gd" and args.verify:
         # Theorem 1 is an approximation: its check is the one-step error against the bound ηε

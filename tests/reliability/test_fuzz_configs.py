@@ -249,6 +249,7 @@ def run_cli(*args):
         (["train", "--seeds", "0"], "--seeds must be >= 1"),
         (["construct", "gd", "--params", "{{bad"], "--params is not valid JSON"),
         (["construct", "gd", "--params", "[1]"], "--params must be a JSON object"),
+        (["construct", "gd", "--params", '{{"dtype": "float16"}}'], "pass it as --dtype"),
     ],
 )
 def test_cli_bad_flags_and_files(tmp_path, capsys, argv, needle):
