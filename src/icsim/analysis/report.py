@@ -1,0 +1,126 @@
+"""What a reproduction reports, as data: curves, comparisons with the paper, and findings whose
+verdicts are computed from the measured numbers (never written by hand).
+
+A `Curve` is what every experiment measures and every plot draws; its JSON form is the
+metrics.json shape (x, y, y_low, y_high, labels). A `Comparison` is one row of a report's
+table (our scalar beside the paper's value). A `Finding` states a paper's claim and a criterion
+on our scalars; `Finding.judge(scalars)` returns the sentence the report prints, chosen by the
+criterion: agreement can only be printed for numbers that meet it.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from icsim.analysis.metrics import mean_and_interval
+
+
+@dataclass(frozen=True)
+class Curve:
+    """y against x, optionally with a band [y_low, y_high] (e.g. a bootstrap 95% interval)."""
+
+    x: Sequence[float]
+    y: Sequence[float]
+    x_label: str = ""
+    y_label: str = ""
+    y_low: Sequence[float] | None = None
+    y_high: Sequence[float] | None = None
+
+    @classmethod
+    def of_prompts(
+        cls, values: torch.Tensor, x, x_label: str = "", y_label: str = "", generator=None
+    ) -> Curve:
+        """Mean over prompts of per-prompt values [P, len(x)] with a bootstrap 95% band."""
+        mean, low, high = mean_and_interval(values, generator=generator)
+        return cls(list(x), mean.tolist(), x_label, y_label, low.tolist(), high.tolist())
+
+    def to_json(self) -> dict:
+        out = {"x": list(self.x), "y": list(self.y), "x_label": self.x_label}
+        out["y_label"] = self.y_label
+        if self.y_low is not None:
+            out["y_low"], out["y_high"] = list(self.y_low), list(self.y_high)
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> Curve:
+        return cls(
+            d["x"], d["y"], d.get("x_label", ""), d.get("y_label", ""),
+            d.get("y_low"), d.get("y_high"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row of "our numbers beside the paper's": `ours` names a scalar of metrics.json."""
+
+    quantity: str
+    ours: str
+    paper: float | str
+    note: str = ""
+
+    def row(self, scalars: Mapping) -> tuple:
+        return self.quantity, scalars.get(self.ours, "not measured"), self.paper, self.note
+
+
+@dataclass(frozen=True)
+class Verdict:
+    finding: str
+    holds: bool
+    sentence: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A paper's claim and the stated criterion on our scalars that decides whether we see it.
+
+    `holds(scalars)` is the criterion, `criterion` says it in words, `measured(scalars)` gives
+    the numbers it was decided on. A scalar the criterion needs but that is missing or not
+    finite makes the verdict "not measured", never "agrees"."""
+
+    name: str
+    claim: str
+    criterion: str
+    holds: Callable[[Mapping], bool]
+    measured: Callable[[Mapping], str]
+
+    def judge(self, scalars: Mapping) -> Verdict:
+        try:
+            ok = bool(self.holds(scalars))
+            detail = self.measured(scalars)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return Verdict(self.name, False, f"Not measured: {self.claim} (needs {self.criterion}).")
+        if ok:
+            text = f"As the paper finds, {self.claim}: {detail} (criterion: {self.criterion})."
+        else:
+            text = (
+                f"Unlike the paper, we do not see that {self.claim}: {detail} "
+                f"(criterion not met: {self.criterion})."
+            )
+        return Verdict(self.name, ok, text)
+
+
+def finite(*values) -> bool:
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
+def fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def judge_all(findings: Sequence[Finding], scalars: Mapping) -> dict[str, Verdict]:
+    return {f.name: f.judge(scalars) for f in findings}
+
+
+def fill(template: str, scalars: Mapping, verdicts: Mapping[str, Verdict]) -> str:
+    """Fill a report template: `$name` is a scalar (formatted), `$verdict_name` a verdict's
+    sentence. An unknown placeholder is an error, so a template cannot silently lose a verdict."""
+    values = {k: fmt(v) for k, v in scalars.items()}
+    values.update({f"verdict_{k}": v.sentence for k, v in verdicts.items()})
+    return string.Template(template).substitute(values)
