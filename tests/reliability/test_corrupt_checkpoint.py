@@ -202,8 +202,7 @@ def test_wrong_shape_is_named_with_both_shapes(run, capsys):
 
 def test_kill_during_save_leaves_previous_complete_and_is_cleaned_up(run, monkeypatch):
     # a process killed between writing the tensors and publishing the directory
-    trainer = Trainer.resume(run, quiet=True)
-    trainer.cfg = TrainConfig(**{**CFG.to_dict(), "curriculum": CFG.curriculum, "steps": 25})
+    trainer = Trainer.resume(run, quiet=True, steps=25)
     calls = []
 
     def dies_on_second_file(tensors, path):
@@ -221,8 +220,7 @@ def test_kill_during_save_leaves_previous_complete_and_is_cleaned_up(run, monkey
     assert [c.name for c in ckpt.list_checkpoints(run)] == [f"step_{s:08d}" for s in (5, 10, 15)]
     found, _ = ckpt.latest_intact(run)
     assert found == step_dir(run, 15)
-    trainer = Trainer.resume(run, quiet=True)
-    trainer.cfg = TrainConfig(**{**CFG.to_dict(), "curriculum": CFG.curriculum, "steps": 25})
+    trainer = Trainer.resume(run, quiet=True, steps=25)
     trainer.train()
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # debris removed
     assert [c.name for c in ckpt.list_checkpoints(run)] == [f"step_{s:08d}" for s in (15, 20, 25)]

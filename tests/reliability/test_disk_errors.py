@@ -77,11 +77,12 @@ def test_full_disk_through_the_cli_is_one_line_exit_2(half_run, monkeypatch, cap
 
 def test_full_disk_on_a_plain_write_is_one_line_exit_2(half_run, monkeypatch, capsys):
     # an OSError from a write the library does not wrap (here the metrics log) reaches the CLI
-    def log(self, row):
-        raise OSError(errno.ENOSPC, "No space left on device", str(self.run_dir / "metrics.jsonl"))
+    def log(self, k, row):
+        path = self.run_dirs[k] / "metrics.jsonl"
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     before = snapshot(half_run)
-    monkeypatch.setattr(Trainer, "_log", log)
+    monkeypatch.setattr(Trainer, "_write_row", log)
     assert main(["train", "--resume", str(half_run), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("icsim: error: cannot write") and "metrics.jsonl" in err

@@ -310,27 +310,38 @@ def fit(
             f"task has dim={getattr(task, 'dim', None)} but the network was built for "
             f"X with d={network.dim} columns; build the task with dim={network.dim}."
         )
+    from icsim.training import Optim, Run, Trainer  # here: algorithms import no training
+
     X = network.X
     if generator is None:
         generator = torch.Generator(device=X.device).manual_seed(0)
-    opt = torch.optim.Adam(network.parameters(), lr=lr)
-    history = []
-    network.train()
-    for step in range(steps):
-        batch = task.sample(
+
+    def sample(step, rng):  # the caller's generator, so `fit` continues its stream
+        return task.sample(
             batch_size, network.n, generator=generator, device=X.device, dtype=X.dtype
         )
-        est = network(batch.ys)
-        err = ((est - batch.beta_star) ** 2).sum(-1).mean(-1)  # [K+1]
-        value = err[-1] if loss == "final" else err[1:].mean()
-        opt.zero_grad(set_to_none=True)
-        value.backward()
-        opt.step()
-        history.append(value.item())
-        if verbose and (step % max(steps // 10, 1) == 0 or step == steps - 1):
-            print(f"fit {type(network).__name__}: step {step + 1}/{steps} loss {value.item():.4g}")
+
+    def regression_to_beta_star(forward, batch):
+        err = ((forward(batch.ys) - batch.beta_star) ** 2).sum(-1).mean(-1)  # [K+1]
+        return err[-1] if loss == "final" else err[1:].mean()
+
+    def progress(row):
+        step = row["step"]
+        if (step - 1) % max(steps // 10, 1) == 0 or step == steps:
+            print(f"fit {type(network).__name__}: step {step}/{steps} loss {row['loss']:.4g}")
+
+    trainer = Trainer(
+        network,
+        sample=sample,
+        loss=regression_to_beta_star,
+        optim=Optim(steps=steps, lr=lr, grad_clip=0.0, kind="adam"),
+        run=Run(log_every=1, quiet=True),
+        device=X.device,
+        on_log=progress if verbose else None,
+    )
+    trainer.train()
     network.eval()
-    return history
+    return [row["loss"] for row in trainer.history]
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,8 @@ Two parts, on the same prompts (d = 5, n = 26 examples with ‖a_i‖ ≤ 1, μ 
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,7 +42,7 @@ from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, Stacked, Transformer
 from icsim.training import checkpoint as ckpt
-from icsim.training.trainer import lr_at, resolve_device
+from icsim.training.trainer import resolve_device
 
 PAPER_LAYERS_PER_STEP = 13  # PAPERS.md: "one Newton step ≈ 13 layers of the construction"
 
@@ -245,48 +243,49 @@ def build_model(cfg: GiannouConfig, depth: int, fmt: Stacked) -> Transformer:
 def train_to_newton(cfg: GiannouConfig, task, depth: int, device, log_path: Path, say):
     """Train one depth with MSE between the read-out and w_N on fresh prompts every step.
 
-    Our `Trainer` minimises the error on labels at every prefix; the paper's logistic models
-    instead output the whole weight vector w_N of the full context (their train.py,
-    output_type "w"), so this is a short loop of its own."""
+    The paper's logistic models output the whole weight vector w_N of the full context (their
+    train.py, output_type "w"): the batch carries w_N as its target (`losses.mse_to_target`)."""
+    from icsim.training import Optim, Run, Trainer, losses
+
     t = cfg.training
     fmt = Stacked(cfg.dim, n_queries=1)
     torch.manual_seed(cfg.seed + depth)
     model = build_model(cfg, depth, fmt).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1000 * depth)
-    history, acc, t0 = [], 0.0, time.perf_counter()
-    model.train()
-    for step in range(t.steps):
-        batch = task.sample(t.batch_size, cfg.n_context + 1, generator=gen, device=device)
+
+    def sample(step, rng):
+        batch = task.sample(t.batch_size, cfg.n_context + 1, generator=rng.device, device=device)
         with torch.no_grad():
             problem = batch.to(dtype=torch.float64).split(cfg.n_context)
             target = newton_solution(problem, cfg.mu, cfg.newton_iterations).float()
-        for group in opt.param_groups:
-            group["lr"] = lr_at(t, step)
-        loss = (fmt.run(model, batch)[:, 0] - target).square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if t.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step()
-        acc += loss.detach()
-        if (step + 1) % t.log_every == 0 or step + 1 == t.steps:
-            n = (step % t.log_every) + 1
-            value = (acc / n).item()
-            if not math.isfinite(value):
-                raise RuntimeError(
-                    f"training depth {depth} diverged at step {step + 1} (loss {value}); "
-                    "lower training.lr or set training.grad_clip."
-                )
-            rate = (step + 1) / (time.perf_counter() - t0)
-            row = {"step": step + 1, "loss": value, "lr": lr_at(t, step), "steps_per_s": rate}
-            history.append(row)
-            with open(log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            say(f"depth {depth}: step {step + 1}/{t.steps} loss {value:.3g} ({rate:.1f} steps/s)")
-            acc = 0.0
+        return losses.Targeted(batch, target)
+
+    def progress(row):
+        step, loss, rate = row["step"], row["loss"], row["steps_per_s"]
+        say(f"depth {depth}: step {step}/{t.steps} loss {loss:.3g} ({rate:.1f} steps/s)")
+
+    optim = Optim(
+        steps=t.steps,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        grad_clip=t.grad_clip,
+        warmup_steps=t.warmup_steps,
+        schedule=t.schedule,
+        min_lr_ratio=t.min_lr_ratio,
+    )
+    trainer = Trainer(
+        model,
+        fmt,
+        sample=sample,
+        loss=losses.mse_to_target(fmt),
+        optim=optim,
+        run=Run(log_every=t.log_every, log_file=log_path, quiet=True),
+        seeds=(cfg.seed + 1000 * depth,),
+        device=device,
+        on_log=progress,
+    )
+    trainer.train()
     model.eval()
-    return model, fmt, history
+    return model, fmt, trainer.history
 
 
 # --- part (a) on the evaluation prompts: the depth table -----------------------------------------

@@ -21,15 +21,11 @@ serves every number of demonstrations. LISTA and LISTA-CP are trained
 
 from __future__ import annotations
 
-import json
-import math
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 import icsim
 from icsim import _validate as V
@@ -42,8 +38,6 @@ from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, build
 from icsim.models.formats import Stacked
 from icsim.tasks.base import TaskBatch
-from icsim.training import checkpoint as ckpt
-from icsim.training.trainer import TrainingDiverged, lr_at
 
 METHODS = ("transformer", "ista", "fista", "lista", "lista_cp", "lasso")
 STEPPED = ("ista", "fista", "lista", "lista_cp")  # methods with a per-step curve
@@ -213,13 +207,15 @@ PAPER = {
 def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_dir=None):
     """Train a GPT-2-block transformer on in-context sparse recovery; returns (model, losses).
 
-    A small loop rather than `icsim.training.Trainer`, because the Trainer's stacked format has
-    one query and learned positions, and its interleaved format (tried first) stayed on the
-    predict-zero plateau for 2000+ steps at the quick profile's size. Here every prompt is
-    `Stacked(d, n_queries=Q)` tokens [x_i; y_i] and Q query tokens [x_q; 0] that attend to the
-    demonstrations only (Q independent targets per prompt), N is drawn anew every step, and the
+    Every prompt is `Stacked(d, n_queries=Q)`: tokens [x_i; y_i] and Q query tokens [x_q; 0]
+    that attend to the demonstrations only (Q independent targets per prompt). N is drawn anew
+    every step (from the seed's CPU stream, so the N sequence is the same on any device) and the
     model has no positional embedding, so it is invariant to the order of the demonstrations and
-    one model serves every N. Loss: mean squared error on the queries' (noisy) y_q."""
+    one model serves every N. (The interleaved format, tried first, stayed on the predict-zero
+    plateau for 2000+ steps at the quick profile's size.) Loss: mean squared error on the
+    queries' (noisy) y_q."""
+    from icsim.training import Optim, Run, Trainer, losses
+
     dev = torch.device(device)
     fmt = Stacked(dim=task.dim, n_queries=tc.n_queries)
     mc = ModelConfig(
@@ -231,56 +227,50 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
     )
     torch.manual_seed(tc.seed)
     model = build("transformer", mc).to(dev)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay
+    demos = [0]  # N of the latest step, for the log rows
+
+    def sample(step, rng):
+        demos[0] = int(torch.randint(tc.min_demos, tc.max_demos + 1, (1,), generator=rng.cpu))
+        return task.sample(tc.batch_size, demos[0] + tc.n_queries, generator=rng.device, device=dev)
+
+    optim = Optim(
+        steps=tc.steps,
+        lr=tc.lr,
+        betas=tc.betas,
+        weight_decay=tc.weight_decay,
+        grad_clip=tc.grad_clip,
+        warmup_steps=tc.warmup_steps,
+        schedule=tc.schedule,
+        min_lr_ratio=tc.min_lr_ratio,
     )
-    gpu = dev.type == "cuda"
-    forward = torch.compile(model) if tc.compile and gpu else model
-    g = torch.Generator(device=dev).manual_seed(tc.seed)
-    g_n = torch.Generator().manual_seed(tc.seed)  # N on the CPU: the same N sequence anywhere
-    losses, acc = [], 0.0
-    bar = tqdm(total=tc.steps, disable=quiet or not sys.stderr.isatty(), unit="step")
-    log = None
-    if run_dir is not None:  # the loss as it goes, as the Trainer's metrics.jsonl
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        log = open(Path(run_dir) / "metrics.jsonl", "w")
-    model.train()
-    for step in range(tc.steps):
-        n = int(torch.randint(tc.min_demos, tc.max_demos + 1, (1,), generator=g_n))
-        batch = task.sample(tc.batch_size, n + tc.n_queries, generator=g, device=dev)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(tc, step)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=tc.amp and gpu):
-            pred = fmt.run(forward, batch)
-        loss = (pred.float() - fmt.targets(batch).float()).square().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
-        acc = acc + loss.detach()
-        bar.update(1)
-        if (step + 1) % tc.log_every == 0 or step + 1 == tc.steps:
-            mean = (acc / (step % tc.log_every + 1)).item()
-            if not math.isfinite(mean):
-                raise TrainingDiverged(
-                    f"training diverged by step {step + 1}: the loss is {mean}; lower lr."
-                )
-            losses.append((step + 1, mean))
-            bar.set_postfix(loss=f"{mean:.4f}")
-            if log is not None:
-                row = {"step": step + 1, "loss": mean, "lr": lr_at(tc, step), "demos": n}
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-            acc = 0.0
-    bar.close()
+    trainer = Trainer(
+        model,
+        fmt,
+        sample=sample,
+        loss=losses.mse_every_prefix(fmt),
+        optim=optim,
+        run=Run(
+            dir=run_dir,
+            log_every=tc.log_every,
+            checkpoint_every=tc.steps,  # one checkpoint, of the trained model
+            keep_checkpoints=1,
+            quiet=quiet,
+            overwrite=True,
+        ),
+        seeds=(tc.seed,),
+        device=dev,
+        amp=tc.amp,
+        compile=tc.compile,
+        record=lambda k: {
+            "model_kind": "transformer",
+            "model_config": mc.to_dict(),
+            "liu2025": asdict(tc),
+        },
+        log_extra=lambda step: {"demos": demos[0]},
+    )
+    trainer.train()
     model.eval()
-    if log is not None:
-        log.close()
-    if run_dir is not None:
-        meta = {"model_kind": "transformer", "model_config": mc.to_dict(), "liu2025": asdict(tc)}
-        ckpt.save(Path(run_dir), tc.steps, model, {}, meta, keep=1)
-    return model, losses
+    return model, [(row["step"], row["loss"]) for row in trainer.history]
 
 
 # --------------------------------------------------------------------------------------------

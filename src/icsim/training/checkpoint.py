@@ -24,6 +24,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
 from icsim.errors import InputError
+from icsim.training.errors import TrainingDiverged
 
 PREFIX = "step_"
 TENSOR_FILES = ("model.safetensors", "state.safetensors")
@@ -71,13 +72,28 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
     return tensors, {"param_groups": sd["param_groups"]}
 
 
-def restore_optimizer(optimizer, tensors: dict, meta: dict) -> None:
+def restore_optimizer(optimizer, tensors: dict, meta: dict, where: str = "checkpoint") -> None:
+    """Load an optimizer's state saved by `optimizer_tensors`; CheckpointError when its groups
+    or moments do not fit this optimizer's parameters."""
     state: dict = {}
     for name, value in tensors.items():
         if name.startswith("optim."):
             _, pid, key = name.split(".", 2)
             state.setdefault(int(pid), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for pid, entries in state.items():
+        shape = tuple(params[pid].shape) if pid < len(params) else None
+        for key, value in entries.items():
+            if key != "step" and tuple(value.shape) != shape:
+                raise CheckpointError(
+                    f"{where}: optimizer state {key!r} of parameter {pid} has shape "
+                    f"{tuple(value.shape)}, the parameter {shape}; the checkpoint is corrupt "
+                    "or belongs to another model config."
+                )
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{where}: corrupt optimizer state ({e}).") from None
 
 
 def save(
@@ -93,8 +109,6 @@ def save(
     model_sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     bad = [k for k, v in model_sd.items() if v.is_floating_point() and not v.isfinite().all()]
     if bad:  # never let NaN/inf weights replace a good checkpoint
-        from icsim.training.trainer import TrainingDiverged
-
         kept = list_checkpoints(run_dir)
         raise TrainingDiverged(
             f"training diverged by step {step}: weight {bad[0]!r} is NaN/inf; not saving it. "
@@ -183,7 +197,9 @@ def load(ckpt: Path) -> tuple[dict, dict, dict]:
         isinstance(digests.get(n), str) for n in TENSOR_FILES
     ):
         raise _corrupt(ckpt, f"has a meta.json without SHA-256 checksums of {TENSOR_FILES}")
-    if "meta_sha256" in meta and meta["meta_sha256"] != _meta_digest(meta):
+    if "meta_sha256" not in meta:  # mandatory: else an edited sidecar could be re-hashed
+        raise _corrupt(ckpt, "has a meta.json without its own SHA-256 (meta_sha256)")
+    if meta["meta_sha256"] != _meta_digest(meta):
         raise _corrupt(ckpt, "has a meta.json that does not match its own SHA-256")
     step = meta.get("step")
     if not (isinstance(step, int) and not isinstance(step, bool) and step >= 0) or (
@@ -204,13 +220,67 @@ def load(ckpt: Path) -> tuple[dict, dict, dict]:
             tensors.append(load_safetensors(data))
         except (SafetensorError, ValueError) as e:
             raise _corrupt(ckpt, f"has a {name} that is not valid safetensors ({e})") from None
+    if "param_groups" in meta:  # a training checkpoint: optimizer and RNG states must be sound
+        problem = _training_state_problem(tensors[1], meta["param_groups"])
+        if problem:
+            raise _corrupt(ckpt, problem)
     return tensors[0], tensors[1], meta
 
 
-def latest_intact(run_dir: Path) -> tuple[Path, tuple] | None:
-    """The newest checkpoint that loads and verifies, with its contents; None if there is none.
-    Each newer one that fails is named in a `CheckpointSkipped` warning."""
+RNG_TENSORS = ("rng.generator", "rng.torch")
+
+
+def _training_state_problem(state: dict, groups) -> str | None:
+    """Why a training checkpoint's optimizer/RNG state cannot be resumed from, or None.
+    Adam's hyper-parameters and moments must be in range (a sidecar with betas 5 or eps -1
+    would only crash, or silently misbehave, steps later)."""
+    missing = [n for n in RNG_TENSORS if n not in state]
+    if missing:
+        return f"has no {missing[0]!r} tensor in state.safetensors"
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, dict) for g in groups):
+        return "has param_groups that are not a non-empty list of objects"
+    for g in groups:
+        ok = (
+            _is_num(g.get("lr"), low=0)
+            and _is_num(g.get("eps"), low=0, open_low=True)
+            and _is_num(g.get("weight_decay"), low=0)
+            and isinstance(g.get("betas"), list)
+            and len(g["betas"]) == 2
+            and all(_is_num(b, low=0, high=1) for b in g["betas"])
+            and isinstance(g.get("params"), list)
+            and all(isinstance(p, int) and not isinstance(p, bool) for p in g["params"])
+        )
+        if not ok:
+            keys = {k: g.get(k) for k in ("lr", "betas", "eps", "weight_decay")}
+            return f"has optimizer settings out of range ({keys})"
+    for name, t in state.items():
+        if not name.startswith("optim."):
+            continue
+        if name.count(".") != 2 or not name.split(".")[1].isdigit():
+            return f"has a malformed optimizer entry {name!r}"
+        if not t.is_floating_point() or not bool(torch.isfinite(t).all()):
+            return f"has optimizer state {name!r} that is not finite floats"
+        if name.endswith((".exp_avg_sq", ".step")) and bool((t < 0).any()):
+            return f"has negative optimizer state {name!r}"
+    return None
+
+
+def _is_num(v, low=None, high=None, open_low=False) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
+        return False
+    if low is not None and (v < low or (open_low and v == low)):
+        return False
+    return high is None or v < high
+
+
+def latest_intact(run_dir: Path, at_most: int | None = None) -> tuple[Path, tuple] | None:
+    """The newest checkpoint (of step <= `at_most`, if given) that loads and verifies, with its
+    contents; None if there is none. Each newer one that fails is named in a
+    `CheckpointSkipped` warning."""
     for ckpt in reversed(list_checkpoints(run_dir)):
+        digits = ckpt.name.removeprefix(PREFIX)
+        if at_most is not None and (not digits.isdigit() or int(digits) > at_most):
+            continue
         try:
             return ckpt, load(ckpt)
         except CheckpointError as e:

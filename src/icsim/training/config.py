@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from icsim import _validate as V
 from icsim.errors import InputError, did_you_mean
+from icsim.training.optim import Optim
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,8 @@ class TrainConfig:
             "keep_checkpoints",
         ):
             V.positive_int(name, getattr(self, name))
-        V.nonnegative_int("warmup_steps", self.warmup_steps)
         V.nonnegative_int("seed", self.seed)
-        V.number("lr", self.lr, low=0, low_open=True)
-        V.number("weight_decay", self.weight_decay, low=0)
-        V.number("grad_clip", self.grad_clip, low=0)
-        V.number("min_lr_ratio", self.min_lr_ratio, low=0, high=1)
-        V.choice("schedule", self.schedule, ("constant", "cosine", "linear"))
-        for b in self.betas:
-            V.number("betas", b, low=0, high=1, high_open=True)
+        self.optim  # noqa: B018 -- builds Optim, which checks lr, betas, schedule, ...
         if self.curriculum.dims_end > self.dim:
             raise InputError(
                 f"curriculum.dims_end={self.curriculum.dims_end} exceeds dim={self.dim}; "
@@ -131,7 +125,6 @@ class TrainConfig:
         is made, by building the task and the model's config (both cheap; no weights)."""
         import icsim.models
         import icsim.tasks
-        from icsim.training.trainer import model_config
 
         icsim.tasks.TASKS.factory(self.task)  # unknown name -> "did you mean"
         icsim.models.MODELS.factory(self.model)
@@ -148,8 +141,54 @@ class TrainConfig:
     def n_points(self) -> int:
         return self.curriculum.points_end
 
+    @property
+    def optim(self) -> Optim:
+        """The optimiser settings of this preset."""
+        return Optim(
+            steps=self.steps,
+            lr=self.lr,
+            betas=self.betas,
+            weight_decay=self.weight_decay,
+            grad_clip=self.grad_clip,
+            warmup_steps=self.warmup_steps,
+            schedule=self.schedule,
+            min_lr_ratio=self.min_lr_ratio,
+        )
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def token_format(cfg: TrainConfig):
+    from icsim.models import get_format
+
+    return get_format(cfg.token_format, dim=cfg.dim)
+
+
+def model_config(cfg: TrainConfig):
+    """The ModelConfig a TrainConfig describes (learned positions sized for its prompts)."""
+    from icsim.models import ModelConfig
+
+    fmt = token_format(cfg)
+    tokens = 2 * cfg.n_points if cfg.token_format == "interleaved" else cfg.n_points
+    return ModelConfig(
+        n_dims_in=fmt.width,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_embd=cfg.n_embd,
+        attention=cfg.attention,
+        mlp=cfg.mlp,
+        layer_norm=cfg.layer_norm,
+        positional=cfg.positional and cfg.model != "lstm",
+        read_in=cfg.read_in,
+        max_positions=max(tokens, 1),
+    )
+
+
+def build_task(cfg: TrainConfig):
+    import icsim.tasks
+
+    return icsim.tasks.get(cfg.task, dim=cfg.dim, **cfg.task_params)
 
 
 _checking = contextvars.ContextVar("icsim_config_checking", default=True)

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from icsim.errors import InputError
-from icsim.tasks.base import TaskBatch
+from icsim.training import batches
 
 
 def world() -> tuple[int, int]:
@@ -23,28 +23,34 @@ def world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def setup(device: torch.device, batch_size: int) -> tuple[int, int]:
+def setup(device: torch.device, batch_size: int | None = None) -> tuple[int, int]:
     """Join the process group when launched by torchrun (gloo on a CPU, NCCL on GPUs)."""
     rank, size = world()
     if size == 1:
         return rank, size
-    if batch_size % size:
-        raise InputError(
-            f"batch_size={batch_size} must be divisible by the number of processes ({size}); "
-            f"use a multiple of {size}."
-        )
+    if batch_size is not None:
+        check_divisible(batch_size, size)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, size
 
 
-def shard(batch: TaskBatch, rank: int, size: int) -> TaskBatch:
-    """This rank's contiguous slice of the prompts of a global batch."""
+def check_divisible(batch_size: int, size: int) -> None:
+    if batch_size % size:
+        raise InputError(
+            f"batch_size={batch_size} must be divisible by the number of processes ({size}); "
+            f"use a multiple of {size}."
+        )
+
+
+def shard(batch, rank: int, size: int):
+    """This rank's contiguous slice of the rows of a global batch (every tensor in it)."""
     if size == 1:
         return batch
-    per = batch.batch_size // size
-    rows = slice(rank * per, (rank + 1) * per)
-    return TaskBatch(xs=batch.xs[rows], ys=batch.ys[rows], task=batch.task)
+    total = batches.n_rows(batch)
+    check_divisible(total, size)
+    per = total // size
+    return batches.rows(batch, rank * per, (rank + 1) * per)
 
 
 def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:

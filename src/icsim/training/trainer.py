@@ -1,30 +1,99 @@
-"""The training loop: fresh prompts every step on the training device, loss on every prefix
-(Garg et al. 2022), AdamW with clipping and a warm-up/decay schedule, atomic checkpoints and
-bit-identical resume."""
+"""The training loop of icsim: every trained model in the package goes through `Trainer`.
+
+What is trained on is an argument, not a subclass: `sample(step, rng)` draws the step's batch
+and `loss(forward, batch)` scores it (`icsim.training.losses`), so MSE on every prefix (Garg et
+al. 2022), regression to an algorithm's output (Giannou et al. 2025), varying numbers of
+demonstrations (Liu et al. 2025) and unrolled solvers (LISTA) share one loop. Many seeds train
+as one vectorised step (torch.func over stacked weights), one run over many processes through
+torchrun (DDP); logging, atomic checkpoints, bit-identical resume, divergence and signal
+handling and the CSV are written once, here. `icsim train`'s flat `TrainConfig` is compiled
+into this loop's arguments by `Trainer.from_config`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
+import hashlib
 import json
 import math
+import signal
 import sys
+import threading
 import time
-from dataclasses import replace
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-import icsim
+from icsim import _validate as V
 from icsim import provenance, rundir
 from icsim.errors import InputError
-from icsim.models import ModelConfig, build, get_format
+from icsim.training import batches, distributed
 from icsim.training import checkpoint as ckpt
-from icsim.training import distributed
-from icsim.training.config import TrainConfig, from_dict
+from icsim.training.config import (
+    TrainConfig,
+    build_task,
+    from_dict,
+    model_config,
+    token_format,
+)
+from icsim.training.errors import TrainingDiverged, TrainingInterrupted
+from icsim.training.losses import mse_every_prefix
+from icsim.training.optim import Optim
+
+VECTORISABLE = ("transformer", "looped")  # models the vectorised multi-seed step supports
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss or the weights became NaN/inf; the last good checkpoint is kept."""
+@dataclass(frozen=True)
+class Run:
+    """Where and how often a run writes: `dir` gets config.json, metrics.jsonl, checkpoints/ and
+    metrics.csv (with several seeds, one `dir/seed_<s>/` each); None writes nothing."""
+
+    dir: str | Path | None = None
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    quiet: bool = False
+    overwrite: bool = False  # replace an existing run directory
+    resume: bool = False  # continue from the newest intact checkpoint in `dir`
+    log_file: str | Path | None = None  # metrics.jsonl somewhere else (one seed, no `dir`)
+
+    def __post_init__(self):
+        for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
+            V.positive_int(name, getattr(self, name))
+
+
+class Rng:
+    """The random streams of one seed's batches, saved in its checkpoints: `device`, a generator
+    on the training device, and `cpu`, a CPU generator for draws whose values must not depend on
+    the device (made on first use); both seeded with the seed."""
+
+    def __init__(self, seed: int, device: torch.device):
+        self.seed = seed
+        self.device = torch.Generator(device=device).manual_seed(seed)
+        self._cpu: torch.Generator | None = None
+
+    @property
+    def cpu(self) -> torch.Generator:
+        if self._cpu is None:
+            self._cpu = torch.Generator().manual_seed(self.seed)
+        return self._cpu
+
+    def state(self) -> dict[str, torch.Tensor]:
+        out = {"rng.generator": self.device.get_state().cpu()}
+        if self._cpu is not None:
+            out["rng.cpu"] = self._cpu.get_state()
+        return out
+
+    def load(self, tensors: dict) -> None:
+        self.device.set_state(tensors["rng.generator"].to(torch.uint8))
+        if "rng.cpu" in tensors:
+            self.cpu.set_state(tensors["rng.cpu"].to(torch.uint8))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -41,280 +110,661 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def model_config(cfg: TrainConfig) -> ModelConfig:
-    fmt = token_format(cfg)
-    tokens = 2 * cfg.n_points if cfg.token_format == "interleaved" else cfg.n_points
-    return ModelConfig(
-        n_dims_in=fmt.width,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
-        n_embd=cfg.n_embd,
-        attention=cfg.attention,
-        mlp=cfg.mlp,
-        layer_norm=cfg.layer_norm,
-        positional=cfg.positional and cfg.model != "lstm",
-        read_in=cfg.read_in,
-        max_positions=max(tokens, 1),
-    )
-
-
-def token_format(cfg: TrainConfig):
-    return get_format(cfg.token_format, dim=cfg.dim)
-
-
-def build_task(cfg: TrainConfig):
-    return icsim.tasks.get(cfg.task, dim=cfg.dim, **cfg.task_params)
+def check_seeds(seeds) -> list[int]:
+    """A non-empty list of distinct non-negative integer seeds."""
+    if isinstance(seeds, int) or not hasattr(seeds, "__iter__"):
+        raise InputError(f"seeds must be a list of integers, got {seeds!r}; e.g. seeds=[0, 1, 2].")
+    seeds = [V.nonnegative_int("seed", s) for s in seeds]
+    if not seeds:
+        raise InputError("seeds is empty: give at least one seed, e.g. seeds=[0, 1, 2, 3].")
+    if len(set(seeds)) != len(seeds):
+        raise InputError(f"seeds must be distinct (each gets its own run directory), got {seeds}.")
+    return seeds
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then constant, cosine or linear decay to lr * min_lr_ratio."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    shape = 0.5 * (1 + math.cos(math.pi * frac)) if cfg.schedule == "cosine" else 1 - frac
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * shape)
+    """The learning rate of a TrainConfig run at `step` (see `Optim.lr_at`)."""
+    return cfg.optim.lr_at(step)
 
 
 class Trainer:
-    """Train one model. `Trainer(cfg, run_dir).train()`; `Trainer.resume(run_dir).train()`."""
+    """Train a model (or one model per seed, vectorised) on `sample`d batches under `loss`.
+
+        trainer = Trainer(model, fmt, sample=lambda step, rng: task.sample(64, 41,
+                          generator=rng.device, device=dev), loss=mse_every_prefix(fmt),
+                          optim=Optim(steps=2000, lr=1e-3), run=Run(dir="runs/a"), seeds=(0,))
+        trainer.train()
+
+    model: an nn.Module, or a list of modules, one per seed (built by the caller, each after
+      `torch.manual_seed(seed)` if it should match a one-seed run); several train together in
+      one vmapped step over stacked weights (`vectorise=True` forces that mode for one).
+    sample(step, rng) -> batch: the step's batch drawn from `rng` (an `Rng`: rng.device, rng.cpu),
+      a TaskBatch or any tuple/dict of them and tensors.
+    loss(forward, batch) -> scalar tensor (`icsim.training.losses`).
+    record(k) -> dict: what seed k's config.json and every checkpoint's sidecar hold (model kind
+      and config, the preset...), so `load_trained` can rebuild the model.
+    log_extra(step) -> dict: extra columns of a log row (e.g. the curriculum's dims/points).
+    on_log(row): called with every log row (e.g. to print progress).
+
+    `Trainer(cfg: TrainConfig, run_dir, quiet=, overwrite=)` is `Trainer.from_config`.
+    """
 
     def __init__(
         self,
-        cfg: TrainConfig,
-        run_dir: str | Path | None = None,
+        model,
+        fmt=None,
         *,
-        quiet=False,
-        overwrite=False,
-        _resuming=False,
+        sample: Callable | None = None,
+        loss: Callable | None = None,
+        optim: Optim | None = None,
+        run: Run | None = None,
+        seeds: Sequence[int] | None = None,
+        device=None,
+        vectorise: bool | None = None,
+        amp: bool = False,
+        compile: bool = False,
+        record: Callable[[int], dict] | None = None,
+        log_extra: Callable[[int], dict] | None = None,
+        on_log: Callable[[dict], None] | None = None,
+        **preset,
     ):
-        self.cfg = cfg
-        self.quiet = quiet
-        self.device = resolve_device(cfg.device)
-        self.task = build_task(cfg)
-        self.fmt = token_format(cfg)
-        self.model_cfg = model_config(cfg)
-        self.rank, self.world_size = distributed.setup(self.device, cfg.batch_size)
-        if self.rank != 0:  # under torchrun, rank 0 alone writes the run directory
-            run_dir = None
-        self.run_dir = None if run_dir is None else rundir.prepare(run_dir, overwrite, _resuming)
-        torch.manual_seed(cfg.seed)
-        self.model = build(cfg.model, self.model_cfg).to(self.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(),
-            lr=cfg.lr,
-            betas=cfg.betas,
-            weight_decay=cfg.weight_decay,
-            fused=fused,
+        if isinstance(model, TrainConfig):  # the `icsim train` preset: Trainer(cfg, run_dir)
+            kwargs, task, mc = _preset(model, fmt, seeds=seeds, vectorise=vectorise, **preset)
+            Trainer.__init__(self, **kwargs)
+            self.cfg, self.task, self.model_cfg = model, task, mc
+            return
+        self.cfg = self.task = self.model_cfg = None  # set by the TrainConfig preset
+        if preset:
+            raise TypeError(f"Trainer got unexpected arguments {sorted(preset)}")
+        if sample is None or loss is None or optim is None:
+            raise TypeError("Trainer needs sample=, loss= and optim=")
+        models = list(model) if isinstance(model, (list, tuple)) else [model]
+        self.seeds = check_seeds((0,) if seeds is None else seeds)
+        if len(models) != len(self.seeds):
+            raise InputError(
+                f"{len(models)} models for {len(self.seeds)} seeds; give one model per seed."
+            )
+        self.fmt, self.optim, self.run = fmt, optim, run or Run()
+        self.sample_fn, self.loss_fn = sample, loss
+        self.record, self.log_extra, self.on_log = record, log_extra, on_log
+        self.quiet = self.run.quiet
+        self.vectorised = len(models) > 1 if vectorise is None else vectorise
+        self.device = (
+            torch.device(device) if device is not None else next(models[0].parameters()).device
         )
+        self.rank, self.world_size = distributed.setup(self.device)
+        if self.world_size > 1 and self.vectorised:
+            raise InputError("multi-seed training runs in one process; launch it without torchrun.")
+        self.run_dirs = self._prepare_dirs()
+        self._locks = [None] * len(self.run_dirs or [])
+        if self.run.resume:  # before the logs are cut back to the checkpoint
+            self._lock_all()
+        if self.vectorised:
+            from torch.func import stack_module_state
+
+            self.params, self.buffers = stack_module_state(models)  # [K, ...], requiring grad
+            # A weightless copy to call functionally; eval() is exact since dropout is 0 here.
+            self._skeleton = copy.deepcopy(models[0]).to("meta").eval()
+            self._n_params = sum(p[0].numel() for p in self.params.values())
+            trainable = self.params.values()
+        else:
+            self.model = models[0]
+            self._n_params = sum(p.numel() for p in self.model.parameters())
+            trainable = self.model.parameters()
+        self.optimizer = self.optim.build(trainable, self.device)
+        self.rngs = [Rng(s, self.device) for s in self.seeds]
         self.step = 0
-        self._forward = self.model
-        if self.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
+        self.histories: list[list[dict]] = [[] for _ in self.seeds]
+        self._acc, self._n_acc = None, 0  # losses summed since the last log row (checkpointed)
+        self.amp = amp and self.device.type == "cuda"
+        if (amp or compile) and self.device.type != "cuda":
+            self._notice("amp/compile requested on a CPU: skipped (they need a GPU).")
+        self._forward = None
+        if not self.vectorised:
+            self._forward = self.model
+            if self.world_size > 1:
+                from torch.nn.parallel import DistributedDataParallel
 
-            self._forward = DistributedDataParallel(self.model)
-        if cfg.compile or cfg.amp:
-            if self.device.type != "cuda":
-                self._notice("amp/compile requested on a CPU: skipped (they need a GPU).")
-            elif cfg.compile:
+                self._forward = DistributedDataParallel(self.model)
+            if compile and self.device.type == "cuda":
                 self._forward = torch.compile(self._forward)
-        if self.run_dir is not None and not _resuming:
-            rundir.write_json(self.run_dir / "config.json", self.describe())
+        elif compile and self.device.type == "cuda":
+            self._notice("compile is not used by multi-seed training yet: running eager.")
+        self._run_ids = [uuid.uuid4().hex for _ in self.seeds]
+        if self.run_dirs is not None and not self.run.resume:
+            for k, d in enumerate(self.run_dirs):
+                rundir.write_json(d / "config.json", self.describe(k))
+        self._lock_all()
+        if self.run.resume and self.run_dirs is not None:
+            self.restore()
 
-    # -- bookkeeping -------------------------------------------------------------------
-    def describe(self) -> dict:
-        return {
-            "train": self.cfg.to_dict(),
-            "model_kind": self.cfg.model,
-            "model_config": self.model_cfg.to_dict(),
-            "parameters": self.model.num_parameters(),
-            "seed": self.cfg.seed,
-            "world_size": self.world_size,  # data-parallel processes (torchrun)
-            "device": provenance.device_name(self.device),
-            "versions": provenance.versions(),
-            "git_commit": provenance.git_commit(),
-        }
+    # -- construction helpers ------------------------------------------------------------
+    def _prepare_dirs(self) -> list[Path] | None:
+        run = self.run
+        if run.dir is None or self.rank != 0:  # under torchrun rank 0 alone writes
+            return None
+        root = Path(run.dir)
+        dirs = [root] if not self.vectorised else [root / f"seed_{s}" for s in self.seeds]
+        return [rundir.prepare(d, run.overwrite, run.resume) for d in dirs]
+
+    def _lock_all(self) -> None:
+        """An advisory lock per run directory: a second process resuming the same run refuses
+        instead of interleaving checkpoints and logs."""
+        for k, d in enumerate(self.run_dirs or []):
+            if self._locks[k] is None:
+                self._locks[k] = _lock(d)
+
+    def _unlock_all(self) -> None:
+        for k, f in enumerate(self._locks):
+            if f is not None:
+                f.close()  # closing the file releases the lock
+                self._locks[k] = None
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self._unlock_all()
 
     def _notice(self, msg: str) -> None:
         if not self.quiet:
             print(f"icsim: {msg}", file=sys.stderr)
 
+    # -- the preset --------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, run_dir=None, **kw) -> Trainer:
+        """The `icsim train` run a TrainConfig describes (one seed, or `seeds=` vectorised)."""
+        return cls(cfg, run_dir, **kw)
+
     @classmethod
     def resume(cls, run_dir: str | Path, *, quiet=False, steps: int | None = None) -> Trainer:
-        """Continue the run in `run_dir` from its newest intact checkpoint."""
+        """Continue the TrainConfig run in `run_dir` from its newest intact checkpoint; a root of
+        several seeds (`icsim train --seeds`) resumes as one vectorised group."""
         run_dir = Path(run_dir)
-        try:
-            saved = json.loads((run_dir / "config.json").read_text())
-        except (OSError, ValueError) as e:  # ValueError: bad JSON or not UTF-8
-            raise InputError(f"cannot resume {run_dir}: no readable config.json ({e}).") from None
-        if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict):
-            raise InputError(
-                f"cannot resume {run_dir}: its config.json has no 'train' object (it was not "
-                "written by icsim train); start a new run instead."
-            )
+        seeds = None
+        group = sorted(run_dir.glob("seed_*/config.json"))
+        config_path = run_dir / "config.json"
+        if not config_path.exists() and group:
+            config_path = group[0]
+        saved = _read_config(run_dir, config_path)
+        multi = saved.get("multi_seed")
+        if config_path != run_dir / "config.json" and isinstance(multi, dict):
+            seeds = check_seeds(multi.get("seeds"))
         cfg = from_dict(TrainConfig, saved["train"], "config.json train")
         if steps is not None:
             cfg = replace(cfg, steps=steps)
-        trainer = cls(cfg, run_dir, quiet=quiet, _resuming=True)
-        found = ckpt.latest_intact(run_dir)
-        if found is None:
-            trainer._notice(f"no intact checkpoint in {run_dir}: starting from step 0.")
-            return trainer
-        path, (model_t, state_t, meta) = found
-        ckpt.load_model_weights(trainer.model, model_t, str(path))
-        ckpt.restore_optimizer(trainer.optimizer, state_t, meta)
-        trainer.generator.set_state(state_t["rng.generator"].to(torch.uint8))
-        torch.set_rng_state(state_t["rng.torch"].to(torch.uint8))
-        trainer.step = meta["step"]
-        if trainer.run_dir is not None:  # not on the ranks that write nothing
-            trainer._truncate_logs(trainer.step)
-        trainer._notice(f"resumed {run_dir} from step {trainer.step}.")
-        return trainer
+        if seeds is not None:
+            cfg = replace(cfg, seed=seeds[0])
+        return cls(cfg, run_dir, seeds=seeds, quiet=quiet, resume=True)
 
-    def _truncate_logs(self, step: int) -> None:
-        """Drop log lines written after the checkpoint we resume from."""
-        path = self.run_dir / "metrics.jsonl"
+    # -- bookkeeping -------------------------------------------------------------------
+    def describe(self, k: int = 0) -> dict:
+        """Seed k's config.json: its record, then the run's identity and provenance."""
+        out = {
+            **(self.record(k) if self.record else {}),
+            "parameters": self._n_params,
+            "seed": self.seeds[k],
+            "world_size": self.world_size,  # data-parallel processes (torchrun)
+            "device": provenance.device_name(self.device),
+            "versions": provenance.versions(),
+            "git_commit": provenance.git_commit(),
+            "run_id": self._run_ids[k],
+        }
+        if self.vectorised:
+            out["multi_seed"] = {"seeds": self.seeds, "index": k}
+        return out
+
+    @property
+    def n_models(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The first seed's batch generator on the training device."""
+        return self.rngs[0].device
+
+    @property
+    def history(self) -> list[dict]:
+        """The first seed's log rows."""
+        return self.histories[0]
+
+    def model_at(self, k: int) -> torch.nn.Module:
+        """Seed k's model as an ordinary module (in the vectorised mode, a copy of its weights)."""
+        if not self.vectorised:
+            return self.model
+        m = copy.deepcopy(self._skeleton).to_empty(device=self.device).train()
+        state = {n: p[k].detach().clone() for n, p in {**self.params, **self.buffers}.items()}
+        m.load_state_dict(state)
+        return m
+
+    def models(self) -> list[torch.nn.Module]:
+        return [self.model_at(k) for k in range(self.n_models)]
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save_checkpoint(self):
+        """One checkpoint per seed (the path; a list of them with several seeds)."""
+        if self.run_dirs is None:
+            raise InputError("this Trainer has no run directory: pass run=Run(dir=...).")
+        sd = self.optimizer.state_dict()
+        paths = []
+        for k, run_dir in enumerate(self.run_dirs):
+            tensors = {}
+            for pid, state in sd["state"].items():
+                for key, value in state.items():
+                    t = value if torch.is_tensor(value) else torch.tensor(value)
+                    if self.vectorised and key != "step":
+                        t = t[k]
+                    tensors[f"optim.{pid}.{key}"] = t.detach().cpu().contiguous()
+            tensors.update(self.rngs[k].state())
+            tensors["rng.torch"] = torch.get_rng_state()
+            if self._acc is not None:
+                acc = self._acc[k] if self.vectorised else self._acc
+                tensors["log.acc"] = acc.detach().cpu().reshape(())
+            record = self.record(k) if self.record else {}
+            meta = {
+                **record,
+                "param_groups": sd["param_groups"],
+                "log_n": self._n_acc,
+                "run_id": self._run_ids[k],
+                "config_digest": _digest(record),
+            }
+            paths.append(
+                ckpt.save(
+                    run_dir,
+                    self.step,
+                    self.model_at(k),
+                    tensors,
+                    meta,
+                    keep=self.run.keep_checkpoints,
+                )
+            )
+        return paths if self.vectorised else paths[0]
+
+    def restore(self) -> int:
+        """Load the newest checkpoint intact in every seed's directory (the newest step they all
+        have); the step restored, 0 when there is none."""
+        dirs = self.run_dirs
+        saved_ids = [_saved_run_id(d) for d in dirs]
+        found = [ckpt.latest_intact(d) for d in dirs]
+        if any(f is None for f in found):
+            corrupt = [d for d, f in zip(dirs, found) if f is None and ckpt.list_checkpoints(d)]
+            if corrupt:  # say it plainly: the run goes back to its start
+                print(
+                    f"icsim: every checkpoint in {corrupt[0]} is corrupt (see the warnings "
+                    "above): training restarts from step 0.",
+                    file=sys.stderr,
+                )
+            else:
+                self._notice(f"no checkpoint in {self.run.dir}: starting from step 0.")
+            for d in dirs:
+                self._truncate_logs(d, 0)
+            return 0
+        step = min(f[1][2]["step"] for f in found)
+        found = [
+            f if f[1][2]["step"] == step else ckpt.latest_intact(d, step)
+            for d, f in zip(dirs, found)
+        ]
+        if any(f is None or f[1][2]["step"] != step for f in found):
+            raise ckpt.CheckpointError(
+                f"the seeds under {self.run.dir} have no intact checkpoint of one common step; "
+                "start the group again, or resume each seed_<s> directory on its own."
+            )
+        models, states, metas = [], [], []
+        for k, (path, (model_t, state_t, meta)) in enumerate(found):
+            theirs, ours = meta.get("run_id"), saved_ids[k]
+            if ours is not None and theirs != ours:
+                raise ckpt.CheckpointError(
+                    f"checkpoint {path} belongs to another run (run id {theirs}, this run "
+                    f"{ours}): it was copied in from elsewhere. Remove it, or resume the run "
+                    "it came from."
+                )
+            # a run from before run ids keeps the id its checkpoints carry, if any
+            self._run_ids[k] = ours or theirs or self._run_ids[k]
+            model = self.model_at(k)
+            ckpt.load_model_weights(model, model_t, str(path))
+            models.append(model)
+            states.append(state_t)
+            metas.append(meta)
+        where = str(found[0][0])
+        if self.vectorised:
+            with torch.no_grad():
+                for n, p in {**self.params, **self.buffers}.items():
+                    p.copy_(torch.stack([m.state_dict()[n] for m in models]))
+            state = {
+                name: (t if name.endswith(".step") else torch.stack([s[name] for s in states]))
+                for name, t in states[0].items()
+                if name.startswith("optim.")
+            }
+            ckpt.restore_optimizer(self.optimizer, state, metas[0], where)
+        else:
+            ckpt.restore_optimizer(self.optimizer, states[0], metas[0], where)
+        for rng, state_t in zip(self.rngs, states):
+            rng.load(state_t)
+        torch.set_rng_state(states[0]["rng.torch"].to(torch.uint8))
+        if "log.acc" in states[0]:
+            accs = [s["log.acc"].to(self.device) for s in states]
+            self._acc = torch.stack(accs) if self.vectorised else accs[0]
+        self._n_acc = int(metas[0].get("log_n", 0))
+        self.step = step
+        for d in dirs:
+            self._truncate_logs(d, step)
+        self._notice(f"resumed {self.run.dir} from step {step}.")
+        return step
+
+    def _truncate_logs(self, run_dir: Path, step: int) -> None:
+        """Drop log rows the resumed run will write again: those after `step`, and one at `step`
+        that closed a log interval early (the resumed run finishes that interval)."""
+        path = run_dir / "metrics.jsonl"
         if path.exists():
-            keep = [ln for ln in path.read_text().splitlines() if _logged_step(ln) <= step]
+            keep = []
+            for ln in path.read_text().splitlines():
+                s = _logged_step(ln)
+                if s < step or (s == step and (s % self.run.log_every == 0 or self._n_acc == 0)):
+                    keep.append(ln)
             rundir.write_text(path, "".join(ln + "\n" for ln in keep))
 
-    def save_checkpoint(self) -> Path:
-        tensors, opt_meta = ckpt.optimizer_tensors(self.optimizer)
-        tensors["rng.generator"] = self.generator.get_state().cpu()
-        tensors["rng.torch"] = torch.get_rng_state()
-        meta = {
-            "model_kind": self.cfg.model,
-            "model_config": self.model_cfg.to_dict(),
-            "train": self.cfg.to_dict(),
-            **opt_meta,
-        }
-        return ckpt.save(
-            self.run_dir, self.step, self.model, tensors, meta, keep=self.cfg.keep_checkpoints
-        )
-
-    # -- training ------------------------------------------------------------------------
+    # -- the step ------------------------------------------------------------------------
     def loss(self, batch) -> torch.Tensor:
-        """Mean squared error over every prefix's prediction (Garg et al. 2022)."""
-        use_amp = self.cfg.amp and self.device.type == "cuda"
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            pred = self.fmt.run(self._forward, batch)
-        return (pred.float() - self.fmt.targets(batch).float()).square().mean()
+        """The (one-seed) model's loss on `batch`, in bf16 autocast when `amp` is on."""
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            return self.loss_fn(self._forward, batch)
+
+    def losses(self, batch) -> torch.Tensor:
+        """Per-model losses [K] on a stacked batch (every tensor [K, ...]), one vmapped call."""
+        from torch.func import functional_call, vmap
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        def one(params, buffers, leaves):
+            def forward(*args, **kwargs):
+                return functional_call(self._skeleton, (params, buffers), args, kwargs)
+
+            return self.loss_fn(forward, batches.unflatten(batch, leaves))
+
+        # PyTorch has no vmap rule for the CPU flash-attention kernel (it would loop over the
+        # models); the math kernel is made of batched matmuls and is exact.
+        math_sdpa = sdpa_kernel(SDPBackend.MATH) if self.device.type == "cpu" else nullcontext()
+        with math_sdpa, torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            return vmap(one)(self.params, self.buffers, batches.flatten(batch))
+
+    def clip_gradients(self) -> None:
+        """clip_grad_norm_ per model: each model's gradient norm over all its parameters."""
+        if not self.vectorised:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.grad_clip)
+            return
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        norms = torch.stack([g.flatten(1).square().sum(1) for g in grads]).sum(0).sqrt()
+        coef = (self.optim.grad_clip / (norms + 1e-6)).clamp(max=1.0)  # as clip_grad_norm_
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
 
     def train_step(self) -> torch.Tensor:
-        cfg = self.cfg
-        dims, points = cfg.curriculum.at(self.step)
-        batch = self.task.sample(
-            cfg.batch_size, points, generator=self.generator, device=self.device, active_dims=dims
-        )
-        batch = distributed.shard(batch, self.rank, self.world_size)
+        """One optimiser step of every model; the loss (per model [K] when vectorised), not read
+        back from the device."""
+        if self.vectorised:
+            batch = batches.stack([self.sample_fn(self.step, rng) for rng in self.rngs])
+        else:
+            batch = self.sample_fn(self.step, self.rngs[0])
+            batch = distributed.shard(batch, self.rank, self.world_size)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(cfg, self.step)
-        loss = self.loss(batch)
+            group["lr"] = self.optim.lr_at(self.step)
+        loss = self.losses(batch) if self.vectorised else self.loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        (loss.sum() if self.vectorised else loss).backward()  # model k gets exactly ∇ loss_k
+        if self.optim.grad_clip > 0:
+            self.clip_gradients()
+        self.optimizer.step()  # the one optimiser step of icsim's training
         self.step += 1
         return loss.detach()
 
-    def _check_finite(self, loss_value: float) -> None:
-        bad_weights = any(not torch.isfinite(p).all() for p in self.model.parameters())
-        if not math.isfinite(loss_value) or bad_weights:
-            where = "the weights" if bad_weights else f"the loss ({loss_value})"
-            kept = ckpt.list_checkpoints(self.run_dir) if self.run_dir else []
-            msg = (
-                f"training diverged at step {self.step}: {where} became NaN/inf. "
-                + (f"The last good checkpoint is {kept[-1]}. " if kept else "")
-                + "Lower --lr or enable --grad-clip."
-            )
-            if self.run_dir is not None:
-                self._log({"step": self.step, "diverged": True, "loss": str(loss_value)})
-            raise TrainingDiverged(msg)
-
-    def _log(self, row: dict) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-
+    # -- the loop ------------------------------------------------------------------------
     def train(self, stop_after: int | None = None) -> dict:
-        """Train to `cfg.steps` (or stop early after `stop_after` more steps, for tests).
-
-        The loss is read back from the device only every `log_every` steps."""
+        """Train to `optim.steps` (or stop after `stop_after` more steps, for tests). The loss
+        is read back from the device only every `log_every` steps. On SIGTERM or SIGINT the
+        step in flight is finished, a checkpoint written and `TrainingInterrupted` raised
+        (exit code 143 or 130). Returns {"step", "loss"} (loss per seed when vectorised)."""
         from tqdm import tqdm
 
-        cfg = self.cfg
-        end = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
-        self.model.train()
+        steps, run = self.optim.steps, self.run
+        end = steps if stop_after is None else min(steps, self.step + stop_after)
+        self._lock_all()
+        if not self.vectorised:
+            self.model.train()
         tb = self._tensorboard()
         bar = tqdm(
-            total=cfg.steps,
+            total=steps,
             initial=self.step,
             disable=self.quiet or not sys.stderr.isatty(),
             unit="step",
             dynamic_ncols=True,
         )
-        acc, n_acc, t_last, last_loss = None, 0, time.perf_counter(), float("nan")
-        while self.step < end:
-            loss = self.train_step()
-            acc = loss if acc is None else acc + loss
-            n_acc += 1
-            bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == end:
-                last_loss = distributed.mean_over_ranks(acc / n_acc).item()
-                self._check_finite(last_loss)
-                now = time.perf_counter()
-                rate = n_acc / (now - t_last)
-                dims, points = cfg.curriculum.at(self.step - 1)
-                row = {
-                    "step": self.step,
-                    "loss": last_loss,
-                    "lr": lr_at(cfg, self.step - 1),
-                    "dims": dims,
-                    "points": points,
-                    "steps_per_s": rate,
-                }
-                bar.set_postfix(loss=f"{last_loss:.4f}", dims=dims, points=points)
-                if self.run_dir is not None:
-                    self._log(row)
-                    if tb is not None:
-                        tb.add_scalar("train/loss", last_loss, self.step)
-                        tb.add_scalar("train/lr", row["lr"], self.step)
-                acc, n_acc, t_last = None, 0, now
-            if self.run_dir is not None and (
-                self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
-            ):
-                self.save_checkpoint()
-        bar.close()
+        t_last, since = time.perf_counter(), 0
+        last = [float("nan")] * self.n_models
+        try:
+            with _signals_stop() as stop:
+                while self.step < end:
+                    loss = self.train_step()
+                    self._acc = loss if self._acc is None else self._acc + loss
+                    self._n_acc += 1
+                    since += 1
+                    bar.update(1)
+                    if self.step % run.log_every == 0 or self.step == end:
+                        now = time.perf_counter()
+                        last = self._log_rows(since / (now - t_last), tb)
+                        t_last, since = now, 0
+                        bar.set_postfix(loss=f"{sum(last) / len(last):.4f}")
+                    if self.run_dirs is not None and (
+                        self.step % run.checkpoint_every == 0 or self.step == steps
+                    ):
+                        self.save_checkpoint()
+                    if stop.signum is not None:
+                        self._interrupted(stop.signum)
+        finally:
+            bar.close()
+            if tb is not None:
+                tb.close()
+            self._unlock_all()
+        if self.run_dirs is not None and self.step == steps:
+            for d in self.run_dirs:
+                _write_csv(d)
+        return {"step": self.step, "loss": last if self.vectorised else last[0]}
+
+    def _log_rows(self, rate: float, tb) -> list[float]:
+        """Average the losses since the last row, check them, write one row per seed."""
+        acc = self._acc / self._n_acc
+        last = (acc if self.vectorised else distributed.mean_over_ranks(acc).reshape(1)).tolist()
+        regular = self.step % self.run.log_every == 0 or self.step == self.optim.steps
+        if regular:  # an early row (stop_after) leaves its interval open, as if never written
+            self._acc, self._n_acc = None, 0
+        self._check_finite(last)
+        for k, value in enumerate(last):
+            row = {"step": self.step, "loss": value, "lr": self.optim.lr_at(self.step - 1)}
+            row.update(self.log_extra(self.step - 1) if self.log_extra else {})
+            row["steps_per_s"] = rate
+            self.histories[k].append(row)
+            self._write_row(k, row)
+            if self.on_log is not None:
+                self.on_log(row)
         if tb is not None:
-            tb.close()
-        if self.run_dir is not None and self.step == cfg.steps:
-            self._write_csv()
-        return {"step": self.step, "loss": last_loss}
+            tb.add_scalar("train/loss", last[0], self.step)
+            tb.add_scalar("train/lr", self.optim.lr_at(self.step - 1), self.step)
+        return last
+
+    def _write_row(self, k: int, row: dict) -> None:
+        path = self._log_path(k)
+        if path is not None:
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def _log_path(self, k: int) -> Path | None:
+        if self.run.log_file is not None and self.rank == 0:
+            return Path(self.run.log_file)
+        return None if self.run_dirs is None else self.run_dirs[k] / "metrics.jsonl"
+
+    def _check_finite(self, losses: list[float]) -> None:
+        if self.vectorised:
+            finite = torch.stack(
+                [torch.isfinite(p).flatten(1).all(1) for p in self.params.values()]
+            )
+            weights_ok = finite.all(0).tolist()
+        else:
+            weights_ok = [all(bool(torch.isfinite(p).all()) for p in self.model.parameters())]
+        bad = [
+            k for k, (v, ok) in enumerate(zip(losses, weights_ok)) if not (math.isfinite(v) and ok)
+        ]
+        if not bad:
+            return
+        k = bad[0]
+        where = f"the loss ({losses[k]})" if weights_ok[k] else "the weights"
+        seeds = f" for seeds {[self.seeds[i] for i in bad]}" if self.vectorised else ""
+        kept = ckpt.list_checkpoints(self.run_dirs[k]) if self.run_dirs else []
+        for i in bad:
+            self._write_row(i, {"step": self.step, "diverged": True, "loss": str(losses[i])})
+        raise TrainingDiverged(
+            f"training diverged at step {self.step}{seeds}: {where} became NaN/inf. "
+            + (f"The last good checkpoint is {kept[-1]}. " if kept else "")
+            + "Lower --lr or enable --grad-clip."
+        )
+
+    def _interrupted(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.run_dirs is not None:
+            saved = self.save_checkpoint()
+            path = saved[0].parent.parent if self.vectorised else saved
+            msg = (
+                f"{name}: stopped after step {self.step}, checkpoint written to {path}; "
+                f"continue with --resume {self.run.dir}."
+            )
+        else:
+            msg = f"{name}: stopped after step {self.step} (no run directory: nothing saved)."
+        print(f"icsim: {msg}", file=sys.stderr, flush=True)
+        raise TrainingInterrupted(msg, 128 + signum)
 
     def _tensorboard(self):
-        if self.run_dir is None:
+        if self.run_dirs is None or self.vectorised:
             return None
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # optional extra: icsim[tensorboard]
             return None
-        return SummaryWriter(str(self.run_dir / "tensorboard"))
+        return SummaryWriter(str(self.run_dirs[0] / "tensorboard"))
 
-    def _write_csv(self) -> None:
-        rows = [
-            json.loads(ln)
-            for ln in (self.run_dir / "metrics.jsonl").read_text().splitlines()
-            if ln.strip()
-        ]
-        rows = [r for r in rows if "diverged" not in r]
-        if rows:
-            with open(self.run_dir / "metrics.csv", "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(rows[0]))
-                w.writeheader()
-                w.writerows(rows)
+
+# -- the `icsim train` preset ---------------------------------------------------------------
+def _preset(
+    cfg: TrainConfig,
+    run_dir=None,
+    *,
+    seeds=None,
+    quiet=False,
+    overwrite=False,
+    resume=False,
+    _resuming=False,
+    vectorise=None,
+) -> tuple[dict, object, object]:
+    """(Trainer arguments, task, ModelConfig) for a TrainConfig: its task with the curriculum,
+    MSE on every prefix, the optimiser settings and the run's intervals; `seeds` trains several
+    models vectorised."""
+    multi = seeds is not None
+    seeds = check_seeds(seeds) if multi else [cfg.seed]
+    if multi and cfg.model not in VECTORISABLE:
+        raise InputError(
+            f"multi-seed training supports models {', '.join(VECTORISABLE)}, got "
+            f"{cfg.model!r}; train each seed with its own Trainer instead."
+        )
+    device = resolve_device(cfg.device)
+    task, fmt, mc = build_task(cfg), token_format(cfg), model_config(cfg)
+    distributed.check_divisible(cfg.batch_size, distributed.world()[1])
+    from icsim.models import build
+
+    models = []
+    for s in seeds:  # the global seed, then the weights: a one-seed run's draws for every seed
+        torch.manual_seed(s)
+        models.append(build(cfg.model, mc).to(device))
+
+    def sample(step, rng):
+        dims, points = cfg.curriculum.at(step)
+        return task.sample(
+            cfg.batch_size, points, generator=rng.device, device=device, active_dims=dims
+        )
+
+    def record(k):
+        train = replace(cfg, seed=seeds[k]) if multi else cfg
+        return {"train": train.to_dict(), "model_kind": cfg.model, "model_config": mc.to_dict()}
+
+    def curriculum(step):
+        return dict(zip(("dims", "points"), cfg.curriculum.at(step)))
+
+    run = Run(
+        dir=run_dir,
+        log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every,
+        keep_checkpoints=cfg.keep_checkpoints,
+        quiet=quiet,
+        overwrite=overwrite,
+        resume=resume or _resuming,
+    )
+    kwargs = dict(
+        model=models if multi else models[0],
+        fmt=fmt,
+        sample=sample,
+        loss=mse_every_prefix(fmt),
+        optim=cfg.optim,
+        run=run,
+        seeds=seeds,
+        device=device,
+        vectorise=multi if vectorise is None else vectorise,
+        amp=cfg.amp,
+        compile=cfg.compile,
+        record=record,
+        log_extra=curriculum,
+    )
+    return kwargs, task, mc
+
+
+# -- files ------------------------------------------------------------------------------------
+def _lock(run_dir: Path):
+    """An advisory lock (flock) on the run, or None where there is nothing to lock."""
+    try:
+        import fcntl
+    except ImportError:  # not on this platform: no lock
+        return None
+    try:  # the run's config.json: written once at the start, never replaced afterwards
+        f = open(run_dir / "config.json", "rb")
+    except OSError:
+        return None
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise InputError(
+            f"run directory {run_dir} is in use by another icsim process (it holds a lock on "
+            "its config.json); wait for that run to end or stop it, then resume."
+        ) from None
+    return f
+
+
+def _read_config(run_dir: Path, path: Path) -> dict:
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or not UTF-8
+        raise InputError(f"cannot resume {run_dir}: no readable config.json ({e}).") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict):
+        raise InputError(
+            f"cannot resume {run_dir}: its config.json has no 'train' object (it was not "
+            "written by icsim train); start a new run instead."
+        )
+    return saved
+
+
+def _saved_run_id(run_dir: Path) -> str | None:
+    """The run id in a run directory's config.json (None for runs from before run ids)."""
+    try:
+        rid = json.loads((run_dir / "config.json").read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rid if isinstance(rid, str) else None
+
+
+def _digest(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _logged_step(line: str) -> float:
@@ -325,8 +775,49 @@ def _logged_step(line: str) -> float:
         return math.inf
 
 
+def _write_csv(run_dir: Path) -> None:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    rows = [r for r in rows if "diverged" not in r]
+    if rows:
+        with open(run_dir / "metrics.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+
+class _Stop:
+    signum: int | None = None
+
+
+@contextlib.contextmanager
+def _signals_stop():
+    """While training: SIGTERM/SIGINT ask the loop to stop after the step in flight (a second
+    SIGINT interrupts at once). Only the main thread can take signals; elsewhere, nothing."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.signum = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def load_trained(run_dir: str | Path, device="cpu"):
     """(model, token_format, TrainConfig) from a run directory's newest intact checkpoint."""
+    from icsim.models import build
+
     run_dir = Path(run_dir)
     found = ckpt.latest_intact(run_dir)
     if found is None:
@@ -339,3 +830,20 @@ def load_trained(run_dir: str | Path, device="cpu"):
     model = build(meta["model_kind"], meta["model_config"])
     ckpt.load_model_weights(model, model_t, str(path))
     return model.to(device).eval(), token_format(cfg), cfg
+
+
+__all__ = [
+    "Run",
+    "Rng",
+    "Trainer",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "check_seeds",
+    "lr_at",
+    "load_trained",
+    "resolve_device",
+    "build_task",
+    "model_config",
+    "token_format",
+    "VECTORISABLE",
+]

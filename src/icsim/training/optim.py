@@ -1,0 +1,60 @@
+"""The optimiser settings of every training run: one frozen dataclass, its learning-rate
+schedule, and the torch optimiser it builds."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from icsim import _validate as V
+
+
+@dataclass(frozen=True)
+class Optim:
+    """AdamW (or Adam) for `steps` steps: linear warm-up, then a constant, cosine or linear
+    decay to lr * min_lr_ratio; gradients clipped to a global norm of `grad_clip` (0 = off)."""
+
+    steps: int
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    warmup_steps: int = 0
+    schedule: str = "constant"  # constant | cosine | linear
+    min_lr_ratio: float = 0.1
+    kind: str = "adamw"  # adamw | adam (Adam: L2 penalty instead of decoupled decay)
+
+    def __post_init__(self):
+        V.positive_int("steps", self.steps)
+        V.nonnegative_int("warmup_steps", self.warmup_steps)
+        V.number("lr", self.lr, low=0, low_open=True)
+        V.number("weight_decay", self.weight_decay, low=0)
+        V.number("grad_clip", self.grad_clip, low=0)
+        V.number("min_lr_ratio", self.min_lr_ratio, low=0, high=1)
+        V.choice("schedule", self.schedule, ("constant", "cosine", "linear"))
+        V.choice("kind", self.kind, ("adamw", "adam"))
+        for b in self.betas:
+            V.number("betas", b, low=0, high=1, high_open=True)
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of step `step` (0-based)."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return self.lr
+        frac = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        shape = 0.5 * (1 + math.cos(math.pi * frac)) if self.schedule == "cosine" else 1 - frac
+        return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * shape)
+
+    def build(self, params, device: torch.device) -> torch.optim.Optimizer:
+        """The torch optimiser over `params` (the fused kernel on a GPU)."""
+        cls = torch.optim.AdamW if self.kind == "adamw" else torch.optim.Adam
+        return cls(
+            params,
+            lr=self.lr,
+            betas=self.betas,
+            weight_decay=self.weight_decay,
+            fused=torch.device(device).type == "cuda",
+        )
