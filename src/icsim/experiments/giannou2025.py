@@ -263,21 +263,12 @@ def train_to_newton(cfg: GiannouConfig, task, depth: int, device, log_path: Path
         step, loss, rate = row["step"], row["loss"], row["steps_per_s"]
         say(f"depth {depth}: step {step}/{t.steps} loss {loss:.3g} ({rate:.1f} steps/s)")
 
-    optim = Optim(
-        steps=t.steps,
-        lr=t.lr,
-        weight_decay=t.weight_decay,
-        grad_clip=t.grad_clip,
-        warmup_steps=t.warmup_steps,
-        schedule=t.schedule,
-        min_lr_ratio=t.min_lr_ratio,
-    )
     trainer = Trainer(
         model,
         fmt,
         sample=sample,
         loss=losses.mse_to_target(fmt),
-        optim=optim,
+        optim=Optim.like(t),
         run=Run(log_every=t.log_every, log_file=log_path, quiet=True),
         seeds=(cfg.seed + 1000 * depth,),
         device=device,

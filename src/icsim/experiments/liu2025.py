@@ -233,22 +233,12 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
         demos[0] = int(torch.randint(tc.min_demos, tc.max_demos + 1, (1,), generator=rng.cpu))
         return task.sample(tc.batch_size, demos[0] + tc.n_queries, generator=rng.device, device=dev)
 
-    optim = Optim(
-        steps=tc.steps,
-        lr=tc.lr,
-        betas=tc.betas,
-        weight_decay=tc.weight_decay,
-        grad_clip=tc.grad_clip,
-        warmup_steps=tc.warmup_steps,
-        schedule=tc.schedule,
-        min_lr_ratio=tc.min_lr_ratio,
-    )
     trainer = Trainer(
         model,
         fmt,
         sample=sample,
         loss=losses.mse_every_prefix(fmt),
-        optim=optim,
+        optim=Optim.like(tc),
         run=Run(
             dir=run_dir,
             log_every=tc.log_every,

@@ -144,16 +144,7 @@ class TrainConfig:
     @property
     def optim(self) -> Optim:
         """The optimiser settings of this preset."""
-        return Optim(
-            steps=self.steps,
-            lr=self.lr,
-            betas=self.betas,
-            weight_decay=self.weight_decay,
-            grad_clip=self.grad_clip,
-            warmup_steps=self.warmup_steps,
-            schedule=self.schedule,
-            min_lr_ratio=self.min_lr_ratio,
-        )
+        return Optim.like(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -4,7 +4,7 @@ schedule, and the torch optimiser it builds."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -37,6 +37,13 @@ class Optim:
         V.choice("kind", self.kind, ("adamw", "adam"))
         for b in self.betas:
             V.number("betas", b, low=0, high=1, high_open=True)
+
+    @classmethod
+    def like(cls, settings, **changes) -> Optim:
+        """The Optim of a flat settings object that names its fields as Optim does (TrainConfig,
+        an experiment's training settings); fields it lacks keep Optim's defaults."""
+        names = [f.name for f in fields(cls)]
+        return cls(**{n: getattr(settings, n) for n in names if hasattr(settings, n)}, **changes)
 
     def lr_at(self, step: int) -> float:
         """Learning rate of step `step` (0-based)."""
