@@ -14,112 +14,29 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
-import hashlib
 import json
 import math
 import signal
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from icsim import _validate as V
 from icsim import provenance, rundir
 from icsim.errors import InputError
-from icsim.training import batches, distributed
+from icsim.training import batches, distributed, preset
 from icsim.training import checkpoint as ckpt
-from icsim.training.config import (
-    TrainConfig,
-    build_task,
-    from_dict,
-    model_config,
-    token_format,
-)
+from icsim.training import run as runs
+from icsim.training.config import TrainConfig, build_task, from_dict, model_config, token_format
 from icsim.training.errors import TrainingDiverged, TrainingInterrupted
-from icsim.training.losses import mse_every_prefix
 from icsim.training.optim import Optim
-
-VECTORISABLE = ("transformer", "looped")  # models the vectorised multi-seed step supports
-
-
-@dataclass(frozen=True)
-class Run:
-    """Where and how often a run writes: `dir` gets config.json, metrics.jsonl, checkpoints/ and
-    metrics.csv (with several seeds, one `dir/seed_<s>/` each); None writes nothing."""
-
-    dir: str | Path | None = None
-    log_every: int = 100
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    quiet: bool = False
-    overwrite: bool = False  # replace an existing run directory
-    resume: bool = False  # continue from the newest intact checkpoint in `dir`
-    log_file: str | Path | None = None  # metrics.jsonl somewhere else (one seed, no `dir`)
-
-    def __post_init__(self):
-        for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
-            V.positive_int(name, getattr(self, name))
-
-
-class Rng:
-    """The random streams of one seed's batches, saved in its checkpoints: `device`, a generator
-    on the training device, and `cpu`, a CPU generator for draws whose values must not depend on
-    the device (made on first use); both seeded with the seed."""
-
-    def __init__(self, seed: int, device: torch.device):
-        self.seed = seed
-        self.device = torch.Generator(device=device).manual_seed(seed)
-        self._cpu: torch.Generator | None = None
-
-    @property
-    def cpu(self) -> torch.Generator:
-        if self._cpu is None:
-            self._cpu = torch.Generator().manual_seed(self.seed)
-        return self._cpu
-
-    def state(self) -> dict[str, torch.Tensor]:
-        out = {"rng.generator": self.device.get_state().cpu()}
-        if self._cpu is not None:
-            out["rng.cpu"] = self._cpu.get_state()
-        return out
-
-    def load(self, tensors: dict) -> None:
-        self.device.set_state(tensors["rng.generator"].to(torch.uint8))
-        if "rng.cpu" in tensors:
-            self.cpu.set_state(tensors["rng.cpu"].to(torch.uint8))
-
-
-def resolve_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise InputError(
-            f"device {device!r} is not a valid torch device; use 'cpu' or 'cuda'."
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"device {device!r} was asked for but CUDA is not available here; use --device cpu."
-        )
-    return dev
-
-
-def check_seeds(seeds) -> list[int]:
-    """A non-empty list of distinct non-negative integer seeds."""
-    if isinstance(seeds, int) or not hasattr(seeds, "__iter__"):
-        raise InputError(f"seeds must be a list of integers, got {seeds!r}; e.g. seeds=[0, 1, 2].")
-    seeds = [V.nonnegative_int("seed", s) for s in seeds]
-    if not seeds:
-        raise InputError("seeds is empty: give at least one seed, e.g. seeds=[0, 1, 2, 3].")
-    if len(set(seeds)) != len(seeds):
-        raise InputError(f"seeds must be distinct (each gets its own run directory), got {seeds}.")
-    return seeds
+from icsim.training.preset import VECTORISABLE, check_seeds, load_trained, resolve_device
+from icsim.training.run import Rng, Run
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -166,16 +83,18 @@ class Trainer:
         record: Callable[[int], dict] | None = None,
         log_extra: Callable[[int], dict] | None = None,
         on_log: Callable[[dict], None] | None = None,
-        **preset,
+        **rest,
     ):
         if isinstance(model, TrainConfig):  # the `icsim train` preset: Trainer(cfg, run_dir)
-            kwargs, task, mc = _preset(model, fmt, seeds=seeds, vectorise=vectorise, **preset)
+            kwargs, task, mc = preset.arguments(
+                model, fmt, seeds=seeds, vectorise=vectorise, **rest
+            )
             Trainer.__init__(self, **kwargs)
             self.cfg, self.task, self.model_cfg = model, task, mc
             return
         self.cfg = self.task = self.model_cfg = None  # set by the TrainConfig preset
-        if preset:
-            raise TypeError(f"Trainer got unexpected arguments {sorted(preset)}")
+        if rest:
+            raise TypeError(f"Trainer got unexpected arguments {sorted(rest)}")
         if sample is None or loss is None or optim is None:
             raise TypeError("Trainer needs sample=, loss= and optim=")
         models = list(model) if isinstance(model, (list, tuple)) else [model]
@@ -252,7 +171,7 @@ class Trainer:
         instead of interleaving checkpoints and logs."""
         for k, d in enumerate(self.run_dirs or []):
             if self._locks[k] is None:
-                self._locks[k] = _lock(d)
+                self._locks[k] = runs.lock(d)
 
     def _unlock_all(self) -> None:
         for k, f in enumerate(self._locks):
@@ -284,7 +203,7 @@ class Trainer:
         config_path = run_dir / "config.json"
         if not config_path.exists() and group:
             config_path = group[0]
-        saved = _read_config(run_dir, config_path)
+        saved = preset.read_config(run_dir, config_path)
         multi = saved.get("multi_seed")
         if config_path != run_dir / "config.json" and isinstance(multi, dict):
             seeds = check_seeds(multi.get("seeds"))
@@ -364,7 +283,7 @@ class Trainer:
                 "param_groups": sd["param_groups"],
                 "log_n": self._n_acc,
                 "run_id": self._run_ids[k],
-                "config_digest": _digest(record),
+                "config_digest": runs.digest(record),
             }
             paths.append(
                 ckpt.save(
@@ -382,7 +301,7 @@ class Trainer:
         """Load the newest checkpoint intact in every seed's directory (the newest step they all
         have); the step restored, 0 when there is none."""
         dirs = self.run_dirs
-        saved_ids = [_saved_run_id(d) for d in dirs]
+        saved_ids = [runs.saved_run_id(d) for d in dirs]
         found = [ckpt.latest_intact(d) for d in dirs]
         if any(f is None for f in found):
             corrupt = [d for d, f in zip(dirs, found) if f is None and ckpt.list_checkpoints(d)]
@@ -456,7 +375,7 @@ class Trainer:
         if path.exists():
             keep = []
             for ln in path.read_text().splitlines():
-                s = _logged_step(ln)
+                s = runs.logged_step(ln)
                 if s < step or (s == step and (s % self.run.log_every == 0 or self._n_acc == 0)):
                     keep.append(ln)
             rundir.write_text(path, "".join(ln + "\n" for ln in keep))
@@ -538,7 +457,7 @@ class Trainer:
         t_last, since = time.perf_counter(), 0
         last = [float("nan")] * self.n_models
         try:
-            with _signals_stop() as stop:
+            with runs.stop_on_signals() as stop:
                 while self.step < end:
                     loss = self.train_step()
                     self._acc = loss if self._acc is None else self._acc + loss
@@ -563,7 +482,7 @@ class Trainer:
             self._unlock_all()
         if self.run_dirs is not None and self.step == steps:
             for d in self.run_dirs:
-                _write_csv(d)
+                runs.write_csv(d)
         return {"step": self.step, "loss": last if self.vectorised else last[0]}
 
     def _log_rows(self, rate: float, tb) -> list[float]:
@@ -647,203 +566,18 @@ class Trainer:
         return SummaryWriter(str(self.run_dirs[0] / "tensorboard"))
 
 
-# -- the `icsim train` preset ---------------------------------------------------------------
-def _preset(
-    cfg: TrainConfig,
-    run_dir=None,
-    *,
-    seeds=None,
-    quiet=False,
-    overwrite=False,
-    resume=False,
-    _resuming=False,
-    vectorise=None,
-) -> tuple[dict, object, object]:
-    """(Trainer arguments, task, ModelConfig) for a TrainConfig: its task with the curriculum,
-    MSE on every prefix, the optimiser settings and the run's intervals; `seeds` trains several
-    models vectorised."""
-    multi = seeds is not None
-    seeds = check_seeds(seeds) if multi else [cfg.seed]
-    if multi and cfg.model not in VECTORISABLE:
-        raise InputError(
-            f"multi-seed training supports models {', '.join(VECTORISABLE)}, got "
-            f"{cfg.model!r}; train each seed with its own Trainer instead."
-        )
-    device = resolve_device(cfg.device)
-    task, fmt, mc = build_task(cfg), token_format(cfg), model_config(cfg)
-    distributed.check_divisible(cfg.batch_size, distributed.world()[1])
-    from icsim.models import build
-
-    models = []
-    for s in seeds:  # the global seed, then the weights: a one-seed run's draws for every seed
-        torch.manual_seed(s)
-        models.append(build(cfg.model, mc).to(device))
-
-    def sample(step, rng):
-        dims, points = cfg.curriculum.at(step)
-        return task.sample(
-            cfg.batch_size, points, generator=rng.device, device=device, active_dims=dims
-        )
-
-    def record(k):
-        train = replace(cfg, seed=seeds[k]) if multi else cfg
-        return {"train": train.to_dict(), "model_kind": cfg.model, "model_config": mc.to_dict()}
-
-    def curriculum(step):
-        return dict(zip(("dims", "points"), cfg.curriculum.at(step)))
-
-    run = Run(
-        dir=run_dir,
-        log_every=cfg.log_every,
-        checkpoint_every=cfg.checkpoint_every,
-        keep_checkpoints=cfg.keep_checkpoints,
-        quiet=quiet,
-        overwrite=overwrite,
-        resume=resume or _resuming,
-    )
-    kwargs = dict(
-        model=models if multi else models[0],
-        fmt=fmt,
-        sample=sample,
-        loss=mse_every_prefix(fmt),
-        optim=cfg.optim,
-        run=run,
-        seeds=seeds,
-        device=device,
-        vectorise=multi if vectorise is None else vectorise,
-        amp=cfg.amp,
-        compile=cfg.compile,
-        record=record,
-        log_extra=curriculum,
-    )
-    return kwargs, task, mc
-
-
-# -- files ------------------------------------------------------------------------------------
-def _lock(run_dir: Path):
-    """An advisory lock (flock) on the run, or None where there is nothing to lock."""
-    try:
-        import fcntl
-    except ImportError:  # not on this platform: no lock
-        return None
-    try:  # the run's config.json: written once at the start, never replaced afterwards
-        f = open(run_dir / "config.json", "rb")
-    except OSError:
-        return None
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
-        raise InputError(
-            f"run directory {run_dir} is in use by another icsim process (it holds a lock on "
-            "its config.json); wait for that run to end or stop it, then resume."
-        ) from None
-    return f
-
-
-def _read_config(run_dir: Path, path: Path) -> dict:
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as e:  # ValueError: bad JSON or not UTF-8
-        raise InputError(f"cannot resume {run_dir}: no readable config.json ({e}).") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("train"), dict):
-        raise InputError(
-            f"cannot resume {run_dir}: its config.json has no 'train' object (it was not "
-            "written by icsim train); start a new run instead."
-        )
-    return saved
-
-
-def _saved_run_id(run_dir: Path) -> str | None:
-    """The run id in a run directory's config.json (None for runs from before run ids)."""
-    try:
-        rid = json.loads((run_dir / "config.json").read_text()).get("run_id")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return rid if isinstance(rid, str) else None
-
-
-def _digest(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _logged_step(line: str) -> float:
-    """The step of a metrics.jsonl line; inf for a line torn by a kill (dropped on resume)."""
-    try:
-        return json.loads(line)["step"]
-    except (ValueError, KeyError, TypeError):
-        return math.inf
-
-
-def _write_csv(run_dir: Path) -> None:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    rows = [r for r in rows if "diverged" not in r]
-    if rows:
-        with open(run_dir / "metrics.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-
-
-class _Stop:
-    signum: int | None = None
-
-
-@contextlib.contextmanager
-def _signals_stop():
-    """While training: SIGTERM/SIGINT ask the loop to stop after the step in flight (a second
-    SIGINT interrupts at once). Only the main thread can take signals; elsewhere, nothing."""
-    stop = _Stop()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum, frame):
-        if stop.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        stop.signum = signum
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-def load_trained(run_dir: str | Path, device="cpu"):
-    """(model, token_format, TrainConfig) from a run directory's newest intact checkpoint."""
-    from icsim.models import build
-
-    run_dir = Path(run_dir)
-    found = ckpt.latest_intact(run_dir)
-    if found is None:
-        raise InputError(
-            f"{run_dir} has no intact checkpoint to load; train it first "
-            "(icsim train) or check the path."
-        )
-    path, (model_t, _, meta) = found
-    cfg = from_dict(TrainConfig, meta["train"], f"{path}/meta.json train")
-    model = build(meta["model_kind"], meta["model_config"])
-    ckpt.load_model_weights(model, model_t, str(path))
-    return model.to(device).eval(), token_format(cfg), cfg
-
-
-__all__ = [
+__all__ = [  # with the names other modules import from here
     "Run",
     "Rng",
     "Trainer",
     "TrainingDiverged",
     "TrainingInterrupted",
-    "check_seeds",
-    "lr_at",
-    "load_trained",
-    "resolve_device",
-    "build_task",
-    "model_config",
-    "token_format",
     "VECTORISABLE",
+    "build_task",
+    "check_seeds",
+    "load_trained",
+    "lr_at",
+    "model_config",
+    "resolve_device",
+    "token_format",
 ]
