@@ -114,7 +114,8 @@ class Trainer:
         self.rank, self.world_size = distributed.setup(self.device)
         if self.world_size > 1 and self.vectorised:
             raise InputError("multi-seed training runs in one process; launch it without torchrun.")
-        self.run_dirs = self._prepare_dirs()
+        self._dirs = self._seed_dirs()  # every rank reads checkpoints from these on resume
+        self.run_dirs = self._prepare_dirs()  # the ones this process writes (rank 0 only)
         self._locks = [None] * len(self.run_dirs or [])
         if self.run.resume:  # before the logs are cut back to the checkpoint
             self._lock_all()
@@ -154,17 +155,20 @@ class Trainer:
             for k, d in enumerate(self.run_dirs):
                 rundir.write_json(d / "config.json", self.describe(k))
         self._lock_all()
-        if self.run.resume and self.run_dirs is not None:
+        if self.run.resume and self._dirs is not None:
             self.restore()
 
     # -- construction helpers ------------------------------------------------------------
-    def _prepare_dirs(self) -> list[Path] | None:
-        run = self.run
-        if run.dir is None or self.rank != 0:  # under torchrun rank 0 alone writes
+    def _seed_dirs(self) -> list[Path] | None:
+        if self.run.dir is None:
             return None
-        root = Path(run.dir)
-        dirs = [root] if not self.vectorised else [root / f"seed_{s}" for s in self.seeds]
-        return [rundir.prepare(d, run.overwrite, run.resume) for d in dirs]
+        root = Path(self.run.dir)
+        return [root] if not self.vectorised else [root / f"seed_{s}" for s in self.seeds]
+
+    def _prepare_dirs(self) -> list[Path] | None:
+        if self._dirs is None or self.rank != 0:  # under torchrun rank 0 alone writes
+            return None
+        return [rundir.prepare(d, self.run.overwrite, self.run.resume) for d in self._dirs]
 
     def _lock_all(self) -> None:
         """An advisory lock per run directory: a second process resuming the same run refuses
@@ -212,7 +216,7 @@ class Trainer:
             cfg = replace(cfg, steps=steps)
         if seeds is not None:
             cfg = replace(cfg, seed=seeds[0])
-        return cls(cfg, run_dir, seeds=seeds, quiet=quiet, resume=True)
+        return Trainer(cfg, run_dir, seeds=seeds, quiet=quiet, resume=True)
 
     # -- bookkeeping -------------------------------------------------------------------
     def describe(self, k: int = 0) -> dict:
@@ -300,12 +304,51 @@ class Trainer:
     def restore(self) -> int:
         """Load the newest checkpoint intact in every seed's directory (the newest step they all
         have); the step restored, 0 when there is none."""
-        dirs = self.run_dirs
-        saved_ids = [runs.saved_run_id(d) for d in dirs]
-        found = [ckpt.latest_intact(d) for d in dirs]
+        found = self._common_checkpoints()
+        if found is None:
+            self._truncate_logs(0)
+            return 0
+        models, states, metas = [], [], []
+        for k, (path, (model_t, state_t, meta)) in enumerate(found):
+            self._check_identity(k, path, meta)
+            model = self.model_at(k)  # single mode: the model itself; vectorised: a copy
+            ckpt.load_model_weights(model, model_t, str(path))
+            models.append(model)
+            states.append(state_t)
+            metas.append(meta)
+        optim_state = states[0]
+        if self.vectorised:  # stack the seeds' weights and moments back into [K, ...]
+            with torch.no_grad():
+                for n, p in {**self.params, **self.buffers}.items():
+                    p.copy_(torch.stack([m.state_dict()[n] for m in models]))
+            optim_state = {
+                name: (t if name.endswith(".step") else torch.stack([s[name] for s in states]))
+                for name, t in states[0].items()
+                if name.startswith("optim.")
+            }
+        ckpt.restore_optimizer(self.optimizer, optim_state, metas[0], str(found[0][0]))
+        for rng, state_t in zip(self.rngs, states):
+            rng.load(state_t)
+        torch.set_rng_state(states[0]["rng.torch"].to(torch.uint8))
+        if "log.acc" in states[0]:  # the open log interval continues where it stopped
+            accs = [s["log.acc"].to(self.device) for s in states]
+            self._acc = torch.stack(accs) if self.vectorised else accs[0]
+        self._n_acc = int(metas[0].get("log_n", 0))
+        self.step = metas[0]["step"]
+        self._truncate_logs(self.step)
+        self._notice(f"resumed {self.run.dir} from step {self.step}.")
+        return self.step
+
+    def _common_checkpoints(self) -> list | None:
+        """Per seed, (path, contents) of its newest intact checkpoint at the newest step every
+        seed has; None (said plainly when checkpoints exist but none is intact) if there is
+        none."""
+        found = [ckpt.latest_intact(d) for d in self._dirs]
         if any(f is None for f in found):
-            corrupt = [d for d, f in zip(dirs, found) if f is None and ckpt.list_checkpoints(d)]
-            if corrupt:  # say it plainly: the run goes back to its start
+            corrupt = [
+                d for d, f in zip(self._dirs, found) if f is None and ckpt.list_checkpoints(d)
+            ]
+            if corrupt:  # the run goes back to its start: never silently
                 print(
                     f"icsim: every checkpoint in {corrupt[0]} is corrupt (see the warnings "
                     "above): training restarts from step 0.",
@@ -313,66 +356,37 @@ class Trainer:
                 )
             else:
                 self._notice(f"no checkpoint in {self.run.dir}: starting from step 0.")
-            for d in dirs:
-                self._truncate_logs(d, 0)
-            return 0
+            return None
         step = min(f[1][2]["step"] for f in found)
         found = [
             f if f[1][2]["step"] == step else ckpt.latest_intact(d, step)
-            for d, f in zip(dirs, found)
+            for d, f in zip(self._dirs, found)
         ]
         if any(f is None or f[1][2]["step"] != step for f in found):
             raise ckpt.CheckpointError(
                 f"the seeds under {self.run.dir} have no intact checkpoint of one common step; "
                 "start the group again, or resume each seed_<s> directory on its own."
             )
-        models, states, metas = [], [], []
-        for k, (path, (model_t, state_t, meta)) in enumerate(found):
-            theirs, ours = meta.get("run_id"), saved_ids[k]
-            if ours is not None and theirs != ours:
-                raise ckpt.CheckpointError(
-                    f"checkpoint {path} belongs to another run (run id {theirs}, this run "
-                    f"{ours}): it was copied in from elsewhere. Remove it, or resume the run "
-                    "it came from."
-                )
-            # a run from before run ids keeps the id its checkpoints carry, if any
-            self._run_ids[k] = ours or theirs or self._run_ids[k]
-            model = self.model_at(k)
-            ckpt.load_model_weights(model, model_t, str(path))
-            models.append(model)
-            states.append(state_t)
-            metas.append(meta)
-        where = str(found[0][0])
-        if self.vectorised:
-            with torch.no_grad():
-                for n, p in {**self.params, **self.buffers}.items():
-                    p.copy_(torch.stack([m.state_dict()[n] for m in models]))
-            state = {
-                name: (t if name.endswith(".step") else torch.stack([s[name] for s in states]))
-                for name, t in states[0].items()
-                if name.startswith("optim.")
-            }
-            ckpt.restore_optimizer(self.optimizer, state, metas[0], where)
-        else:
-            ckpt.restore_optimizer(self.optimizer, states[0], metas[0], where)
-        for rng, state_t in zip(self.rngs, states):
-            rng.load(state_t)
-        torch.set_rng_state(states[0]["rng.torch"].to(torch.uint8))
-        if "log.acc" in states[0]:
-            accs = [s["log.acc"].to(self.device) for s in states]
-            self._acc = torch.stack(accs) if self.vectorised else accs[0]
-        self._n_acc = int(metas[0].get("log_n", 0))
-        self.step = step
-        for d in dirs:
-            self._truncate_logs(d, step)
-        self._notice(f"resumed {self.run.dir} from step {step}.")
-        return step
+        return found
 
-    def _truncate_logs(self, run_dir: Path, step: int) -> None:
+    def _check_identity(self, k: int, path: Path, meta: dict) -> None:
+        """Refuse a checkpoint of another run (one copied in with the same shapes)."""
+        theirs, ours = meta.get("run_id"), runs.saved_run_id(self._dirs[k])
+        if ours is not None and theirs != ours:
+            raise ckpt.CheckpointError(
+                f"checkpoint {path} belongs to another run (run id {theirs}, this run {ours}): "
+                "it was copied in from elsewhere. Remove it, or resume the run it came from."
+            )
+        # a run from before run ids keeps the id its checkpoints carry, if any
+        self._run_ids[k] = ours or theirs or self._run_ids[k]
+
+    def _truncate_logs(self, step: int) -> None:
         """Drop log rows the resumed run will write again: those after `step`, and one at `step`
         that closed a log interval early (the resumed run finishes that interval)."""
-        path = run_dir / "metrics.jsonl"
-        if path.exists():
+        for k in range(self.n_models):
+            path = self._log_path(k)
+            if path is None or not path.exists():
+                continue
             keep = []
             for ln in path.read_text().splitlines():
                 s = runs.logged_step(ln)
