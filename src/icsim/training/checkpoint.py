@@ -1,12 +1,13 @@
 """Checkpoints as safetensors + a JSON sidecar; written atomically, verified by checksum.
 
 A checkpoint is a directory `step_XXXXXXXX/` holding `model.safetensors`, `state.safetensors`
-(optimizer moments and RNG states) and `meta.json` (model config, step, optimizer
-hyper-parameters, SHA-256 of both tensor files and of itself). It is assembled in a temporary
-directory, every file fsync'ed, then renamed into place, so a process killed at any moment
-leaves either the previous or the new checkpoint complete. Loading verifies every checksum;
-nothing is ever unpickled (only JSON and safetensors are parsed), so a file from elsewhere
-cannot run code.
+(optimizer moments, RNG states, the losses summed since the last log row) and `meta.json` (model
+config, step, optimizer hyper-parameters, the run's id and config digest, SHA-256 of both tensor
+files and, mandatory, of itself). It is assembled in a temporary directory, every file fsync'ed,
+then renamed into place, so a process killed at any moment leaves either the previous or the new
+checkpoint complete. Loading verifies every checksum and that a training checkpoint's optimizer
+and RNG state is whole and in range; nothing is ever unpickled (only JSON and safetensors are
+parsed), so a file from elsewhere cannot run code.
 """
 
 from __future__ import annotations
