@@ -139,3 +139,41 @@ def test_algorithms_and_tasks_do_not_import_training():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "False"
+
+
+def demo_count_setup():
+    """Liu et al.'s shape: the number of demonstrations drawn every step from the seed's CPU
+    stream, the prompts from its device stream; MSE on the queries."""
+    task = icsim.tasks.get("linear_regression", dim=3)
+    fmt = Stacked(3, n_queries=2)
+    torch.manual_seed(1)
+    model = Transformer(ModelConfig(n_dims_in=fmt.width, n_layer=1, n_head=1, n_embd=8,
+                                    positional=False))  # fmt: skip
+
+    def sample(step, rng):
+        n = int(torch.randint(2, 6, (1,), generator=rng.cpu))
+        return task.sample(4, n + 2, generator=rng.device)
+
+    return model, fmt, sample
+
+
+def test_a_run_of_ones_own_resumes_bit_identically_with_both_streams(tmp_path):
+    optim = Optim(steps=12, lr=1e-3, warmup_steps=3, schedule="cosine")
+
+    def trainer(out, **more):
+        model, fmt, sample = demo_count_setup()
+        run = Run(dir=out, log_every=4, checkpoint_every=5, quiet=True, **more)
+        return Trainer(model, fmt, sample=sample, loss=losses.mse_every_prefix(fmt), optim=optim,
+                       seeds=(5,), record=lambda k: {"what": "demo counts"}, run=run)  # fmt: skip
+
+    whole = trainer(tmp_path / "a")
+    whole.train()
+    trainer(tmp_path / "b").train(stop_after=7)  # last checkpoint: step 5
+    resumed = trainer(tmp_path / "b", resume=True)
+    assert resumed.step == 5 and "rng.cpu" in resumed.rngs[0].state()
+    resumed.train()
+    for name, p in whole.model.state_dict().items():
+        assert torch.equal(p, resumed.model.state_dict()[name]), name
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in whole.history][1:]
+    meta = json.loads((tmp_path / "b/checkpoints/step_00000012/meta.json").read_text())
+    assert meta["what"] == "demo counts"
