@@ -26,10 +26,15 @@ def prefix_trajectory(algorithm, batch: TaskBatch, steps: int, record=None) -> t
     return torch.stack(cols, dim=-1)
 
 
+def error_cosine_per_prompt(pred_a: torch.Tensor, pred_b: torch.Tensor, target: torch.Tensor):
+    """cos(ŷ_A − y, ŷ_B − y) over the query points of each prompt: [..., B, m] -> [..., B]."""
+    return cosine_similarity(pred_a - target, pred_b - target, dim=-1)
+
+
 def error_cosine(pred_a: torch.Tensor, pred_b: torch.Tensor, target: torch.Tensor):
     """Similarity of errors (Fu et al. 2024): cos(ŷ_A − y, ŷ_B − y) over the query points of a
     prompt, averaged over prompts. pred_* [..., B, m], target [B, m] -> [...]."""
-    return cosine_similarity(pred_a - target, pred_b - target, dim=-1).mean(-1)
+    return error_cosine_per_prompt(pred_a, pred_b, target).mean(-1)
 
 
 def fit_induced_weights(x_query: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
@@ -154,3 +159,17 @@ def algorithm_induced_weights(algorithm, batch: TaskBatch, n_context: int, steps
     steps = list(steps)
     traj = algorithm.run(batch.split(n_context), max(steps))
     return fit_induced_weights(batch.xs[:, n_context:], traj.predictions[steps])
+
+
+def best_step_per_prompt(layer: torch.Tensor, match: dict, target: torch.Tensor | None):
+    """[B]: one layer's similarity with an algorithm at that layer's best-matching step, prompt
+    by prompt (its spread over prompts says how sure a comparison of two algorithms is).
+
+    layer: predictions [B, m] (then `target` [B, m]) or induced weights [B, d] (target None);
+    match: a `match_layers` entry, or any dict with "similarity" [L+1, S] and the algorithm's
+    "trajectory" [S, B, m] (or induced weights [S, B, d]); the last layer is taken."""
+    best = int(match["similarity"][-1].argmax())
+    other = match["trajectory"][best]
+    if target is None:
+        return cosine_similarity(layer, other, dim=-1)
+    return error_cosine_per_prompt(layer, other, target)
