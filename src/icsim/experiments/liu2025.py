@@ -237,7 +237,7 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
     gpu = dev.type == "cuda"
     forward = torch.compile(model) if tc.compile and gpu else model
     g = torch.Generator(device=dev).manual_seed(tc.seed)
-    g_n = torch.Generator().manual_seed(tc.seed)  # N on the CPU: the same N sequence anywhere
+    g_n = torch.Generator(device="cpu").manual_seed(tc.seed)  # N on the CPU: same N anywhere
     losses, acc = [], 0.0
     bar = tqdm(total=tc.steps, disable=quiet or not sys.stderr.isatty(), unit="step")
     log = None
@@ -430,7 +430,7 @@ def _settings(cfg: LiuConfig, base: dict) -> dict:
 
 def _train_lista(kind, X, task, cfg: LiuConfig, layers: int, seed: int):
     net = sparse.NETWORKS[kind](X, layers=layers, lam=cfg.lam)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(device="cpu").manual_seed(seed)
     loss = sparse.fit(
         net, task, steps=cfg.lista_steps, batch_size=cfg.lista_batch, lr=cfg.lista_lr, generator=g
     )
@@ -516,7 +516,7 @@ class Liu2025(Experiment):
             }
 
         # 5. curves
-        gb = torch.Generator().manual_seed(cfg.eval_seed)
+        gb = torch.Generator(device="cpu").manual_seed(cfg.eval_seed)
         curves = {}
         for setting, errs in per_step.items():
             suffix = "" if setting == "train_matrix" else f"_{setting}"
