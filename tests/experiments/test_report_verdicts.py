@@ -142,3 +142,32 @@ def test_finding_criterion_decides_the_sentence():
     assert f.judge({"x": 2}).sentence.startswith("As the paper finds, x is large: x = 2")
     assert f.judge({"x": 0}).sentence.startswith("Unlike the paper, we do not see that x is")
     assert f.judge({}).sentence.startswith("Not measured")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"loss_gd_1step_relative_gap": 0.05},  # loss 5% off, sensitivities aligned
+        {"model_cos_1layer": 0.9},  # loss equal, sensitivities not aligned
+    ],
+)
+def test_one_layer_is_gd_needs_both_the_loss_and_the_cosine(change):
+    cfg = vonoswald2023.PROFILES["full"]
+    scalars = {**vonoswald_scalars(cfg, agree=True), **change}
+    verdicts = {v.finding: v for v in vonoswald2023.report(cfg, scalars, {})[1]}
+    assert not verdicts["one_layer_is_gd"].holds
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"newton_match_non_decreasing": 0.0},
+        {"newton_match_slope": 0.0},
+        {"newton_match_linear_r2": 0.5},
+    ],
+)
+def test_newton_linear_needs_every_clause(change):
+    cfg = fu2024.PROFILES["quick"]
+    scalars = {**fu_scalars(cfg, agree=True), **change}
+    verdicts = {v.finding: v for v in fu2024.report(cfg, scalars, {})[1]}
+    assert not verdicts["newton_linear"].holds
