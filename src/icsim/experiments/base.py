@@ -39,6 +39,8 @@ class Experiment:
     title: str = ""
     citation: str = ""
     profiles: dict = {}
+    # the dtype its prompts are drawn in: with the same seed, float32 and float64 draws differ
+    prompt_dtype: str = "float32"
 
     def profile(self, name: str):
         if name not in self.profiles:
@@ -124,8 +126,11 @@ def reproduce(
         "icsim_version": icsim.__version__,
         "git_commit": provenance.git_commit(),
     }
+    # what the seed reproduces: prompts are drawn by generators on the run's device, in this dtype
+    sampling = {"generator_device": torch.device(device).type, "prompt_dtype": exp.prompt_dtype}
     rundir.write_json(
-        out / "config.json", {**meta, "config": _asdict(cfg), "versions": provenance.versions()}
+        out / "config.json",
+        {**meta, "sampling": sampling, "config": _asdict(cfg), "versions": provenance.versions()},
     )
     t0 = time.perf_counter()
     result = exp.run(cfg, out, device, quiet)
