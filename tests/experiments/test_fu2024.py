@@ -101,10 +101,17 @@ def test_induced_weights_of_a_gd_construction_are_gd():
     }
     cfg = FuConfig(eval_prompts=200, algorithms=algorithms)
     boot = torch.Generator().manual_seed(0)
-    s = fu2024.weights_similarity(trainer, None, cfg, "", "cpu", boot)
-    assert s["similarity_induced_weights_transformer_gradient_descent"] == pytest.approx(
-        1, abs=1e-5
-    )
-    assert s["matched_step_induced_weights_gradient_descent"] == T
-    assert s["similarity_induced_weights_transformer_iterative_newton"] < 0.999
-    assert s["similarity_induced_weights_margin_newton_minus_gd_high"] < 0
+    w, last = fu2024.weights_matches(trainer, None, cfg, "cpu")
+    assert w["gradient_descent"]["best_similarity"][-1] == pytest.approx(1, abs=1e-5)
+    assert w["gradient_descent"]["matched_step"][-1] == T
+    assert w["iterative_newton"]["best_similarity"][-1] < 0.999
+    s = fu2024.margins(w, last, None, "margin", "", boot)
+    assert s["margin_high"] < 0  # GD, not Newton, is what this model runs
+    assert s["margin_low"] <= s["margin"] <= s["margin_high"]
+
+
+def test_a_match_at_the_grids_end_is_flagged_a_bound():
+    from icsim.analysis.matching import at_grid_end
+
+    assert at_grid_end([0, 4, 16, 16], [0, 1, 4, 16]) == [False, False, True, True]
+    assert at_grid_end([1, 2], [0, 1, 2, 4]) == [False, False]

@@ -173,3 +173,30 @@ def best_step_per_prompt(layer: torch.Tensor, match: dict, target: torch.Tensor 
     if target is None:
         return cosine_similarity(layer, other, dim=-1)
     return error_cosine_per_prompt(layer, other, target)
+
+
+def match_induced_weights(weights: torch.Tensor, batch: TaskBatch, n_context: int, algorithms):
+    """Match a model's induced weights [L+1, B, d] (from `induced_weights`) against every
+    algorithm's for the same context and queries (Fu et al. 2024's second measure). `algorithms`
+    as for `match_layers`. Returns name -> {"steps", "similarity" [L+1, S], "matched_step",
+    "best_similarity", "trajectory" (the algorithm's induced weights [S, B, d])}."""
+    out = {}
+    for name, spec in algorithms.items():
+        alg = icsim.algorithms.get(spec.get("algorithm", name), **spec.get("params", {}))
+        steps = list(spec["steps"])
+        w_alg = algorithm_induced_weights(alg, batch, n_context, steps).to(weights.dtype)
+        sim = similarity_matrix(weights, w_alg, None, "weight_cosine")
+        out[name] = {
+            "steps": steps,
+            "similarity": sim,
+            "matched_step": best_matching_step(sim, steps),
+            "best_similarity": sim.max(dim=1).values.tolist(),
+            "trajectory": w_alg,
+        }
+    return out
+
+
+def at_grid_end(matched: list, steps: list) -> list[bool]:
+    """Which matched steps sit at the grid's last step: there the true match may lie beyond the
+    grid, so the step is only a lower bound."""
+    return [m == max(steps) for m in matched]

@@ -64,3 +64,15 @@ def sensitivity_agreement(pred_a, grad_a, pred_b, grad_b) -> dict:
         "model_diff": (grad_a - grad_b).norm(dim=-1).mean().item(),
         "preds_diff": (pred_a - pred_b).abs().mean().item(),
     }
+
+
+def paired_difference(a: torch.Tensor, b: torch.Tensor, generator=None) -> dict:
+    """a − b prompt by prompt ([P] each): mean, bootstrap 95% interval and the spread (std)."""
+    diff = (a - b).double()
+    mean, low, high = mean_and_interval(diff[:, None], generator=generator)
+    return {
+        "": mean.item(),
+        "_low": low.item(),
+        "_high": high.item(),
+        "_prompt_std": diff.std().item(),
+    }

@@ -10,17 +10,16 @@ from pathlib import Path
 
 import torch
 
-import icsim
 from icsim.analysis.evaluation import model_prefix_predictions
 from icsim.analysis.matching import (
-    algorithm_induced_weights,
-    best_matching_step,
+    at_grid_end,
     best_step_per_prompt,
+    error_cosine_per_prompt,
     induced_weights,
+    match_induced_weights,
     match_layers,
-    similarity_matrix,
 )
-from icsim.analysis.metrics import mean_and_interval, normalised_squared_error
+from icsim.analysis.metrics import normalised_squared_error, paired_difference
 from icsim.analysis.plots import plot_curves, plot_heatmap
 from icsim.analysis.probes import fit_probes, layer_predictions
 from icsim.analysis.report import Comparison, Curve, Finding, fill, fmt, judge_all, template_beside
@@ -186,11 +185,7 @@ def measure(trainer: Trainer, cfg: FuConfig, who: str, sfx: str, device: str):
     boot = torch.Generator(device=device).manual_seed(cfg.eval_seed + 3)
     per_layer = normalised_squared_error(layers.double(), batch.ys.double(), d).mean(-1).T
     curves[f"error_by_layer_{who}{sfx}"] = Curve.of_prompts(
-        per_layer,
-        range(layers.shape[0]),
-        "layer",
-        f"normalised squared error ({who})",
-        generator=boot,
+        per_layer, range(layers.shape[0]), "layer", f"normalised squared error ({who})", boot
     ).to_json()
     c = curves[f"error_by_layer_{who}{sfx}"]["y"]
     s[f"error_ratio_first_to_last_layer_{who}{sfx}"] = c[1] / c[-1]
@@ -206,17 +201,26 @@ def measure(trainer: Trainer, cfg: FuConfig, who: str, sfx: str, device: str):
                 x, m["best_similarity"][1:], "layer", "similarity of errors (best step)"
             ).to_json()
             s[f"matched_step_last_layer_{name}{sfx}"] = m["matched_step"][-1]
-            at_end = [st == max(m["steps"]) for st in m["matched_step"][1:]]
-            s[f"matched_step_at_grid_end_{name}{sfx}"] = float(at_end[-1])
-            s[f"layers_at_grid_end_{name}{sfx}"] = sum(at_end)
+            end = at_grid_end(m["matched_step"][1:], m["steps"])
+            s[f"matched_step_at_grid_end_{name}{sfx}"] = float(end[-1])
+            s[f"layers_at_grid_end_{name}{sfx}"] = sum(end)
     if who != "transformer":
         return curves, s, matches
     final = model_prefix_predictions(trainer.model, trainer.fmt, batch)
     s[f"final_layer_error{sfx}"] = (final - batch.ys).square().mean().item() / d
     s.update(fits(matches, sfx))
-    per_prompt = {k: best_step_per_prompt(layers[-1], m, batch.ys) for k, m in matches.items()}
-    s.update(margin(per_prompt, "similarity_margin_newton_minus_gd", sfx, boot))
-    s.update(weights_similarity(trainer, probes, cfg, sfx, device, boot))
+    s.update(margins(matches, layers[-1], batch.ys, "similarity_margin_newton_minus_gd", sfx, boot))
+    # the most this measure can show here: the margin of a last layer that were exactly Newton
+    newton, gd = matches["iterative_newton"], matches["gradient_descent"]
+    ideal = newton["trajectory"][int(newton["similarity"][-1].argmax())]
+    gd_sim = error_cosine_per_prompt(ideal, gd["trajectory"], batch.ys).mean(-1).max().item()
+    s[f"similarity_margin_ceiling_newton_minus_gd{sfx}"] = 1 - gd_sim
+    w_matches, w_last = weights_matches(trainer, probes, cfg, device)
+    for name, m in w_matches.items():
+        s[f"similarity_induced_weights_transformer_{name}{sfx}"] = m["best_similarity"][-1]
+        s[f"matched_step_induced_weights_{name}{sfx}"] = m["matched_step"][-1]
+    key = "similarity_induced_weights_margin_newton_minus_gd"
+    s.update(margins(w_matches, w_last, None, key, sfx, boot))
     return curves, s, matches
 
 
@@ -233,25 +237,24 @@ def fits(matches: dict, sfx: str) -> dict:
     }
 
 
-def margin(per_prompt: dict, key: str, sfx: str, generator) -> dict:
-    """Newton's similarity minus GD's, prompt by prompt: mean and bootstrap 95% interval."""
-    diff = per_prompt["iterative_newton"] - per_prompt["gradient_descent"]
-    mean, low, high = mean_and_interval(diff[:, None], generator=generator)
-    return {
-        f"{key}{sfx}": mean.item(),
-        f"{key}_low{sfx}": low.item(),
-        f"{key}_high{sfx}": high.item(),
-        f"{key}_prompt_std{sfx}": diff.double().std().item(),
-    }
+def margins(matches: dict, last, target, key: str, sfx: str, generator) -> dict:
+    """Newton's similarity minus GD's at the last layer (each at its best step), prompt by
+    prompt: mean, bootstrap 95% interval and spread."""
+    newton, gd = (
+        best_step_per_prompt(last, matches[k], target)
+        for k in ("iterative_newton", "gradient_descent")
+    )
+    return {f"{key}{k}{sfx}": v for k, v in paired_difference(newton, gd, generator).items()}
 
 
-def weights_similarity(trainer: Trainer, probes, cfg: FuConfig, sfx: str, device: str, boot):
+def weights_matches(trainer: Trainer, probes, cfg: FuConfig, device: str):
     """Similarity of induced weights (Fu et al. 2024): each method's least-squares weights from
-    its predictions on Q ≫ d queries after a context of d examples, compared by cosine."""
+    its predictions on Q ≫ d queries after a context of d examples, compared by cosine. Returns
+    (matches, the last layer's induced weights [B, d])."""
     d = trainer.cfg.dim
-    q = cfg.weight_queries or 4 * d
     g = torch.Generator(device=device).manual_seed(cfg.eval_seed + 2)
-    batch = trainer.task.sample(cfg.eval_prompts, d + q, generator=g, device=device)
+    n = d + (cfg.weight_queries or 4 * d)
+    batch = trainer.task.sample(cfg.eval_prompts, n, generator=g, device=device)
 
     def predict(bb, chunk=2048):  # the B·Q copies, in chunks
         parts = [
@@ -261,17 +264,7 @@ def weights_similarity(trainer: Trainer, probes, cfg: FuConfig, sfx: str, device
         return torch.cat(parts, dim=1)
 
     w_model = induced_weights(predict, batch, d)  # [L+1, B, d]
-    s, per_prompt = {}, {}
-    for name, spec in cfg.algorithms.items():
-        alg = icsim.algorithms.get(spec.get("algorithm", name), **spec.get("params", {}))
-        w_alg = algorithm_induced_weights(alg, batch, d, spec["steps"]).to(w_model.dtype)
-        sim = similarity_matrix(w_model, w_alg, None, "weight_cosine")
-        match = {"similarity": sim, "trajectory": w_alg}
-        s[f"similarity_induced_weights_transformer_{name}{sfx}"] = sim[-1].max().item()
-        s[f"matched_step_induced_weights_{name}{sfx}"] = best_matching_step(sim, spec["steps"])[-1]
-        per_prompt[name] = best_step_per_prompt(w_model[-1], match, None)
-    s.update(margin(per_prompt, "similarity_induced_weights_margin_newton_minus_gd", sfx, boot))
-    return s
+    return match_induced_weights(w_model, batch, d, cfg.algorithms), w_model[-1]
 
 
 def _rows(batch, start: int, size: int):
@@ -385,8 +378,13 @@ def findings(cfg: FuConfig) -> list[Finding]:
                 "the 95% bootstrap interval over prompts of the per-prompt difference "
                 "(Newton − GD similarity, each at its best step) lies above 0",
                 lambda s, x=x: s[f"similarity_margin_newton_minus_gd_low{x}"] > 0,
-                lambda s, x=x: _margin_text(
-                    s, "similarity_transformer_", "similarity_margin_newton_minus_gd", x
+                lambda s, x=x: (
+                    _margin_text(
+                        s, "similarity_transformer_", "similarity_margin_newton_minus_gd", x
+                    )
+                    + "; a last layer that were exactly Newton would beat GD by "
+                    + fmt(s.get(f"similarity_margin_ceiling_newton_minus_gd{x}", float("nan")))
+                    + " here"
                 ),
                 needs=(f"similarity_margin_newton_minus_gd_low{x}",),
             ),
@@ -487,114 +485,55 @@ def _margin_text(s: dict, sim: str, key: str, x: str) -> str:
 
 
 def comparisons(cfg: FuConfig) -> list[Comparison]:
+    P, sim, wsim = PAPER, "similarity_transformer_", "similarity_induced_weights_transformer_"
+    grid = f"grid {GD_STEPS[1]}…{GD_STEPS[-1]}: its end is a lower bound"
     rows = [
-        Comparison(
-            "best-matching Newton step per layer",
-            "matched_step_iterative_newton",
-            PAPER["matched_newton_step_by_layer"],
-            "paper: 12 layers, d = 20",
-        ),
-        Comparison(
-            "linear fit of matched Newton step vs layer: R²",
-            "newton_match_linear_r2",
-            "linear (R² not reported)",
-            "criterion: ≥ 0.8",
-        ),
-        Comparison(
-            "best-matching GD step per layer",
-            "matched_step_gradient_descent",
-            "hundreds, then ≥ 1200",
-            f"grid {GD_STEPS[1]}…{GD_STEPS[-1]}: its end is a lower bound",
-        ),
-    ]
+        ("best-matching Newton step per layer", "matched_step_iterative_newton",
+         P["matched_newton_step_by_layer"], "paper: 12 layers, d = 20"),
+        ("linear fit of matched Newton step vs layer: R²", "newton_match_linear_r2",
+         "linear (R² not reported)", "criterion: ≥ 0.8"),
+        ("best-matching GD step per layer", "matched_step_gradient_descent",
+         "hundreds, then ≥ 1200", grid),
+    ]  # fmt: skip
     for kappa in cfg.condition_numbers:
-        x, k = suffix(kappa), f"κ = {kappa:g}: "
-        paper_newton = 21 if kappa == 100 else PAPER["matched_newton_step_by_layer"][-1]
-        paper_gd = (
-            PAPER["kappa100_gd_steps"] if kappa == 100 else PAPER["gd_steps_matching_last_layer"]
-        )
-        sim = "similarity_transformer_"
-        wsim = "similarity_induced_weights_transformer_"
+        x, k, one = suffix(kappa), f"κ = {kappa:g}: ", kappa == 1
         rows += [
-            Comparison(
-                f"{k}Newton steps matching the last layer",
-                f"matched_step_last_layer_iterative_newton{x}",
-                paper_newton,
-                "",
-            ),
-            Comparison(
-                f"{k}GD steps matching the last layer",
-                f"matched_step_last_layer_gradient_descent{x}",
-                paper_gd,
-                "GD at lr 0.01",
-                lower_bound_if=f"matched_step_at_grid_end_gradient_descent{x}",
-            ),
-            Comparison(
-                f"{k}similarity of errors, transformer–Newton",
-                f"{sim}iterative_newton{x}",
-                PAPER["similarity_transformer_newton"] if kappa == 1 else "not reported",
-                "last layer, best step",
-            ),
-            Comparison(
-                f"{k}similarity of errors, transformer–GD",
-                f"{sim}gradient_descent{x}",
-                PAPER["similarity_transformer_gd"] if kappa == 1 else "not reported",
-                "",
-            ),
-            Comparison(
-                f"{k}similarity of errors, transformer–online GD",
-                f"{sim}online_gradient_descent{x}",
-                PAPER["similarity_transformer_online_gd"] if kappa == 1 else "not reported",
-                "",
-            ),
-            Comparison(
-                f"{k}Newton − GD similarity of errors, 95% interval low end",
-                f"similarity_margin_newton_minus_gd_low{x}",
-                "> 0 (0.991 − 0.957)",
-                "per-prompt differences, bootstrap",
-            ),
-            Comparison(
-                f"{k}similarity of induced weights, transformer–Newton",
-                f"{wsim}iterative_newton{x}",
-                PAPER["induced_weights"],
-                "last layer, best step, context of d",
-            ),
-            Comparison(
-                f"{k}similarity of induced weights, transformer–GD",
-                f"{wsim}gradient_descent{x}",
-                PAPER["induced_weights"],
-                "",
-            ),
-        ]
+            (f"{k}Newton steps matching the last layer",
+             f"matched_step_last_layer_iterative_newton{x}",
+             P["matched_newton_step_by_layer"][-1] if one else P["kappa100_matched_newton_steps"]),
+            (f"{k}GD steps matching the last layer", f"matched_step_last_layer_gradient_descent{x}",
+             P["gd_steps_matching_last_layer"] if one else P["kappa100_gd_steps"], "GD at lr 0.01",
+             f"matched_step_at_grid_end_gradient_descent{x}"),
+            (f"{k}similarity of errors, transformer–Newton", f"{sim}iterative_newton{x}",
+             P["similarity_transformer_newton"] if one else "not reported", "last layer, best"),
+            (f"{k}similarity of errors, transformer–GD", f"{sim}gradient_descent{x}",
+             P["similarity_transformer_gd"] if one else "not reported"),
+            (f"{k}similarity of errors, transformer–online GD", f"{sim}online_gradient_descent{x}",
+             P["similarity_transformer_online_gd"] if one else "not reported"),
+            (f"{k}Newton − GD similarity of errors, 95% interval low end",
+             f"similarity_margin_newton_minus_gd_low{x}", "> 0 (0.991 − 0.957)",
+             "per-prompt differences, bootstrap"),
+            (f"{k}Newton − GD similarity, if the last layer were exactly Newton",
+             f"similarity_margin_ceiling_newton_minus_gd{x}", "", "what this scale can show"),
+            (f"{k}similarity of induced weights, transformer–Newton", f"{wsim}iterative_newton{x}",
+             P["induced_weights"], "last layer, best step, context of d"),
+            (f"{k}similarity of induced weights, transformer–GD", f"{wsim}gradient_descent{x}",
+             P["induced_weights"]),
+        ]  # fmt: skip
     if cfg.lstm is not None:
         rows += [
-            Comparison(
-                "similarity of errors, LSTM–Newton",
-                "similarity_lstm_iterative_newton",
-                PAPER["similarity_lstm_newton"],
-            ),
-            Comparison(
-                "similarity of errors, LSTM–GD",
-                "similarity_lstm_gradient_descent",
-                PAPER["similarity_lstm_gd"],
-            ),
-            Comparison(
-                "similarity of errors, LSTM–online GD",
-                "similarity_lstm_online_gradient_descent",
-                PAPER["similarity_lstm_online_gd"],
-            ),
-            Comparison(
-                "error ratio first/last layer, LSTM",
-                "error_ratio_first_to_last_layer_lstm",
-                "≈ 1 (no improvement)",
-            ),
-            Comparison(
-                "error ratio first/last layer, transformer",
-                "error_ratio_first_to_last_layer_transformer",
-                "large",
-            ),
-        ]
-    return rows
+            ("similarity of errors, LSTM–Newton", "similarity_lstm_iterative_newton",
+             P["similarity_lstm_newton"]),
+            ("similarity of errors, LSTM–GD", "similarity_lstm_gradient_descent",
+             P["similarity_lstm_gd"]),
+            ("similarity of errors, LSTM–online GD", "similarity_lstm_online_gradient_descent",
+             P["similarity_lstm_online_gd"]),
+            ("error ratio first/last layer, LSTM", "error_ratio_first_to_last_layer_lstm",
+             "≈ 1 (no improvement)"),
+            ("error ratio first/last layer, transformer",
+             "error_ratio_first_to_last_layer_transformer", "large"),
+        ]  # fmt: skip
+    return [Comparison(*row) for row in rows]
 
 
 def report(cfg: FuConfig, scalars: dict, curves: dict):
