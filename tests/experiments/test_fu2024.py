@@ -115,3 +115,23 @@ def test_a_match_at_the_grids_end_is_flagged_a_bound():
 
     assert at_grid_end([0, 4, 16, 16], [0, 1, 4, 16]) == [False, False, True, True]
     assert at_grid_end([1, 2], [0, 1, 2, 4]) == [False, False]
+
+
+@pytest.mark.parametrize("d", [4, 5])
+def test_fu_covariance_option_is_two_level(d):
+    """Fu et al.'s κ = 100: their scale matrix has √κ = 10 on d/2 directions, so Σ has two
+    eigenvalues, λ_max on ⌊d/2⌋ directions and λ_max/κ on the rest (the default of the Fu
+    experiment; "geometric" spreads them over all d)."""
+    import numpy as np
+
+    task = icsim.tasks.get(
+        "linear_regression", dim=d, condition_number=100.0, eigenvalue_spacing="two_level"
+    )
+    g = torch.Generator().manual_seed(0)
+    b = task.sample(3, 20000, generator=g, dtype=torch.float64)
+    expected = np.sort([1.0] * (d // 2) + [0.01] * (d - d // 2))
+    for i in range(3):
+        np.testing.assert_allclose(np.linalg.eigvalsh(b.Sigma[i].numpy()), expected, atol=1e-12)
+        emp = np.cov(b.xs[i].numpy().T)  # x ~ N(0, Σ): the drawn points have covariance Σ
+        np.testing.assert_allclose(emp, b.Sigma[i].numpy(), atol=0.05)
+    assert FuConfig().eigenvalue_spacing == "two_level"
