@@ -105,7 +105,9 @@ class Finding:
         missing = [k for k in self.needs if not finite(scalars.get(k))]
         if missing:
             return Verdict(
-                self.name, False, f"Not measured: {self.claim} ({', '.join(missing)} missing)."
+                self.name,
+                False,
+                f"Not measured: {self.claim} ({', '.join(missing)} missing or not finite).",
             )
         try:
             ok = bool(self.holds(scalars))
@@ -140,8 +142,13 @@ def judge_all(findings: Sequence[Finding], scalars: Mapping) -> dict[str, Verdic
 
 
 def findings_markdown(verdicts: Sequence[Verdict]) -> str:
-    """A report's "Findings" list: one line per verdict, marked by whether its criterion held."""
-    return "\n".join(f"- {'✅' if v.holds else '❌'} {v.sentence}" for v in verdicts)
+    """A report's "Findings" list: one line per verdict, marked by whether its criterion held
+    (✅ held, ❌ did not, ⚪ could not be judged)."""
+
+    def mark(v: Verdict) -> str:
+        return "✅" if v.holds else "⚪" if v.sentence.startswith("Not measured") else "❌"
+
+    return "\n".join(f"- {mark(v)} {v.sentence}" for v in verdicts)
 
 
 def template_beside(module_file: str | Path) -> str:
