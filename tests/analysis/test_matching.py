@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -49,16 +51,48 @@ def fmt_for(bb, fmt):
     return icsim.models.Stacked(fmt.dim, n_queries=1)
 
 
-def test_algorithm_against_itself_matches_step_for_step():
+def newton_construction_layers(T=6, d=4, n_context=10, n_queries=6, kappa=10.0):
+    """Per-layer predictions of Giannou et al.'s iterative-Newton construction, whose layer
+    ℓ ≥ 2 is known to hold Newton step ℓ − 2 (block_offset 2), on prompts scaled to ‖A‖₂ = 1."""
+    model, fmt = icsim.constructions.build(
+        "iterative_newton_regression", dim=d, steps=T, n_queries=n_queries
+    )
+    model = model.double()
+    b = batch(n=n_context + n_queries, d=d, B=128, kappa=kappa)
+    norm = torch.linalg.matrix_norm(b.xs[:, :n_context], ord=2)
+    b = replace(b, xs=b.xs / norm[:, None, None], ys=b.ys / norm[:, None])
+    return layer_predictions(model, fmt, b), fmt.targets(b), b, n_context
+
+
+def test_matching_recovers_the_newton_steps_a_construction_runs():
+    T = 6
+    layers, target, b, n_context = newton_construction_layers(T)
+    newton = icsim.algorithms.get("iterative_newton", alpha=1.0)
+    traj = newton.run(b, T, n_context=n_context).predictions  # [T+1, B, Q]
+    sim = similarity_matrix(layers[2:], traj, target, "error_cosine")
+    steps = list(range(T + 1))
+    assert best_matching_step(sim, steps) == steps  # layer ℓ = Newton step ℓ − 2
+    fit = fit_matched_steps(list(range(2, T + 3)), best_matching_step(sim, steps))
+    assert fit["linear"]["slope"] == pytest.approx(1.0) and fit["linear"]["r2"] == pytest.approx(1)
+    # GD (any step on a long grid) matches the Newton layers worse than Newton does
+    grid = [0] + [2**i for i in range(12)]
+    gd = icsim.algorithms.get("gradient_descent", step_size=0.5).run(
+        b, max(grid), n_context=n_context
+    )
+    gd_sim = similarity_matrix(layers[2:], gd.predictions[grid], target, "error_cosine")
+    best_newton, best_gd = sim.max(1).values, gd_sim.max(1).values
+    assert (best_newton[1:] > best_gd[1:] + 1e-3).all()
+
+
+def test_matching_tells_a_shifted_algorithm_by_its_shift():
+    # layer ℓ of a fake model runs 3ℓ Newton steps: matching must find 3ℓ, not ℓ
     b = batch(kappa=10.0)
     newton = icsim.algorithms.get("iterative_newton")
-    steps = list(range(8))
-    traj = prefix_trajectory(newton, b, 7)
-    for measure in ("error_cosine", "error"):
-        sim = similarity_matrix(traj[1:], traj[1:], b.ys, measure)
-        assert best_matching_step(sim, steps[1:]) == steps[1:]
-    out = match_layers(traj[1:], b, {"iterative_newton": {"steps": steps[1:]}})
-    assert out["iterative_newton"]["matched_step"] == steps[1:]
+    traj = prefix_trajectory(newton, b, 12)
+    layers = traj[[0, 3, 6, 9, 12]]
+    out = match_layers(layers, b, {"iterative_newton": {"steps": list(range(13))}})
+    assert out["iterative_newton"]["matched_step"] == [0, 3, 6, 9, 12]
+    assert out["iterative_newton"]["fits"]["linear"]["slope"] == pytest.approx(3.0)
 
 
 def test_prefix_trajectory_equals_per_prefix_numpy_gd():

@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 import icsim
-from icsim.analysis.metrics import mean_and_interval, normalised_squared_error
+from icsim.analysis.metrics import normalised_squared_error
+from icsim.analysis.report import Curve
 from icsim.tasks.base import Problem, TaskBatch
 
 
@@ -41,15 +42,9 @@ def algorithm_prefix_predictions(algorithm, batch: TaskBatch, steps: int = 0) ->
 def error_curve(pred: torch.Tensor, batch: TaskBatch, dim: int | None = None, generator=None):
     """Curve dict (DESIGN.md's metrics.json shape) of normalised squared error against k."""
     err = normalised_squared_error(pred.double(), batch.ys.double(), dim or batch.dim)
-    mean, low, high = mean_and_interval(err, generator=generator)
-    return {
-        "x": list(range(batch.n_points)),
-        "y": mean.tolist(),
-        "y_low": low.tolist(),
-        "y_high": high.tolist(),
-        "x_label": "in-context examples k",
-        "y_label": "squared error / d",
-    }
+    return Curve.of_prompts(
+        err, range(batch.n_points), "in-context examples k", "squared error / d", generator
+    ).to_json()
 
 
 def evaluate_against_baselines(batch: TaskBatch, predictors: dict, seed: int = 0) -> dict:

@@ -26,10 +26,15 @@ def prefix_trajectory(algorithm, batch: TaskBatch, steps: int, record=None) -> t
     return torch.stack(cols, dim=-1)
 
 
+def error_cosine_per_prompt(pred_a: torch.Tensor, pred_b: torch.Tensor, target: torch.Tensor):
+    """cos(ŷ_A − y, ŷ_B − y) over the query points of each prompt: [..., B, m] -> [..., B]."""
+    return cosine_similarity(pred_a - target, pred_b - target, dim=-1)
+
+
 def error_cosine(pred_a: torch.Tensor, pred_b: torch.Tensor, target: torch.Tensor):
     """Similarity of errors (Fu et al. 2024): cos(ŷ_A − y, ŷ_B − y) over the query points of a
     prompt, averaged over prompts. pred_* [..., B, m], target [B, m] -> [...]."""
-    return cosine_similarity(pred_a - target, pred_b - target, dim=-1).mean(-1)
+    return error_cosine_per_prompt(pred_a, pred_b, target).mean(-1)
 
 
 def fit_induced_weights(x_query: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
@@ -154,3 +159,44 @@ def algorithm_induced_weights(algorithm, batch: TaskBatch, n_context: int, steps
     steps = list(steps)
     traj = algorithm.run(batch.split(n_context), max(steps))
     return fit_induced_weights(batch.xs[:, n_context:], traj.predictions[steps])
+
+
+def best_step_per_prompt(layer: torch.Tensor, match: dict, target: torch.Tensor | None):
+    """[B]: one layer's similarity with an algorithm at that layer's best-matching step, prompt
+    by prompt (its spread over prompts says how sure a comparison of two algorithms is).
+
+    layer: predictions [B, m] (then `target` [B, m]) or induced weights [B, d] (target None);
+    match: a `match_layers` entry, or any dict with "similarity" [L+1, S] and the algorithm's
+    "trajectory" [S, B, m] (or induced weights [S, B, d]); the last layer is taken."""
+    best = int(match["similarity"][-1].argmax())
+    other = match["trajectory"][best]
+    if target is None:
+        return cosine_similarity(layer, other, dim=-1)
+    return error_cosine_per_prompt(layer, other, target)
+
+
+def match_induced_weights(weights: torch.Tensor, batch: TaskBatch, n_context: int, algorithms):
+    """Match a model's induced weights [L+1, B, d] (from `induced_weights`) against every
+    algorithm's for the same context and queries (Fu et al. 2024's second measure). `algorithms`
+    as for `match_layers`. Returns name -> {"steps", "similarity" [L+1, S], "matched_step",
+    "best_similarity", "trajectory" (the algorithm's induced weights [S, B, d])}."""
+    out = {}
+    for name, spec in algorithms.items():
+        alg = icsim.algorithms.get(spec.get("algorithm", name), **spec.get("params", {}))
+        steps = list(spec["steps"])
+        w_alg = algorithm_induced_weights(alg, batch, n_context, steps).to(weights.dtype)
+        sim = similarity_matrix(weights, w_alg, None, "weight_cosine")
+        out[name] = {
+            "steps": steps,
+            "similarity": sim,
+            "matched_step": best_matching_step(sim, steps),
+            "best_similarity": sim.max(dim=1).values.tolist(),
+            "trajectory": w_alg,
+        }
+    return out
+
+
+def at_grid_end(matched: list, steps: list) -> list[bool]:
+    """Which matched steps sit at the grid's last step: there the true match may lie beyond the
+    grid, so the step is only a lower bound."""
+    return [m == max(steps) for m in matched]

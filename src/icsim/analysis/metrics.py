@@ -46,3 +46,33 @@ def r2_score(pred: torch.Tensor, target: torch.Tensor, dim: int = -1) -> torch.T
     ss_res = (target - pred).square().sum(dim)
     ss_tot = (target - target.mean(dim, keepdim=True)).square().sum(dim)
     return 1 - ss_res / ss_tot.clamp(min=1e-12)
+
+
+# --- reproductions of Garg / von Oswald / Fu (helper expA) ---------------------------------
+
+
+def half_mse(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """von Oswald et al. 2023's loss: ½ (ŷ − y)², averaged over tasks."""
+    return 0.5 * (pred - target).square().mean().item()
+
+
+def sensitivity_agreement(pred_a, grad_a, pred_b, grad_b) -> dict:
+    """von Oswald et al. 2023's three measures between two predictors, mean over tasks: the
+    cosine and the distance of their sensitivities ∂ŷ/∂x_query, and |ŷ_a − ŷ_b|."""
+    return {
+        "model_cos": cosine_similarity(grad_a, grad_b).mean().item(),
+        "model_diff": (grad_a - grad_b).norm(dim=-1).mean().item(),
+        "preds_diff": (pred_a - pred_b).abs().mean().item(),
+    }
+
+
+def paired_difference(a: torch.Tensor, b: torch.Tensor, generator=None) -> dict:
+    """a − b prompt by prompt ([P] each): mean, bootstrap 95% interval and the spread (std)."""
+    diff = (a - b).double()
+    mean, low, high = mean_and_interval(diff[:, None], generator=generator)
+    return {
+        "": mean.item(),
+        "_low": low.item(),
+        "_high": high.item(),
+        "_prompt_std": diff.std().item(),
+    }

@@ -20,8 +20,9 @@ def plot_curves(
     vline_label: str = "",
     hlines: dict | None = None,
 ) -> Path:
-    """One line per curve with its interval band where the curve has one; `hlines` maps a label
-    to a reference level drawn dashed."""
+    """One line per curve (a `Curve` or its metrics.json dict) with its interval band where the
+    curve has one; `hlines` maps a label to a reference level drawn dashed."""
+    curves = {k: c.to_json() if hasattr(c, "to_json") else c for k, c in curves.items()}
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, c in curves.items():
         (line,) = ax.plot(c["x"], c["y"], label=name, marker="." if len(c["x"]) < 30 else None)

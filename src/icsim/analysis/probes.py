@@ -6,7 +6,7 @@ of a frozen model gives the same linear probe in seconds (PAPERS.md §1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -87,3 +87,12 @@ def layer_predictions(model, fmt, batch: TaskBatch, probes: LayerProbes | None =
     if probes is None:
         return readout_predictions(model, fmt, batch)
     return probes.predict(hidden_at_predictions(model, fmt, batch))
+
+
+def model_sensitivity(model, fmt, batch: TaskBatch):
+    """(ŷ, ∂ŷ/∂x_query) of a model on every task of `batch` (von Oswald et al. 2023): one
+    autograd pass, since the tasks do not interact and the gradient of the sum is each task's."""
+    xs = batch.xs.detach().clone().requires_grad_(True)
+    pred = fmt.run(model, replace(batch, xs=xs))[:, 0]
+    (grad,) = torch.autograd.grad(pred.sum(), xs)
+    return pred.detach(), grad[:, -1]

@@ -14,6 +14,7 @@ import math
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -62,9 +63,19 @@ class Comparison:
     ours: str
     paper: float | str
     note: str = ""
+    lower_bound_if: str = ""  # a scalar that, when true, makes `ours` a lower bound ("≥ v")
 
-    def row(self, scalars: Mapping) -> tuple:
-        return self.quantity, scalars.get(self.ours, "not measured"), self.paper, self.note
+    def row(self, scalars: Mapping, curves: Mapping | None = None) -> tuple:
+        """(quantity, ours, paper, note); `ours` may also name a curve (its y values)."""
+        if self.ours in scalars:
+            ours = scalars[self.ours]
+        elif curves is not None and self.ours in curves:
+            ours = list(curves[self.ours]["y"])
+        else:
+            ours = "not measured"
+        if self.lower_bound_if and scalars.get(self.lower_bound_if):
+            ours = f"≥ {fmt(ours)}"
+        return self.quantity, ours, self.paper, self.note
 
 
 @dataclass(frozen=True)
@@ -87,20 +98,32 @@ class Finding:
     criterion: str
     holds: Callable[[Mapping], bool]
     measured: Callable[[Mapping], str]
+    of_paper: bool = True  # False: a check of our own code (e.g. a construction), not a claim
+    needs: tuple[str, ...] = ()  # scalars that must be present and finite to judge at all
 
     def judge(self, scalars: Mapping) -> Verdict:
+        missing = [k for k in self.needs if not finite(scalars.get(k))]
+        if missing:
+            return Verdict(
+                self.name,
+                False,
+                f"Not measured: {self.claim} ({', '.join(missing)} missing or not finite).",
+            )
         try:
             ok = bool(self.holds(scalars))
             detail = self.measured(scalars)
-        except (KeyError, TypeError, ValueError, ZeroDivisionError):
-            return Verdict(self.name, False, f"Not measured: {self.claim} (needs {self.criterion}).")
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, IndexError):
+            text = f"Not measured: {self.claim} (needs {self.criterion})."
+            return Verdict(self.name, False, text)
+        yes, no = (
+            ("As the paper finds,", "Unlike the paper, we do not see that")
+            if self.of_paper
+            else ("Check passed:", "Check FAILED: we do not see that")
+        )
         if ok:
-            text = f"As the paper finds, {self.claim}: {detail} (criterion: {self.criterion})."
+            text = f"{yes} {self.claim}: {detail} (criterion: {self.criterion})."
         else:
-            text = (
-                f"Unlike the paper, we do not see that {self.claim}: {detail} "
-                f"(criterion not met: {self.criterion})."
-            )
+            text = f"{no} {self.claim}: {detail} (criterion not met: {self.criterion})."
         return Verdict(self.name, ok, text)
 
 
@@ -116,6 +139,21 @@ def fmt(v) -> str:
 
 def judge_all(findings: Sequence[Finding], scalars: Mapping) -> dict[str, Verdict]:
     return {f.name: f.judge(scalars) for f in findings}
+
+
+def findings_markdown(verdicts: Sequence[Verdict]) -> str:
+    """A report's "Findings" list: one line per verdict, marked by whether its criterion held
+    (✅ held, ❌ did not, ⚪ could not be judged)."""
+
+    def mark(v: Verdict) -> str:
+        return "✅" if v.holds else "⚪" if v.sentence.startswith("Not measured") else "❌"
+
+    return "\n".join(f"- {mark(v)} {v.sentence}" for v in verdicts)
+
+
+def template_beside(module_file: str | Path) -> str:
+    """The report template beside an experiment module (`garg2022.py` -> `garg2022.md`)."""
+    return Path(module_file).with_suffix(".md").read_text()
 
 
 def fill(template: str, scalars: Mapping, verdicts: Mapping[str, Verdict]) -> str:

@@ -12,6 +12,7 @@ import torch
 
 import icsim
 from icsim import provenance, rundir
+from icsim.analysis.report import Comparison, findings_markdown
 from icsim.errors import InputError
 from icsim.registry import Registry
 
@@ -27,7 +28,9 @@ class Result:
     scalars: dict = field(default_factory=dict)
     paper: dict = field(default_factory=dict)
     figures: list = field(default_factory=list)
-    comparison: list = field(default_factory=list)  # rows (quantity, ours, paper, note)
+    # `Comparison`s (or, until every experiment has moved, rows (quantity, ours, paper, note))
+    comparison: list = field(default_factory=list)
+    verdicts: list = field(default_factory=list)  # `Verdict`s, judged from `scalars`
     notes: str = ""
 
 
@@ -36,6 +39,8 @@ class Experiment:
     title: str = ""
     citation: str = ""
     profiles: dict = {}
+    # the dtype its prompts are drawn in: with the same seed, float32 and float64 draws differ
+    prompt_dtype: str = "float32"
 
     def profile(self, name: str):
         if name not in self.profiles:
@@ -51,10 +56,24 @@ class Experiment:
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
     return str(v)
 
 
+def comparison_rows(result: Result) -> list[tuple]:
+    """The report table's rows: `Comparison`s are looked up in the result's scalars/curves."""
+    return [
+        c.row(result.scalars, result.curves) if isinstance(c, Comparison) else tuple(c)
+        for c in result.comparison
+    ]
+
+
 def write_report(exp: Experiment, profile: str, result: Result, meta: dict, out: Path) -> None:
+    (out / "report.md").write_text(report_markdown(exp, profile, result, meta, out))
+
+
+def report_markdown(exp: Experiment, profile: str, result: Result, meta: dict, out: Path) -> str:
     lines = [
         f"# {exp.title}",
         "",
@@ -70,13 +89,16 @@ def write_report(exp: Experiment, profile: str, result: Result, meta: dict, out:
         "| quantity | ours | paper | note |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {q} | {_fmt(o)} | {_fmt(p)} | {n} |" for q, o, p, n in result.comparison]
+    lines += [f"| {q} | {_fmt(o)} | {_fmt(p)} | {n} |" for q, o, p, n in comparison_rows(result)]
+    if result.verdicts:
+        lines += ["", "## The paper's findings, judged from our numbers", ""]
+        lines += [findings_markdown(result.verdicts)]
     lines += ["", "## Figures", ""]
     lines += [f"![{Path(f).stem}]({Path(f).name})" for f in result.figures]
     if result.notes:
         lines += ["", result.notes.strip()]
     lines += ["", "All numbers above are in `metrics.json`; the settings are in `config.json`."]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def reproduce(
@@ -104,8 +126,11 @@ def reproduce(
         "icsim_version": icsim.__version__,
         "git_commit": provenance.git_commit(),
     }
+    # what the seed reproduces: prompts are drawn by generators on the run's device, in this dtype
+    sampling = {"generator_device": torch.device(device).type, "prompt_dtype": exp.prompt_dtype}
     rundir.write_json(
-        out / "config.json", {**meta, "config": _asdict(cfg), "versions": provenance.versions()}
+        out / "config.json",
+        {**meta, "sampling": sampling, "config": _asdict(cfg), "versions": provenance.versions()},
     )
     t0 = time.perf_counter()
     result = exp.run(cfg, out, device, quiet)

@@ -410,7 +410,7 @@ def _settings(cfg: LiuConfig, base: dict) -> dict:
 
 def _train_lista(kind, X, task, cfg: LiuConfig, layers: int, seed: int):
     net = sparse.NETWORKS[kind](X, layers=layers, lam=cfg.lam)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator(device="cpu").manual_seed(seed)
     loss = sparse.fit(
         net, task, steps=cfg.lista_steps, batch_size=cfg.lista_batch, lr=cfg.lista_lr, generator=g
     )
@@ -496,7 +496,7 @@ class Liu2025(Experiment):
             }
 
         # 5. curves
-        gb = torch.Generator().manual_seed(cfg.eval_seed)
+        gb = torch.Generator(device="cpu").manual_seed(cfg.eval_seed)
         curves = {}
         for setting, errs in per_step.items():
             suffix = "" if setting == "train_matrix" else f"_{setting}"

@@ -98,6 +98,13 @@ class Task:
 
         `active_dims` (curriculum, Garg et al. 2022): only the first `active_dims` coordinates of
         x are non-zero.
+
+        What a seed reproduces: the same generator state gives the same prompts only for the same
+        device type, dtype and torch version. A CUDA generator is a different random stream from
+        a CPU one (so `--device cuda` draws other prompts than the CPU), and float32 and float64
+        draws consume the stream differently (beyond a handful of numbers they are different
+        prompts, not a rounded copy). Reproductions record the generator's device and the prompt
+        dtype in config.json (`sampling`).
         """
         V.positive_int("batch_size", batch_size)
         V.positive_int("n_points", n_points)

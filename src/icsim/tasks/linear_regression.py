@@ -12,10 +12,18 @@ from icsim.tasks.registry import TASKS
 def sample_covariance_sqrt(
     batch, dim, condition_number, max_eigenvalue, spacing, gen, device, dtype
 ):
-    """Σ = U diag(λ) Uᵀ, U Haar, λ from λ_max down to λ_max/κ; returns (Σ, Σ^½)."""
+    """Σ = U diag(λ) Uᵀ, U Haar, λ from λ_max down to λ_max/κ; returns (Σ, Σ^½).
+
+    spacing "two_level" (Fu et al. 2024's code): the scale matrix Σ^½ has √κ on d/2 directions,
+    so Σ has λ_max on ⌊d/2⌋ directions and λ_max/κ on the rest."""
     if spacing == "geometric":
         t = torch.linspace(0, 1, dim, device=device, dtype=torch.float64)
         lam = max_eigenvalue * condition_number ** (-t)
+    elif spacing == "two_level":
+        lam = torch.full(
+            (dim,), max_eigenvalue / condition_number, device=device, dtype=torch.float64
+        )
+        lam[: dim // 2] = max_eigenvalue
     else:
         lam = torch.linspace(
             max_eigenvalue,
@@ -40,7 +48,9 @@ class LinearRegression(Task):
     - w_scale: standard deviation of w*'s entries (default 1).
     - condition_number: κ >= 1. κ = 1 (default) gives Σ = I; κ > 1 draws Σ = U diag(λ) Uᵀ
       per prompt, U Haar-random, λ from `max_eigenvalue` down to `max_eigenvalue`/κ with
-      `eigenvalue_spacing` "geometric" (default) or "linear" (Fu et al. 2024 use κ = 100).
+      `eigenvalue_spacing` "geometric" (default: spread over all d directions), "linear", or
+      "two_level" (Fu et al. 2024's covariance: λ_max on ⌊d/2⌋ directions, λ_max/κ on the rest —
+      their scale matrix has κ' = √κ = 10 on d/2 directions for κ = 100).
     - x_distribution: "gaussian" (default) or "uniform" — x ~ U(−x_range, x_range)^d
       (von Oswald et al. 2023: x_range 1 in the paper, 0.5 in their code); Σ then is (x_range²/3) I.
     - sparsity: if set, w* keeps `sparsity` non-zero coordinates chosen uniformly (Garg et al.'s
@@ -67,7 +77,7 @@ class LinearRegression(Task):
         self.condition_number = V.number("condition_number", condition_number, low=1)
         self.max_eigenvalue = V.number("max_eigenvalue", max_eigenvalue, low=0, low_open=True)
         self.eigenvalue_spacing = V.choice(
-            "eigenvalue_spacing", eigenvalue_spacing, ("geometric", "linear")
+            "eigenvalue_spacing", eigenvalue_spacing, ("geometric", "linear", "two_level")
         )
         self.x_distribution = V.choice("x_distribution", x_distribution, ("gaussian", "uniform"))
         self.x_range = V.number("x_range", x_range, low=0, low_open=True)
