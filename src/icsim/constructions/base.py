@@ -16,6 +16,10 @@ import torch
 from icsim import algorithms, tasks
 from icsim.errors import InputError
 from icsim.models import ModelConfig, Transformer
+from icsim.registry import Registry
+
+#: every construction: `@CONSTRUCTIONS.register(name, check=CheckClass)` on its build function
+CONSTRUCTIONS = Registry("construction", package="icsim.constructions")
 
 
 @dataclass(frozen=True)

@@ -56,13 +56,13 @@ from icsim.algorithms.deep_gd import (
     relu_derivative,
 )
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     Check,
     ConstructionInfo,
     float_dtype,
     in_dtype,
     register_check,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.errors import InputError
 from icsim.models.ewml import EWMLConfig, EWMLTransformer, LayerSpec
 from icsim.models.formats import Stacked, TokenFormat

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from icsim import _validate as V
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     ConstructionInfo,
     Layout,
     RegressionCheck,
@@ -23,7 +24,6 @@ from icsim.constructions.base import (
     register_check,
     rows,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.models import Stacked
 
 VON_OSWALD = "von Oswald et al. 2023, Transformers learn in-context by gradient descent"

@@ -32,6 +32,7 @@ import torch
 
 from icsim import _validate as V
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     Check,
     ConstructionInfo,
     finish,
@@ -40,7 +41,6 @@ from icsim.constructions.base import (
     info_of,
     register_check,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.models.formats import Stacked
 from icsim.models.transformer import ModelConfig, Transformer
 

@@ -52,6 +52,7 @@ import torch
 from icsim import _validate as V
 from icsim.algorithms.logistic import default_newton_schulz_steps
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     Check,
     ConstructionInfo,
     Layout,
@@ -60,7 +61,6 @@ from icsim.constructions.base import (
     info_of,
     register_check,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.models import ModelConfig, Stacked, Transformer
 
 GIANNOU = "Giannou et al. 2025, How Well Can Transformers Emulate In-context Newton's Method?"

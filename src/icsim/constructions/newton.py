@@ -17,6 +17,7 @@ import torch
 
 from icsim import _validate as V
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     Check,
     ConstructionInfo,
     Layout,
@@ -30,7 +31,6 @@ from icsim.constructions.base import (
     register_check,
     rows,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.errors import InputError
 from icsim.models.formats import TokenFormat
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 
 from icsim import _validate as V
-from icsim.constructions.base import CHECKS, float_dtype, info_of
-from icsim.constructions.registry import CONSTRUCTIONS
+from icsim.constructions.base import CHECKS, CONSTRUCTIONS, float_dtype, info_of
 from icsim.errors import InputError
 
 #: the default pass/fail threshold on the largest relative error, per dtype
@@ -27,9 +26,9 @@ TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
 
 
 def _build(name: str, steps: int, params: dict):
+    CONSTRUCTIONS.factory(name)  # unknown name: the registry's message lists the constructions
     check = CHECKS.get(name)
-    if check is None:  # unknown name: the registry's message lists the constructions
-        CONSTRUCTIONS.factory(name)
+    if check is None:
         raise InputError(f"construction {name!r} has no verification; it cannot be verified.")
     params = {**check.default_params, **params}
     model, fmt = CONSTRUCTIONS.get(name, steps=steps, **params)

@@ -15,7 +15,7 @@ from icsim import provenance, rundir
 from icsim.errors import InputError
 from icsim.registry import Registry
 
-EXPERIMENTS = Registry("experiment")
+EXPERIMENTS = Registry("experiment", package="icsim.experiments")
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Models (transformer, looped transformer, LSTM) and token formats."""
 
 from icsim.models.formats import FORMATS, Interleaved, Stacked, TokenFormat, get_format
-from icsim.models.registry import MODELS
 from icsim.models.transformer import (
     LSTM,
+    MODELS,
     Block,
     LoopedTransformer,
     ModelConfig,

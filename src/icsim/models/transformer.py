@@ -18,7 +18,10 @@ from torch import nn
 
 from icsim import _validate as V
 from icsim.errors import InputError
-from icsim.models.registry import MODELS
+from icsim.registry import Registry
+
+#: every model kind, by name: `@MODELS.register(name)` beside the class (build() looks it up)
+MODELS = Registry("model", package="icsim.models")
 
 ATTENTIONS = ("softmax", "linear", "relu")
 
