@@ -28,11 +28,11 @@ from icsim.constructions.base import (
     in_dtype,
     info_of,
     put,
-    register_check,
     rows,
 )
 from icsim.errors import InputError
 from icsim.models.formats import TokenFormat
+from icsim.tasks.base import haar_orthogonal
 
 GIANNOU = "Giannou et al. 2025, How Well Can Transformers Emulate In-Context Newton's Method?"
 
@@ -92,7 +92,39 @@ class MatrixTokens:
         return self.decode(res)
 
 
-@CONSTRUCTIONS.register("newton_schulz")
+class NewtonSchulzCheck(Check):
+    """A = U diag(s) Vᵀ with U, V Haar and singular values s geometric from 1 down to 1/κ
+    (U = V, a positive definite A, when symmetric); X₀ = Aᵀ/‖A‖_F², inside the region
+    ‖I − AX₀‖ < 1 where Newton–Schulz converges, and not yet the inverse even when κ = 1."""
+
+    def sample(self, info, fmt, n_problems, *, generator, n_context=None, condition_number=1.0):
+        V.number("condition_number", condition_number, low=1)
+        d, f64 = info.dim, torch.float64
+        s = torch.as_tensor(float(condition_number), dtype=f64) ** -torch.linspace(0, 1, d).to(f64)
+        U = haar_orthogonal(n_problems, d, generator, "cpu", f64)
+        Vt = U if fmt.symmetric else haar_orthogonal(n_problems, d, generator, "cpu", f64)
+        A = (U * s) @ Vt.transpose(1, 2)
+        if fmt.symmetric:
+            A = (A + A.transpose(1, 2)) / 2  # exactly symmetric in floating point
+        return A, A.transpose(1, 2) / (s**2).sum()
+
+    def reference(self, info, problems):
+        from icsim.algorithms.newton_schulz import newton_schulz as ns
+
+        A, X0 = problems
+        return ns(A, X0, info.steps, order=2)
+
+    def model_steps(self, model, fmt, problems, dtype):
+        A, X0 = (t.to(dtype) for t in problems)
+        model = in_dtype(model, dtype)
+        with torch.no_grad():
+            _, hidden = fmt.run(model, A, X0, return_hidden=True)
+            return torch.stack(
+                [fmt.decode(model.head(hidden[b])) for b in info_of(model).step_blocks]
+            )
+
+
+@CONSTRUCTIONS.register("newton_schulz", check=NewtonSchulzCheck)
 def newton_schulz(dim: int = 5, steps: int = 1, symmetric: bool = False):
     """T Newton–Schulz steps X_{t+1} = X_t(2I − AX_t) on tokens holding A and X₀
     (Giannou et al. 2025, Lemma 4.1).
@@ -168,40 +200,6 @@ def newton_schulz(dim: int = 5, steps: int = 1, symmetric: bool = False):
     return finish(model, info), fmt
 
 
-@register_check("newton_schulz")
-class _NewtonSchulzCheck(Check):
-    """A = U diag(s) Vᵀ with U, V Haar and singular values s geometric from 1 down to 1/κ
-    (U = V, a positive definite A, when symmetric); X₀ = Aᵀ/‖A‖_F², inside the region
-    ‖I − AX₀‖ < 1 where Newton–Schulz converges, and not yet the inverse even when κ = 1."""
-
-    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
-        from icsim.tasks.base import haar_orthogonal
-
-        d, f64 = info.dim, torch.float64
-        s = torch.as_tensor(float(condition_number), dtype=f64) ** -torch.linspace(0, 1, d).to(f64)
-        U = haar_orthogonal(n_problems, d, generator, "cpu", f64)
-        Vt = U if fmt.symmetric else haar_orthogonal(n_problems, d, generator, "cpu", f64)
-        A = (U * s) @ Vt.transpose(1, 2)
-        if fmt.symmetric:
-            A = (A + A.transpose(1, 2)) / 2  # exactly symmetric in floating point
-        return A, A.transpose(1, 2) / (s**2).sum()
-
-    def reference(self, info, problems):
-        from icsim.algorithms.newton_schulz import newton_schulz as ns
-
-        A, X0 = problems
-        return ns(A, X0, info.steps, order=2)
-
-    def model_steps(self, model, fmt, problems, dtype):
-        A, X0 = (t.to(dtype) for t in problems)
-        model = in_dtype(model, dtype)
-        with torch.no_grad():
-            _, hidden = fmt.run(model, A, X0, return_hidden=True)
-            return torch.stack(
-                [fmt.decode(model.head(hidden[b])) for b in info_of(model).step_blocks]
-            )
-
-
 # -- Iterative Newton for linear regression (Theorem 4.2) ----------------------------------------
 @dataclass(frozen=True)
 class NewtonRegressionTokens(TokenFormat):
@@ -272,7 +270,11 @@ class NewtonRegressionTokens(TokenFormat):
         return batch.ys[:, self._n_context(batch.n_points) :]
 
 
-@CONSTRUCTIONS.register("iterative_newton_regression")
+class NewtonRegressionCheck(RegressionCheck):
+    unit_spectral_norm = True  # so that ε = 1 is inside the convergence region
+
+
+@CONSTRUCTIONS.register("iterative_newton_regression", check=NewtonRegressionCheck)
 def iterative_newton_regression(
     dim: int = 5, steps: int = 1, epsilon: float = 1.0, n_queries: int = 1
 ):
@@ -341,8 +343,3 @@ def iterative_newton_regression(
         formulas={"layers": "T + 2", "heads": "2", "width": "4d + 3", "head_dim": "2d"},
     )
     return finish(model, info), fmt
-
-
-@register_check("iterative_newton_regression")
-class _NewtonRegressionCheck(RegressionCheck):
-    unit_spectral_norm = True  # so that ε = 1 is inside the convergence region

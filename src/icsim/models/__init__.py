@@ -11,6 +11,7 @@ from icsim.models.transformer import (
     attend,
     build,
     flops_per_token,
+    zeroed,
 )
 
 names = MODELS.names
@@ -30,5 +31,6 @@ __all__ = [
     "attend",
     "build",
     "flops_per_token",
+    "zeroed",
     "names",
 ]
