@@ -75,26 +75,6 @@ class ConstructionInfo:
         }
 
 
-class Layout:
-    """Named coordinate ranges of a token, in order: `Layout(x=3, y=1).y == slice(3, 4)`."""
-
-    def __init__(self, **sizes: int):
-        self._slices, start = {}, 0
-        for name, size in sizes.items():
-            self._slices[name] = slice(start, start + size)
-            start += size
-        self.width = start
-
-    def __getattr__(self, name: str) -> slice:
-        slices = self.__dict__.get("_slices", {})
-        if name in slices:
-            return slices[name]
-        raise AttributeError(name)
-
-    def names(self) -> list[str]:
-        return list(self._slices)
-
-
 def rows(start: int, size: int) -> slice:
     """Head coordinates start..start+size−1."""
     return slice(start, start + size)

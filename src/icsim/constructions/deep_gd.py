@@ -43,14 +43,13 @@ the distance to exact GD, step by step, against Theorem 1's ηε, and against th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from icsim import _validate as V
 from icsim.algorithms.deep_gd import (
-    initial_weights,
     loss_gradient,
     ramp_derivative,
     relu_derivative,
@@ -65,121 +64,9 @@ from icsim.constructions.base import (
 )
 from icsim.errors import InputError
 from icsim.models import zeroed
+from icsim.models.construction_formats import DeepGDFormat, TokenLayout
 from icsim.models.ewml import EWMLConfig, LayerSpec
-from icsim.models.formats import Stacked, TokenFormat
-from icsim.tasks.base import TaskBatch
 from icsim.tasks.relu_network import NetworkShape, network_forward
-
-
-class TokenLayout:
-    """Where every quantity lives in the token [x; y; w̄; scratch; 1; t] (start indices).
-
-    Lists are per layer j = 1..N at index j−1: z (pre-activations, z_N = f), p (hidden
-    activations, j < N), m (M_j = W_{j+1} diag(r̂′(z_j)), [K_{j+1}, K_j] row-major, j < N),
-    delta (δ_j = ∂ℓ_i/∂z_j of the token's own loss ℓ_i = ½(f − y_i)²); g is the token's share
-    G_i of the gradient (∇L_n = mean of G_i over the context), laid out as w̄.
-    """
-
-    def __init__(self, shape: NetworkShape):
-        self.shape = shape
-        K, N = shape.widths, shape.depth
-        self._pos = 0
-        self.x, self.y, self.w = self._take(shape.dim), self._take(1), self._take(shape.n_params)
-        self.scratch = self._pos
-        self.z = [self._take(K[j + 1]) for j in range(N)]
-        self.p = [self._take(K[j + 1]) for j in range(N - 1)]
-        self.m = [self._take(K[j + 2] * K[j + 1]) for j in range(N - 1)]
-        self.delta = [self._take(K[j + 1]) for j in range(N)]
-        self.g = self._take(shape.n_params)
-        self.scratch_end = self._pos
-        self.one, self.t = self._take(1), self._take(1)
-        self.width = self._pos
-
-    def _take(self, n: int) -> int:
-        start, self._pos = self._pos, self._pos + n
-        return start
-
-    def input_of(self, j: int) -> int:
-        """Start of p_{j−1}, the input of layer j (p_0 = x)."""
-        return self.x if j == 1 else self.p[j - 2]
-
-
-@dataclass(frozen=True)
-class DeepGDFormat(TokenFormat):
-    """Tokens h_i = [x_i; y_i; w̄⁽⁰⁾; 0; 1; t_i] (Wu et al. 2025, Thm 1), t_i = 1 on the context,
-    queries [x_q; 0; w̄⁽⁰⁾; 0; 1; 0] last; keys and values are the context tokens (as `Stacked`).
-
-    w̄⁽⁰⁾: `w0` ([D_w] or [B, D_w]) or, if None, `relu_network_gd`'s random start from `seed` and
-    `init_scale`, so the algorithm with the same seed starts from the same weights.
-    """
-
-    dim: int
-    depth: int
-    net_width: int  # the network's hidden width K (`width` is the token's, as every format)
-    n_queries: int = 1
-    init_scale: float = 1.0
-    seed: int = 0
-    w0: torch.Tensor | None = field(default=None, compare=False)
-
-    def __post_init__(self):
-        V.positive_int("n_queries", self.n_queries)
-        shape = NetworkShape(self.dim, self.depth, self.net_width)
-        object.__setattr__(self, "_layout", TokenLayout(shape))
-
-    @property
-    def layout(self) -> TokenLayout:
-        return self._layout
-
-    @property
-    def shape(self) -> NetworkShape:
-        return self._layout.shape
-
-    @property
-    def _stacked(self) -> Stacked:
-        return Stacked(self.dim, self.n_queries)
-
-    @property
-    def width(self) -> int:
-        return self._layout.width
-
-    def initial_weights(self, batch: TaskBatch) -> torch.Tensor:
-        B, D = batch.batch_size, self.shape.n_params
-        if self.w0 is None:
-            return initial_weights(self.shape, B, self.seed, self.init_scale, batch.xs)
-        w0 = torch.as_tensor(self.w0, dtype=batch.xs.dtype, device=batch.xs.device)
-        if w0.shape not in ((D,), (B, D)):
-            raise InputError(f"w0 must have shape [{D}] or [{B}, {D}], got {list(w0.shape)}.")
-        return w0.expand(B, D)
-
-    def encode(self, batch: TaskBatch) -> torch.Tensor:
-        if batch.dim != self.dim:
-            raise InputError(
-                f"the construction was built for dim={self.dim}, the batch has dim={batch.dim}; "
-                "build it with the batch's dimension."
-            )
-        lay, (B, n, d) = self._layout, batch.xs.shape
-        n_ctx = self._stacked._n_context(n)
-        tokens = batch.xs.new_zeros(B, n, lay.width)
-        tokens[..., lay.x : lay.x + d] = batch.xs
-        tokens[:, :n_ctx, lay.y] = batch.ys[:, :n_ctx]
-        tokens[..., lay.w : lay.w + self.shape.n_params] = self.initial_weights(batch)[:, None]
-        tokens[..., lay.one] = 1
-        tokens[:, :n_ctx, lay.t] = 1
-        return tokens
-
-    def mask(self, n_points, device=None):
-        return self._stacked.mask(n_points, device)
-
-    def positions(self, n_points):
-        return self._stacked.positions(n_points)
-
-    def targets(self, batch):
-        return self._stacked.targets(batch)
-
-    def read_weights(self, hidden: torch.Tensor) -> torch.Tensor:
-        """w̄ from hidden states [..., B, T, D]: the first token's slot, [..., B, D_w]."""
-        lay = self._layout
-        return hidden[..., 0, lay.w : lay.w + self.shape.n_params]
 
 
 def relu_sum_interpolant(f, radius: float, heads: int):

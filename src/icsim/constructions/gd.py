@@ -15,7 +15,6 @@ from icsim import _validate as V
 from icsim.constructions.base import (
     CONSTRUCTIONS,
     ConstructionInfo,
-    Layout,
     RegressionCheck,
     empty_model,
     finish,
@@ -24,6 +23,7 @@ from icsim.constructions.base import (
     rows,
 )
 from icsim.models import Stacked
+from icsim.models.construction_formats import Layout
 
 VON_OSWALD = "von Oswald et al. 2023, Transformers learn in-context by gradient descent"
 
