@@ -147,7 +147,7 @@ def test_bad_parameters(params):
 
 def test_verify_checks_the_interpolation_floor_and_fails_a_broken_interpolant():
     """Issue 23 item 4: `icsim construct logistic_newton --verify` is judged by the construction's
-    own bound (its error must fall >= 3x when the width doubles, O(W⁻²) predicting 4x), not by the
+    own bound (its error must fall >= 2.5x when the width doubles, O(W⁻²) predicting 4x), not by the
     1e-10 meant for exact constructions; a broken σ̂ interpolant fails it."""
     from icsim.constructions import verify as V
 

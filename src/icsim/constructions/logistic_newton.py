@@ -309,13 +309,14 @@ class LogisticCheck(Check):
 
     The construction is approximate, so its criterion is its documented bound, the interpolation
     floor: every interpolant's error is O(W⁻²), so the largest relative error at width W must be
-    at most a third of that of the same construction at width W/2 on the same problems (the W⁻²
-    law predicts a quarter; a third leaves room for the max over problems)."""
+    at most 1/2.5 of that of the same construction at width W/2 on the same problems. The W⁻²
+    law predicts 1/4; the max over problems measured 1/3.2 to 1/5.5 (W = 32..128), and a
+    broken interpolant does not fall at all."""
 
     task = "logistic_regression"
     defaults = {"steps": 3, "dim": 5, "n_problems": 32}  # d² heads, a wide MLP: slow on a CPU
     #: the error must fall at least this factor per width doubling (O(W⁻²): 4)
-    factor_per_doubling = 3.0
+    factor_per_doubling = 2.5
 
     def sample(self, info, fmt, n_problems, *, generator, n_context=None, **task_params):
         n_ctx = 5 * info.dim + 1 if n_context is None else n_context
