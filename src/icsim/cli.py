@@ -164,9 +164,6 @@ def cmd_reproduce(args) -> int:
 
 # -- construct ------------------------------------------------------------------------------
 def cmd_construct(args) -> int:
-    import icsim
-
-    icsim.constructions.CONSTRUCTIONS.factory(args.name)  # unknown name -> clear error
     from icsim.constructions import verify as V
 
     try:
@@ -179,29 +176,14 @@ def cmd_construct(args) -> int:
     for key in sorted(set(params) & (set(flags) | {"verify"})):
         how = f"pass it as {flags[key]}" if key in flags else "use the --verify flag"
         raise InputError(f"--params sets {key!r}, which is a flag of icsim construct: {how}.")
-    given = {k: v for k, v in (("steps", args.steps), ("dim", args.dim)) if v is not None}
-    if args.name == "deep_gd" and args.verify:
-        # Theorem 1 is an approximation: its check is the one-step error against the bound ηε
-        # and the distance to exact GD as the r′ heads grow, not agreement to 1e-10.
-        from icsim.constructions.deep_gd import format_report, verify_deep_gd
-
-        if args.problems is not None:
-            given["batch_size"] = args.problems
-        result = verify_deep_gd(**given, **params)
-        print(format_report(result))
-        for k, v in result["scalars"].items():
-            print(f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}")
-        return 0 if result["passed"] else 1
-    result = V.verify(
-        args.name,
-        **{"steps": 3, "dim": 5, **given},
-        n_problems=1000 if args.problems is None else args.problems,
-        dtype=args.dtype,
-        verify=args.verify,
-        **params,
-    )
-    print(V.format_report(result))
-    return 0 if (not args.verify or result["passed"]) else 1
+    given = {"steps": args.steps, "dim": args.dim, "dtype": args.dtype}
+    if not args.verify:
+        _, _, lines = V.describe(args.name, **given, **params)
+        print("\n".join(lines))
+        return 0
+    result = V.verify(args.name, **given, n_problems=args.problems, **params)
+    print(result.summary())  # ends with its criterion and PASS/FAIL
+    return 0 if result.passed else 1
 
 
 # -- sweep ----------------------------------------------------------------------------------
@@ -267,17 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("construct", help="build a hand-made transformer and verify it")
     c.add_argument("name")
-    c.add_argument("--steps", type=int, help="algorithm steps T (default 3)")
-    c.add_argument("--dim", type=int, help="input dimension d (default 5; deep_gd: 3)")
-    c.add_argument(
-        "--problems", type=int, help="random problems per κ (default 1000; deep_gd: 8 prompts)"
-    )
+    c.add_argument("--steps", type=int, help="algorithm steps T (default: the check's, 3)")
+    c.add_argument("--dim", type=int, help="input dimension d (default: the check's, 5 or 3)")
+    c.add_argument("--problems", type=int, help="random problems per κ (default: the check's)")
     c.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    c.add_argument("--params", help="extra construction parameters as a JSON object")
+    c.add_argument(
+        "--params", help="construction and task parameters as a JSON object (condition_number…)"
+    )
     c.add_argument(
         "--verify",
         action="store_true",
-        help="compare with the algorithm; exit 1 above the tolerance",
+        help="check against the algorithm by the construction's criterion; exit 1 if it fails",
     )
     w = sub.add_parser("sweep", help="run a grid of training runs on Ray (icsim[ray])")
     w.add_argument("spec", help='JSON: {"out", "base": {...}, "grid": {field: [values]}}')

@@ -1,38 +1,71 @@
-"""A name -> factory registry shared by tasks, algorithms, models, constructions and experiments.
+"""One name -> factory registry, the pattern shared by tasks, algorithms, models, token formats,
+constructions and experiments.
 
-A new family registers itself with `@REGISTRY.register("name")` in its own module; nothing
-central needs editing.
+Each registry is defined beside its base class (`icsim.tasks.base.TASKS`, ...) and knows its
+package: the first lookup imports every module of that package, so a family registers itself
+with `@REGISTRY.register("name")` in its own module, whoever imported what before (nothing
+central to edit, and `import icsim.tasks` alone stays light).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable
 
 from icsim.errors import InputError, did_you_mean, unknown_name
 
 
 class Registry:
-    def __init__(self, kind: str):
-        self.kind = kind
-        self._factories: dict[str, Callable] = {}
+    """`register(name, **meta)` decorates a factory (`meta`: e.g. a construction's check);
+    `names()`, `factory(name)`, `meta(name)`, `get(name, **params)` look it up."""
 
-    def register(self, name: str) -> Callable:
+    def __init__(self, kind: str, package: str | None = None):
+        self.kind = kind
+        self.package = package
+        self._factories: dict[str, Callable] = {}
+        self._meta: dict[str, dict] = {}
+        self._scanned = package is None
+
+    def register(self, name: str, **meta) -> Callable:
         def deco(factory):
             if name in self._factories:
                 raise RuntimeError(f"{self.kind} {name!r} registered twice")
             self._factories[name] = factory
+            self._meta[name] = meta
             return factory
 
         return deco
 
+    def _scan(self) -> None:
+        """Import every public module of the package once (each registers itself)."""
+        if self._scanned:
+            return
+        self._scanned = True
+        pkg = importlib.import_module(self.package)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{info.name}")
+
     def names(self) -> list[str]:
+        self._scan()
         return sorted(self._factories)
 
+    def __contains__(self, name: str) -> bool:
+        self._scan()
+        return name in self._factories
+
     def factory(self, name: str) -> Callable:
+        self._scan()
         if name not in self._factories:
             raise unknown_name(self.kind, name, self._factories)
         return self._factories[name]
+
+    def meta(self, name: str) -> dict:
+        """What `name` was registered with besides its factory."""
+        self.factory(name)
+        return self._meta[name]
 
     def get(self, name: str, **params):
         """Build `name` with `params`; an unknown parameter raises an InputError."""
@@ -54,13 +87,13 @@ def check_params(what: str, factory: Callable, params: dict) -> None:
             )
 
 
-def import_submodules(package: str) -> None:
-    """Import every module of `package` so that each registers itself: adding a family is adding
-    a module, with no central list to edit."""
-    import importlib
-    import pkgutil
+def lazy_submodules(package: str, names: tuple[str, ...]):
+    """A PEP 562 module `__getattr__` importing `package.NAME` on first access, for NAME in
+    `names` (so `import icsim` costs nothing until `icsim.models` is used)."""
 
-    pkg = importlib.import_module(package)
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{package}.{info.name}")
+    def __getattr__(name: str):
+        if name in names:
+            return importlib.import_module(f"{package}.{name}")
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

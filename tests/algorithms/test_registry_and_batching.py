@@ -98,3 +98,50 @@ def test_run_splits_a_task_batch():
     torch.testing.assert_close(traj.predictions[0, :, 0], batch.ys[:, -1])  # noiseless, n > d
     traj = A.get("least_squares").run(batch, n_context=2)
     assert traj.predictions.shape == (1, 3, 7)
+
+
+def _modules_after(code: str) -> set[str]:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {m for m in out.split() if m.startswith("icsim")}
+
+
+HEAVY = ("icsim.models", "icsim.constructions", "icsim.training", "icsim.experiments")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import icsim",
+        "import icsim.tasks, icsim.algorithms",
+        "import icsim; icsim.tasks.names(); icsim.algorithms.names()",
+        "import icsim; icsim.algorithms.get('iterative_newton')",
+    ],
+)
+def test_the_lower_floors_import_nothing_above_them(code):
+    """Issue 14: `import icsim` is lazy and tasks/algorithms load no models, constructions,
+    training or experiments (nor analysis), even once their registries are listed."""
+    loaded = _modules_after(code)
+    assert not {m for m in loaded if m.startswith((*HEAVY, "icsim.analysis"))}, loaded
+
+
+def test_every_module_registers_without_being_imported_by_hand():
+    """A registry imports its package on first lookup: ewml_transformer (models/ewml.py, which
+    nothing in models/__init__ imports) and every construction and format are listed."""
+    code = (
+        "import icsim\n"
+        "print(icsim.models.names(), icsim.models.FORMATS.names(), icsim.constructions.names())"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "ewml_transformer" in out.stdout and "'newton_regression'" in out.stdout
+    assert "'logistic_newton'" in out.stdout and "'deep_gd'" in out.stdout

@@ -94,12 +94,16 @@ def test_construct_verify_prints_the_table_and_exits_on_the_verdict(capsys):
     assert "FAIL" in capsys.readouterr().out
 
 
-def test_construct_deep_gd_verify_reports_the_theorem_bound_and_the_heads_sweep(capsys):
-    params = '{"heads": 33, "heads_sweep": [3, 9, 33], "width": 2, "depth": 2}'
-    assert main(["construct", "deep_gd", "--verify", "--steps", "2", "--params", params]) == 0
+def test_construct_deep_gd_verify_reports_the_theorem_bound(capsys):
+    """deep_gd goes through the one verification path; its criterion names Theorem 1's bound and
+    --dtype is honoured (it was ignored)."""
+    params = '{"heads": 33, "width": 2, "depth": 2}'
+    argv = ["construct", "deep_gd", "--verify", "--steps", "2", "--problems", "3"]
+    assert main([*argv, "--params", params]) == 0
     out = capsys.readouterr().out
-    assert "bound ηε" in out and "heads sweep" in out and "-> PASS" in out
-    assert "max_one_step_error = " in out and "max_bound = " in out
+    assert "Theorem 1's ηε" in out and ": PASS" in out
+    assert main([*argv, "--dtype", "float32", "--params", params]) == 0
+    assert "(float32)" in capsys.readouterr().out
 
 
 def test_train_seeds_trains_them_together_into_one_run_dir_each(tmp_path, capsys):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import icsim
+from icsim.analysis.construction_figures import plot_error_growth
 from icsim.constructions import verify as V
 from icsim.constructions.base import ConstructionInfo
 from icsim.errors import InputError
@@ -25,14 +26,14 @@ IDS = ["gd", "gd++", "ns", "ns-symmetric", "newton-regression"]
 @pytest.mark.parametrize("name,params", CASES, ids=IDS)
 def test_construction_matches_its_algorithm_to_1e_10_in_float64(name, params):
     result = V.verify(name, steps=3, dim=4, n_problems=1000, **params)
-    assert result["passed"], V.format_report(result)
-    assert result["tolerance"] == 1e-10
-    assert result["max_relative_error"] <= 1e-12  # measured ~1e-15; 1e-10 is the bar
-    assert result["n_problems"] == 3000
-    assert set(result["per_step_by_condition"]) == {"1", "10", "100"}
-    assert len(result["per_step"]) == 4 and len(result["blocks"]) == 4
-    assert max(result["per_step_by_condition"]["100"]) <= 1e-12
-    assert result["algorithm"] in icsim.algorithms.names() or result["algorithm"] == (
+    assert result.passed, result.summary()
+    assert result.bound == 1e-10 and "<= 1e-10" in result.criterion
+    assert result.max_error <= 1e-12  # measured ~1e-15; 1e-10 is the bar
+    assert result.n_problems == 3000
+    assert set(result.per_step_by_condition) == {"1", "10", "100"}
+    assert len(result.per_step) == 4 and len(result.info.step_blocks) == 4
+    assert max(result.per_step_by_condition["100"]) <= 1e-12
+    assert result.info.algorithm in icsim.algorithms.names() or result.info.algorithm == (
         "newton_schulz"
     )
 
@@ -41,11 +42,11 @@ def test_more_steps_and_context_sizes_stay_exact():
     """GD's 1/n comes from the attention normalisation: exact for any context size."""
     for n_context in (1, 2, 9):
         r = V.verify("gd", steps=2, dim=3, n_problems=200, n_context=n_context)
-        assert r["passed"], V.format_report(r)
+        assert r.passed, r.summary()
     r = V.verify("iterative_newton_regression", steps=8, dim=3, n_problems=300, n_context=5)
-    assert r["passed"], V.format_report(r)
+    assert r.passed, r.summary()
     r = V.verify("newton_schulz", steps=8, dim=5, n_problems=300)
-    assert r["passed"], V.format_report(r)
+    assert r.passed, r.summary()
 
 
 def _first_nonzero(weight):
@@ -59,7 +60,7 @@ def test_perturbing_one_weight_fails_verification(name, params, where):
     queries = {} if name == "newton_schulz" else {"n_queries": 8}
     model, fmt = icsim.constructions.build(name, dim=4, steps=3, **params, **queries)
     ok = V.verify_model(model, fmt, n_problems=200)
-    assert ok["passed"]
+    assert ok.passed
     weight = {
         "query": model.blocks[-1].attn.q.weight,
         "value": model.blocks[0].attn.v.weight,
@@ -69,8 +70,8 @@ def test_perturbing_one_weight_fails_verification(name, params, where):
     with torch.no_grad():
         flat[idx] *= 1 + 1e-6
     bad = V.verify_model(model, fmt, n_problems=200)
-    assert not bad["passed"]
-    assert bad["max_relative_error"] > 1e-8
+    assert not bad.passed
+    assert bad.max_error > 1e-8
 
 
 def _expected_size(name, d, T, symmetric=False):
@@ -113,15 +114,17 @@ def test_size_equals_the_documented_formulas(name, params, d, T):
 
 def test_verify_report_and_api():
     r = V.verify("gd", steps=2, dim=3, n_problems=100, dtype="float64")
-    report = V.format_report(r)
+    report = r.summary()
     last = report.splitlines()[-1]
     assert last.startswith("largest relative deviation: ")
-    assert math.isclose(float(last.split(": ")[1]), r["max_relative_error"], rel_tol=1e-3)
+    assert math.isclose(float(last.split(": ")[1]), r.max_error, rel_tol=1e-3)
     assert "PASS" in report and "gradient_descent(step_size=0.1)" in report
-    assert r["model"]["parameters"] > 0 and r["model"]["layers"] == 2
+    assert r.criterion in report
+    assert r.n_parameters > 0 and r.info.layers == 2
+    assert r.to_dict()["passed"] is True and r.to_dict()["max_relative_error"] == r.max_error
 
-    only = V.verify("gd", steps=2, dim=3, verify=False)
-    assert only["passed"] is None and "not verified" in V.format_report(only)
+    model, _, lines = V.describe("gd", steps=2, dim=3)
+    assert lines[0] == "construction gd (dim=3, steps=2)" and model.construction.layers == 2
 
     with pytest.raises(InputError, match="unknown construction 'gdd'"):
         V.verify("gdd", steps=1)
@@ -131,12 +134,23 @@ def test_verify_report_and_api():
         V.verify("gd", steps=1, eta=0.1)
     with pytest.raises(InputError, match="steps must be a positive integer"):
         V.verify("gd", steps=0)
+    with pytest.raises(InputError, match="has no parameter 'kappa'.*condition_number"):
+        V.verify("gd", steps=1, kappa=10)
+
+
+def test_task_parameters_reach_the_task():
+    """condition_number picks one κ; another task parameter (noise) changes the prompts."""
+    r = V.verify("gd", steps=2, dim=3, n_problems=50, condition_number=30)
+    assert r.passed and list(r.per_step_by_condition) == ["30"] and r.n_problems == 50
+    noisy = V.verify("gd", steps=2, dim=3, n_problems=50, condition_number=30, noise_std=1.0)
+    assert noisy.task_params == {"noise_std": 1.0} and noisy.passed
+    assert noisy.per_step != r.per_step
 
 
 def test_float32_run_is_close_but_not_exact():
     r = V.verify("newton_schulz", steps=3, dim=4, n_problems=200, dtype=torch.float32)
-    assert r["tolerance"] == 1e-4 and r["passed"]
-    assert 1e-9 < r["max_relative_error"] < 1e-4
+    assert r.bound == 1e-4 and r.passed and "float32" in r.criterion
+    assert 1e-9 < r.max_error < 1e-4
 
 
 def test_error_growth_curves_and_figure(tmp_path):
@@ -147,7 +161,7 @@ def test_error_growth_curves_and_figure(tmp_path):
         assert all(lo <= mid <= hi <= mx for lo, mid, hi, mx in zip(
             c["y_low"], c["y"], c["y_high"], c["y_max"]))  # fmt: skip
         assert 1e-9 < max(c["y"][1:]) < 1e-4  # float32 rounding, not float64's
-    path = V.plot_error_growth(curves, tmp_path / "growth.png")
+    path = plot_error_growth(curves, tmp_path / "growth.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

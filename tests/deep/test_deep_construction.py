@@ -10,9 +10,9 @@ import torch
 import icsim.algorithms
 import icsim.constructions
 import icsim.tasks
+from icsim.analysis.construction_figures import format_deep_gd as format_report
 from icsim.constructions.deep_gd import (
     deep_gd,
-    format_report,
     model_weights,
     relu_sum_interpolant,
     token_spread,
@@ -250,8 +250,22 @@ def test_generic_verify_entry_point():
     from icsim.constructions import verify as V
 
     r = V.verify("deep_gd", steps=2, n_problems=6, dim=3, heads=9, depth=3, width=2, radius=1.0)
-    assert r["passed"] and r["max_relative_error"] <= 1e-10
-    assert V.format_report(r).splitlines()[-1].startswith("largest relative deviation")
+    assert r.passed and r.max_error <= 1e-10
+    assert r.summary().splitlines()[-1].startswith("largest relative deviation")
+    assert "Theorem 1's ηε" in r.criterion  # the one path checks the approximation's bound too
+
+
+def test_generic_verify_honours_float32_and_refuses_float16():
+    """`icsim construct deep_gd --dtype float32` runs a float32 model (it was silently float64)."""
+    from icsim.constructions import verify as V
+
+    r = V.verify("deep_gd", steps=1, n_problems=3, dim=2, heads=9, depth=2, width=2)
+    r32 = V.verify("deep_gd", steps=1, n_problems=3, dim=2, heads=9, depth=2, width=2,
+                   dtype="float32")  # fmt: skip
+    assert r.passed and r32.passed and r32.dtype == "float32" and r32.bound == 1e-4
+    assert 1e-9 < r32.max_error < 1e-4 and r.max_error < 1e-12
+    with pytest.raises(InputError, match="dtype must be float64 or float32"):
+        V.verify("deep_gd", steps=1, dtype="float16")
     model, fmt = icsim.constructions.build("deep_gd", dim=3, steps=1)
     assert model.construction.algorithm == "relu_network_gd"
     assert isinstance(fmt.shape, NetworkShape)

@@ -8,7 +8,7 @@ import torch
 import icsim.algorithms
 import icsim.constructions
 import icsim.tasks
-from icsim.constructions.base import CHECKS
+from icsim.constructions.base import CONSTRUCTIONS
 from icsim.constructions.logistic_newton import (
     DEFAULT_WIDTH,
     error_table,
@@ -112,10 +112,14 @@ def test_zero_steps_predicts_zero_and_check_is_registered():
     model, fmt = icsim.constructions.build("logistic_newton", dim=3, steps=0, dtype=torch.float64)
     b = batch(4, 3)
     assert torch.equal(fmt.run(model, b), torch.zeros(4, 1, dtype=torch.float64))
-    check = CHECKS["logistic_newton"]
+    check = CONSTRUCTIONS.meta("logistic_newton")["check"]()
     model, fmt = icsim.constructions.build("logistic_newton", dim=3, steps=2, width=64)
     problems = check.sample(
-        model.construction, fmt, 6, 10.0, generator=torch.Generator().manual_seed(0)
+        model.construction,
+        fmt,
+        6,
+        condition_number=10.0,
+        generator=torch.Generator().manual_seed(0),
     )
     ref = check.reference(model.construction, problems)
     got = check.model_steps(model, fmt, problems, torch.float64)
@@ -139,3 +143,26 @@ def test_zero_steps_predicts_zero_and_check_is_registered():
 def test_bad_parameters(params):
     with pytest.raises(InputError):
         icsim.constructions.build("logistic_newton", **params)
+
+
+def test_verify_checks_the_interpolation_floor_and_fails_a_broken_interpolant():
+    """Issue 23 item 4: `icsim construct logistic_newton --verify` is judged by the construction's
+    own bound (its error must fall >= 2.5x when the width doubles, O(W⁻²) predicting 4x), not by the
+    1e-10 meant for exact constructions; a broken σ̂ interpolant fails it."""
+    from icsim.constructions import verify as V
+
+    kw = dict(steps=2, dim=3, n_problems=4, width=64, condition_numbers=(1, 10))
+    r = V.verify("logistic_newton", **kw)
+    assert r.passed, r.summary()
+    assert 1e-7 < r.max_error < 1e-2  # approximate: far above rounding, below the bound
+    assert r.max_error <= r.bound and "interpolation floor" in r.criterion
+    assert "W = 64" in r.criterion and f"{r.bound:.2e}" in r.criterion
+    assert "interpolation floor" in r.summary().splitlines()[-2]
+
+    model, fmt = icsim.constructions.build(
+        "logistic_newton", dim=3, steps=2, width=64, dtype=torch.float64
+    )
+    with torch.no_grad():
+        model.blocks[0].mlp.proj.bias[model.construction.dim * 2 + 2] += 1e-3  # σ̂ off by 1e-3
+    bad = V.verify_model(model, fmt, n_problems=4, condition_numbers=(1, 10))
+    assert not bad.passed and bad.max_error > bad.bound

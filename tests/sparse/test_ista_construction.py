@@ -132,9 +132,9 @@ def test_verify_passes_in_float64_and_catches_a_perturbed_weight():
     from icsim.constructions import verify as V
 
     r = V.verify("ista", steps=4, dim=6, n_problems=300)
-    assert r["passed"] and r["max_relative_error"] <= 1e-12, V.format_report(r)
-    assert r["algorithm"] == "ista" and len(r["per_step"]) == 5
-    assert (r["model"]["layers"], r["model"]["width"]) == (5, 13)
+    assert r.passed and r.max_error <= 1e-12, r.summary()
+    assert r.info.algorithm == "ista" and len(r.per_step) == 5
+    assert (r.info.layers, r.info.width) == (5, 13)
 
     for where in ("threshold", "read_out_layer"):
         model, fmt = icsim.constructions.build("ista", dim=6, steps=4, dtype=torch.float64)
@@ -144,4 +144,4 @@ def test_verify_passes_in_float64_and_catches_a_perturbed_weight():
             else:
                 model.blocks[-1].attn.v.bias[0] *= 1 + 1e-6
         bad = V.verify_model(model, fmt, n_problems=300)
-        assert not bad["passed"] and bad["max_relative_error"] > 1e-9, where
+        assert not bad.passed and bad.max_error > 1e-9, where

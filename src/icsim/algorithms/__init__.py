@@ -2,14 +2,11 @@
 
 `names()` lists them; `get(name, **hyperparameters)` builds one; `.run(batch, steps)` returns a
 Trajectory. A solver family is one module of this package that registers itself with
-`@ALGORITHMS.register(name)`.
+`@ALGORITHMS.register(name)` (`ALGORITHMS` lives beside the `Algorithm` base class; its first
+lookup imports every solver module).
 """
 
-from icsim.algorithms.base import Algorithm, Trajectory
-from icsim.algorithms.registry import ALGORITHMS
-from icsim.registry import import_submodules
-
-import_submodules(__name__)
+from icsim.algorithms.base import ALGORITHMS, Algorithm, Trajectory
 
 names = ALGORITHMS.names
 get = ALGORITHMS.get

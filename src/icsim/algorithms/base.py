@@ -11,7 +11,11 @@ from dataclasses import dataclass, fields
 import torch
 
 from icsim import _validate as V
+from icsim.registry import Registry
 from icsim.tasks.base import Problem, TaskBatch
+
+#: every solver, by name: `@ALGORITHMS.register(name)` in the solver's own module
+ALGORITHMS = Registry("algorithm", package="icsim.algorithms")
 
 
 @dataclass

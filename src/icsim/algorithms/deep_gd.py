@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from icsim import _validate as V
-from icsim.algorithms.base import Algorithm, Trajectory
-from icsim.algorithms.registry import ALGORITHMS
+from icsim.algorithms.base import ALGORITHMS, Algorithm, Trajectory
 from icsim.errors import InputError
 from icsim.tasks.base import Problem, TaskBatch
 from icsim.tasks.relu_network import NetworkShape, network_forward, sample_network_weights

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from icsim import _validate as V
-from icsim.algorithms.base import Algorithm
+from icsim.algorithms.base import ALGORITHMS, Algorithm
 from icsim.algorithms.gradient_descent import mean_gradient
-from icsim.algorithms.registry import ALGORITHMS
 
 
 @ALGORITHMS.register("gd_plus_plus")

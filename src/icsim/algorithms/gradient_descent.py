@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from icsim import _validate as V
-from icsim.algorithms.base import Algorithm
-from icsim.algorithms.registry import ALGORITHMS
+from icsim.algorithms.base import ALGORITHMS, Algorithm
 from icsim.errors import InputError
 from icsim.tasks.base import Problem, Task, TaskBatch
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from icsim import _validate as V
-from icsim.algorithms.base import Algorithm
-from icsim.algorithms.registry import ALGORITHMS
+from icsim.algorithms.base import ALGORITHMS, Algorithm
 
 
 @ALGORITHMS.register("least_squares")

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from icsim import _validate as V
-from icsim.algorithms.base import Algorithm
+from icsim.algorithms.base import ALGORITHMS, Algorithm
 from icsim.algorithms.newton_schulz import newton_schulz_step
-from icsim.algorithms.registry import ALGORITHMS
 from icsim.tasks.base import Problem
 
 

@@ -19,9 +19,8 @@ import torch
 from torch import nn
 
 from icsim import _validate as V
-from icsim.algorithms.base import Algorithm
+from icsim.algorithms.base import ALGORITHMS, Algorithm
 from icsim.algorithms.gradient_descent import mean_gradient
-from icsim.algorithms.registry import ALGORITHMS
 from icsim.errors import InputError
 from icsim.tasks.base import Problem
 

@@ -1,11 +1,10 @@
 """Hand-built weights: `build(name, **params)` returns (model, token_format), an ordinary
 `icsim.models` model whose forward pass carries out an algorithm. A construction is one module of
-this package that registers itself with `@CONSTRUCTIONS.register(name)`."""
+this package that registers its build function and its check with
+`@CONSTRUCTIONS.register(name, check=...)`; `icsim.constructions.verify.verify(name)` runs the
+check."""
 
-from icsim.constructions.registry import CONSTRUCTIONS
-from icsim.registry import import_submodules
-
-import_submodules(__name__)
+from icsim.constructions.base import CONSTRUCTIONS
 
 names = CONSTRUCTIONS.names
 build = CONSTRUCTIONS.get

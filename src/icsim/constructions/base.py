@@ -9,13 +9,19 @@ hand. `model.construction` holds its `ConstructionInfo`.
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import torch
 
-from icsim import algorithms, tasks
+from icsim import algorithms
 from icsim.errors import InputError
-from icsim.models import ModelConfig, Transformer
+from icsim.models import ModelConfig, Transformer, zeroed
+from icsim.registry import Registry
+
+#: every construction: `@CONSTRUCTIONS.register(name, check=CheckClass)` on its build function
+CONSTRUCTIONS = Registry("construction", package="icsim.constructions")
 
 
 @dataclass(frozen=True)
@@ -69,26 +75,6 @@ class ConstructionInfo:
         }
 
 
-class Layout:
-    """Named coordinate ranges of a token, in order: `Layout(x=3, y=1).y == slice(3, 4)`."""
-
-    def __init__(self, **sizes: int):
-        self._slices, start = {}, 0
-        for name, size in sizes.items():
-            self._slices[name] = slice(start, start + size)
-            start += size
-        self.width = start
-
-    def __getattr__(self, name: str) -> slice:
-        slices = self.__dict__.get("_slices", {})
-        if name in slices:
-            return slices[name]
-        raise AttributeError(name)
-
-    def names(self) -> list[str]:
-        return list(self._slices)
-
-
 def rows(start: int, size: int) -> slice:
     """Head coordinates start..start+size−1."""
     return slice(start, start + size)
@@ -104,35 +90,39 @@ def put(W: torch.Tensor, out: slice, inp: slice, scale: float = 1.0) -> None:
 
 
 def empty_model(
-    *, width: int, layers: int, heads: int, head_dim: int, n_out: int = 1, normalize: bool = False
+    *,
+    width: int,
+    layers: int,
+    heads: int,
+    head_dim: int,
+    n_out: int = 1,
+    normalize: bool = False,
+    **overrides,
 ) -> Transformer:
-    """A float64 linear-attention transformer with every weight zero (each layer the identity).
+    """A float64 linear-attention transformer with every weight zero (each layer the identity):
+    no MLP, LayerNorm, positions or read-in, the tokens being the hidden state; `overrides` are
+    further `ModelConfig` fields (e.g. a ReLU MLP).
 
     Causal masking is off: the token format's mask says who attends to whom. Constructions are
     float64 (exact weights such as η); `.float()` gives the float32 model.
     """
-    cfg = ModelConfig(
-        n_dims_in=width,
-        n_dims_out=n_out,
-        n_layer=layers,
-        n_head=heads,
-        n_embd=width,
-        head_dim=head_dim,
-        attention="linear",
-        normalize_attention=normalize,
-        mlp=False,
-        layer_norm=False,
-        positional=False,
-        read_in=False,
-        bias=False,
-        causal=False,
-    )
-    with torch.random.fork_rng(devices=[]):  # the random init is discarded: keep the user's RNG
-        model = Transformer(cfg).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-    return model
+    cfg = {
+        "n_dims_in": width,
+        "n_dims_out": n_out,
+        "n_layer": layers,
+        "n_head": heads,
+        "n_embd": width,
+        "head_dim": head_dim,
+        "attention": "linear",
+        "normalize_attention": normalize,
+        "mlp": False,
+        "layer_norm": False,
+        "positional": False,
+        "read_in": False,
+        "bias": False,
+        "causal": False,
+    }
+    return zeroed("transformer", ModelConfig(**{**cfg, **overrides}))
 
 
 def head_weights(block):
@@ -164,14 +154,51 @@ def finish(model: Transformer, info: ConstructionInfo) -> Transformer:
     return model.eval()
 
 
+class Criterion(NamedTuple):
+    """A check's verdict rule: pass when the largest relative error is <= `bound` (and `holds`,
+    a further condition the check tested, is not False); `text` states the bound in words."""
+
+    bound: float
+    text: str
+    holds: bool | None = None
+
+
+#: relative tolerance of an exact construction: it equals its algorithm up to rounding
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
+
+
 class Check:
-    """How `verify` tests one construction: draw problems, run the reference algorithm, read the
-    model's result after every step. Each construction module registers one in CHECKS."""
+    """How `icsim.constructions.verify` tests one construction (registered with it:
+    `@CONSTRUCTIONS.register(name, check=TheCheck)`): draw problems from `task`, run the reference
+    algorithm, read the model's result after every step, and judge the relative errors by the
+    check's own criterion (exact constructions: `TOLERANCE`; approximate ones override
+    `criterion`)."""
 
-    #: parameters `verify` adds when the caller gives none (e.g. more queries per prompt)
+    #: the registered task the problems come from; its parameters are `verify`'s task parameters
+    task: str | None = None
+    #: task parameters the check sets itself from the construction (not the user's to change)
+    fixed_task_params: tuple[str, ...] = ("dim",)
+    #: construction parameters `verify` adds when the caller gives none (e.g. more queries)
     default_params: dict = {}
+    #: verify's defaults for steps, dim and problems per condition number
+    defaults: dict = {"steps": 3, "dim": 5, "n_problems": 1000}
+    condition_numbers: tuple = (1, 10, 100)
 
-    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
+    def task_parameters(self) -> list[str]:
+        """The task parameters a user may set (condition_number always)."""
+        names = {"condition_number"}
+        if self.task is not None:
+            from icsim.tasks import TASKS
+
+            names |= set(inspect.signature(TASKS.factory(self.task)).parameters)
+        return sorted(names - set(self.fixed_task_params))
+
+    def make_task(self, info, **task_params):
+        from icsim.tasks import get as get_task
+
+        return get_task(self.task, dim=info.dim, **task_params)
+
+    def sample(self, info, fmt, n_problems, *, generator, n_context=None, **task_params):
         """Random problems in float64 (n_context: context examples, where that applies)."""
         raise NotImplementedError
 
@@ -182,6 +209,13 @@ class Check:
     def model_steps(self, model, fmt, problems, dtype: torch.dtype) -> torch.Tensor:
         """The model's result after steps 0..T read from its hidden states: [T+1, B, ...]."""
         raise NotImplementedError
+
+    def criterion(self, run) -> Criterion:
+        """The bound on `run.max_error`, the largest relative error over steps, problems and
+        condition numbers (`run`: a `verify.Run`)."""
+        tol = TOLERANCE[run.dtype] if run.tolerance is None else run.tolerance
+        dt = str(run.dtype).removeprefix("torch.")
+        return Criterion(tol, f"largest relative error <= {tol:.0e} (exact up to {dt} rounding)")
 
     @staticmethod
     def draw(task, fmt, n_problems, n_ctx, generator):
@@ -194,7 +228,7 @@ class Check:
     @staticmethod
     def run_algorithm(info, problems):
         """The trajectory of `info.algorithm` with `info.hyperparameters` on the problems."""
-        batch, n_ctx = problems
+        batch, n_ctx = problems[:2]
         algorithm = algorithms.get(info.algorithm, **info.hyperparameters)
         return algorithm.run(batch, info.steps, n_context=n_ctx)
 
@@ -207,14 +241,14 @@ class RegressionCheck(Check):
     norm over queries, so a single near-zero prediction cannot make it meaningless.
     """
 
+    task = "linear_regression"
     default_params = {"n_queries": 8}
     #: rescale each prompt (x and y alike, so w* is unchanged) to ‖X_context‖₂ = 1
     unit_spectral_norm = False
 
-    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
+    def sample(self, info, fmt, n_problems, *, generator, n_context=None, **task_params):
         n_ctx = 3 * info.dim if n_context is None else n_context
-        task = tasks.get("linear_regression", dim=info.dim, condition_number=condition_number)
-        batch, _ = self.draw(task, fmt, n_problems, n_ctx, generator)
+        batch, _ = self.draw(self.make_task(info, **task_params), fmt, n_problems, n_ctx, generator)
         if self.unit_spectral_norm:
             norm = torch.linalg.matrix_norm(batch.xs[:, :n_ctx], ord=2).clamp(min=1e-300)
             batch = replace(batch, xs=batch.xs / norm[:, None, None], ys=batch.ys / norm[:, None])
@@ -255,16 +289,3 @@ def info_of(model) -> ConstructionInfo:
     if not isinstance(info, ConstructionInfo):
         raise InputError("this model was not built by icsim.constructions.build (no metadata).")
     return info
-
-
-CHECKS: dict[str, Check] = {}
-
-
-def register_check(name: str):
-    """Class decorator: `verify(name)` uses an instance of the class."""
-
-    def deco(cls):
-        CHECKS[name] = cls()
-        return cls
-
-    return deco

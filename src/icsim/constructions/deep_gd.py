@@ -43,142 +43,30 @@ the distance to exact GD, step by step, against Theorem 1's ηε, and against th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from icsim import _validate as V
 from icsim.algorithms.deep_gd import (
-    initial_weights,
     loss_gradient,
     ramp_derivative,
     relu_derivative,
 )
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     Check,
     ConstructionInfo,
+    Criterion,
     float_dtype,
     in_dtype,
-    register_check,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.errors import InputError
-from icsim.models.ewml import EWMLConfig, EWMLTransformer, LayerSpec
-from icsim.models.formats import Stacked, TokenFormat
-from icsim.tasks.base import TaskBatch
+from icsim.models import zeroed
+from icsim.models.construction_formats import DeepGDFormat, TokenLayout
+from icsim.models.ewml import EWMLConfig, LayerSpec
 from icsim.tasks.relu_network import NetworkShape, network_forward
-
-
-class TokenLayout:
-    """Where every quantity lives in the token [x; y; w̄; scratch; 1; t] (start indices).
-
-    Lists are per layer j = 1..N at index j−1: z (pre-activations, z_N = f), p (hidden
-    activations, j < N), m (M_j = W_{j+1} diag(r̂′(z_j)), [K_{j+1}, K_j] row-major, j < N),
-    delta (δ_j = ∂ℓ_i/∂z_j of the token's own loss ℓ_i = ½(f − y_i)²); g is the token's share
-    G_i of the gradient (∇L_n = mean of G_i over the context), laid out as w̄.
-    """
-
-    def __init__(self, shape: NetworkShape):
-        self.shape = shape
-        K, N = shape.widths, shape.depth
-        self._pos = 0
-        self.x, self.y, self.w = self._take(shape.dim), self._take(1), self._take(shape.n_params)
-        self.scratch = self._pos
-        self.z = [self._take(K[j + 1]) for j in range(N)]
-        self.p = [self._take(K[j + 1]) for j in range(N - 1)]
-        self.m = [self._take(K[j + 2] * K[j + 1]) for j in range(N - 1)]
-        self.delta = [self._take(K[j + 1]) for j in range(N)]
-        self.g = self._take(shape.n_params)
-        self.scratch_end = self._pos
-        self.one, self.t = self._take(1), self._take(1)
-        self.width = self._pos
-
-    def _take(self, n: int) -> int:
-        start, self._pos = self._pos, self._pos + n
-        return start
-
-    def input_of(self, j: int) -> int:
-        """Start of p_{j−1}, the input of layer j (p_0 = x)."""
-        return self.x if j == 1 else self.p[j - 2]
-
-
-@dataclass(frozen=True)
-class DeepGDFormat(TokenFormat):
-    """Tokens h_i = [x_i; y_i; w̄⁽⁰⁾; 0; 1; t_i] (Wu et al. 2025, Thm 1), t_i = 1 on the context,
-    queries [x_q; 0; w̄⁽⁰⁾; 0; 1; 0] last; keys and values are the context tokens (as `Stacked`).
-
-    w̄⁽⁰⁾: `w0` ([D_w] or [B, D_w]) or, if None, `relu_network_gd`'s random start from `seed` and
-    `init_scale`, so the algorithm with the same seed starts from the same weights.
-    """
-
-    dim: int
-    depth: int
-    net_width: int  # the network's hidden width K (`width` is the token's, as every format)
-    n_queries: int = 1
-    init_scale: float = 1.0
-    seed: int = 0
-    w0: torch.Tensor | None = field(default=None, compare=False)
-
-    def __post_init__(self):
-        V.positive_int("n_queries", self.n_queries)
-        shape = NetworkShape(self.dim, self.depth, self.net_width)
-        object.__setattr__(self, "_layout", TokenLayout(shape))
-
-    @property
-    def layout(self) -> TokenLayout:
-        return self._layout
-
-    @property
-    def shape(self) -> NetworkShape:
-        return self._layout.shape
-
-    @property
-    def _stacked(self) -> Stacked:
-        return Stacked(self.dim, self.n_queries)
-
-    @property
-    def width(self) -> int:
-        return self._layout.width
-
-    def initial_weights(self, batch: TaskBatch) -> torch.Tensor:
-        B, D = batch.batch_size, self.shape.n_params
-        if self.w0 is None:
-            return initial_weights(self.shape, B, self.seed, self.init_scale, batch.xs)
-        w0 = torch.as_tensor(self.w0, dtype=batch.xs.dtype, device=batch.xs.device)
-        if w0.shape not in ((D,), (B, D)):
-            raise InputError(f"w0 must have shape [{D}] or [{B}, {D}], got {list(w0.shape)}.")
-        return w0.expand(B, D)
-
-    def encode(self, batch: TaskBatch) -> torch.Tensor:
-        if batch.dim != self.dim:
-            raise InputError(
-                f"the construction was built for dim={self.dim}, the batch has dim={batch.dim}; "
-                "build it with the batch's dimension."
-            )
-        lay, (B, n, d) = self._layout, batch.xs.shape
-        n_ctx = self._stacked._n_context(n)
-        tokens = batch.xs.new_zeros(B, n, lay.width)
-        tokens[..., lay.x : lay.x + d] = batch.xs
-        tokens[:, :n_ctx, lay.y] = batch.ys[:, :n_ctx]
-        tokens[..., lay.w : lay.w + self.shape.n_params] = self.initial_weights(batch)[:, None]
-        tokens[..., lay.one] = 1
-        tokens[:, :n_ctx, lay.t] = 1
-        return tokens
-
-    def mask(self, n_points, device=None):
-        return self._stacked.mask(n_points, device)
-
-    def positions(self, n_points):
-        return self._stacked.positions(n_points)
-
-    def targets(self, batch):
-        return self._stacked.targets(batch)
-
-    def read_weights(self, hidden: torch.Tensor) -> torch.Tensor:
-        """w̄ from hidden states [..., B, T, D]: the first token's slot, [..., B, D_w]."""
-        lay = self._layout
-        return hidden[..., 0, lay.w : lay.w + self.shape.n_params]
 
 
 def relu_sum_interpolant(f, radius: float, heads: int):
@@ -344,7 +232,61 @@ def _fill_projection(mlp, lay: TokenLayout, radius):
 # ---- the construction -----------------------------------------------------------------------
 
 
-@CONSTRUCTIONS.register("deep_gd")
+class DeepGDCheck(Check):
+    """How `icsim.constructions.verify` (and `icsim construct deep_gd --verify`) checks the
+    construction: `relu_network_regression` prompts (a random network of the construction's depth
+    and width per prompt, 3·dim context examples by default), inputs rescaled per coordinate to a
+    covariance condition number κ, against `relu_network_gd` with the construction's r̂′
+    (`derivative_ramp`) — the GD the model carries out exactly; compared: w̄ after every block.
+    Its criterion adds Theorem 1's: every one-step error against exact GD (true r′) is within
+    ηε (`_measure`), so the one check covers the exact layers and the approximate one."""
+
+    task = "relu_network_regression"
+    fixed_task_params = ("dim", "depth", "width")
+    defaults = {"steps": 3, "dim": 3, "n_problems": 8}
+
+    def sample(
+        self, info, fmt, n_problems, *, generator, n_context=None, condition_number=1, **task_params
+    ):
+        hp = info.hyperparameters
+        n_ctx = 3 * info.dim if n_context is None else n_context
+        task = self.make_task(info, depth=hp["depth"], width=hp["width"], **task_params)
+        batch, _ = self.draw(task, fmt, n_problems, n_ctx, generator)
+        if condition_number != 1:  # coordinate scales 1 .. κ^{-1/2}: covariance condition κ
+            t = torch.linspace(0, 1, info.dim, dtype=torch.float64)
+            xs = batch.xs * condition_number ** (-t / 2)
+            ys = network_forward(fmt.shape, batch.w_star, xs)
+            batch = replace(batch, xs=xs, ys=ys)
+        return batch, n_ctx, fmt
+
+    def reference(self, info, problems):
+        from icsim.algorithms import get as get_algorithm
+
+        batch, n_ctx, fmt = problems
+        w0 = fmt.initial_weights(batch)
+        alg = get_algorithm("relu_network_gd", **info.hyperparameters, w0=w0)
+        return alg.run(batch, info.steps, n_context=n_ctx).iterates
+
+    def model_steps(self, model, fmt, problems, dtype):
+        batch = problems[0].to(dtype=dtype)
+        return model_weights(in_dtype(model, dtype), fmt, batch)
+
+    def criterion(self, run):
+        tol, exact, _ = super().criterion(run)
+        # Theorem 1's bound is about the weights, not the run's rounding: float64 weights
+        model = deep_gd(**{**run.params, "dtype": "float64"})[0] if run.params else run.model
+        model = in_dtype(model, torch.float64)
+        batch, _, fmt = run.problems[0]  # Theorem 1's bound on the first κ's prompts
+        m = _measure(model, fmt, batch)
+        return Criterion(
+            tol,
+            f"{exact} against GD with the model's r̂′; and every one-step error against exact GD "
+            f"<= Theorem 1's ηε (max {max(m['one_step_error']):.2e} vs {max(m['bound']):.2e})",
+            m["within_bound"],
+        )
+
+
+@CONSTRUCTIONS.register("deep_gd", check=DeepGDCheck)
 def deep_gd(
     dim: int = 3,
     depth: int = 2,
@@ -401,11 +343,9 @@ def deep_gd(
         + [LayerSpec("mlp", hidden=_projection_hidden(lay, radius))]
     )
     specs = block * steps + ([_forward_spec(shape, j) for j in range(1, N + 1)] if readout else [])
-    model = EWMLTransformer(EWMLConfig(n_embd=lay.width, layers=tuple(specs), n_dims_out=1))
-    model = model.double()
+    config = EWMLConfig(n_embd=lay.width, layers=tuple(specs), n_dims_out=1)
+    model = zeroed("ewml_transformer", config)
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
         layers = list(model.layers)
         for s in range(steps):
             ls = layers[s * (2 * N + 4) : (s + 1) * (2 * N + 4)]
@@ -537,44 +477,6 @@ def _measure(model, fmt, batch):
     }
 
 
-@register_check("deep_gd")
-class DeepGDCheck(Check):
-    """How `icsim.constructions.verify` (and `icsim construct deep_gd --verify`) checks the
-    construction: `relu_network_regression` prompts (a random network of the construction's depth
-    and width per prompt, 3·dim context examples by default), inputs rescaled per coordinate to a
-    covariance condition number κ, against `relu_network_gd` with the construction's r̂′
-    (`derivative_ramp`) — the GD the model carries out exactly; compared: w̄ after every block.
-    The distance to GD with the true r′, against Theorem 1's ηε, is `verify_deep_gd`'s report."""
-
-    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
-        from icsim.tasks import get as get_task
-
-        hp = info.hyperparameters
-        n_ctx = 3 * info.dim if n_context is None else n_context
-        task = get_task(
-            "relu_network_regression", dim=info.dim, depth=hp["depth"], width=hp["width"]
-        )
-        batch, _ = self.draw(task, fmt, n_problems, n_ctx, generator)
-        if condition_number != 1:  # coordinate scales 1 .. κ^{-1/2}: covariance condition κ
-            t = torch.linspace(0, 1, info.dim, dtype=torch.float64)
-            xs = batch.xs * condition_number ** (-t / 2)
-            ys = network_forward(fmt.shape, batch.w_star, xs)
-            batch = replace(batch, xs=xs, ys=ys)
-        return batch, n_ctx, fmt
-
-    def reference(self, info, problems):
-        from icsim.algorithms import get as get_algorithm
-
-        batch, n_ctx, fmt = problems
-        w0 = fmt.initial_weights(batch)
-        alg = get_algorithm("relu_network_gd", **info.hyperparameters, w0=w0)
-        return alg.run(batch, info.steps, n_context=n_ctx).iterates
-
-    def model_steps(self, model, fmt, problems, dtype):
-        batch = problems[0].to(dtype=dtype)
-        return model_weights(in_dtype(model, dtype), fmt, batch)
-
-
 def verify_deep_gd(
     dim: int = 3,
     depth: int = 3,
@@ -682,89 +584,7 @@ def verify_deep_gd(
         "passed": float(passed),
     }
     if figure is not None:
+        from icsim.analysis.construction_figures import plot_deep_gd
+
         result["figure"] = str(plot_deep_gd(result, figure))
     return result
-
-
-def plot_deep_gd(result: dict, path: str | Path) -> Path:
-    """Two panels: max error against heads, and distance to GD against the step l."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    floor = 1e-17  # exact zeros on a log axis
-    sw = result["heads_sweep"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.loglog(
-        sw["heads"],
-        [max(v, floor) for v in sw["max_distance_to_gd"]],
-        "o-",
-        label="max_l ‖w̄ − w̄_GD‖",
-    )
-    a.loglog(
-        sw["heads"],
-        [max(v, floor) for v in sw["max_one_step_error"]],
-        "s--",
-        label="max_l ‖ε^(l)‖ (one step)",
-    )
-    if result["epsilon_target"] is not None:
-        target = result["params"]["step_size"] * result["epsilon_target"]
-        a.axhline(target, color="k", lw=0.8, ls=":", label="η·ε target")
-    a.set(xlabel="heads per unit in the r′ layer (knots)", ylabel="error", title="error vs heads")
-    a.legend(fontsize=8)
-    cmap = plt.get_cmap("viridis")
-    for i, (M, dist) in enumerate(sw["distance_by_step"].items()):
-        b.semilogy(
-            result["steps"],
-            [max(v, floor) for v in dist],
-            marker=".",
-            color=cmap(i / max(len(sw["distance_by_step"]) - 1, 1)),
-            label=f"{M} heads",
-        )
-    b.set(xlabel="GD step l (block)", ylabel="‖w̄^(l) − w̄^(l)_GD‖₂", title="error against L")
-    b.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def format_report(result: dict) -> str:
-    """Lines for `icsim construct deep_gd --verify`; the last one is the largest deviation."""
-    p = result["params"]
-    lines = [
-        f"deep_gd (Wu et al. 2025, Thm 1): N={p['depth']}-layer ReLU network, d={p['dim']}, "
-        f"width {p['width']}, L={p['steps']} steps, η={p['step_size']}, radius={p['radius']}",
-        f"layers: {result['layers']} = (2N+4)·L + N read-out; r′ layer: {result['heads']} knots "
-        f"({result['derivative_heads']} heads), ramp width {result['ramp_width']:.3g}",
-        "step  ‖w̄−w̄_GD‖₂    one-step ‖ε‖   bound ηε     vs own-r̂′ GD",
-    ]
-    for l in result["steps"]:
-        lines.append(
-            f"{l:>4}  {result['distance_to_gd'][l]:.3e}   {result['one_step_error'][l]:.3e}    "
-            f"{result['bound'][l]:.3e}   {result['surrogate_deviation'][l]:.3e}"
-        )
-    sw = result["heads_sweep"]
-    lines.append(
-        "heads sweep (max distance to GD): "
-        + ", ".join(f"{h}: {e:.1e}" for h, e in zip(sw["heads"], sw["max_distance_to_gd"]))
-    )
-    target = result["epsilon_target"]
-    lines.append(
-        f"exact parts (model = GD with its own r̂′): {'ok' if result['exact_parts_ok'] else 'FAIL'}"
-        f"; one-step errors within ηε: {'yes' if result['within_bound'] else 'NO'}"
-        + (
-            ""
-            if target is None
-            else f"; within η·{target:g}: {'yes' if result['meets_target'] else 'NO'}"
-        )
-        + f" -> {'PASS' if result['passed'] else 'FAIL'}"
-    )
-    if result.get("figure"):
-        lines.append(f"figure: {result['figure']}")
-    worst = max(result["distance_to_gd"])
-    lines.append(f"largest deviation from GD: max_l ‖w̄^(l) − w̄^(l)_GD‖₂ = {worst:.3e}")
-    return "\n".join(lines)

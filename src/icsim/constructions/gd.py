@@ -13,23 +13,22 @@ from __future__ import annotations
 
 from icsim import _validate as V
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     ConstructionInfo,
-    Layout,
     RegressionCheck,
     empty_model,
     finish,
     head_weights,
     put,
-    register_check,
     rows,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.models import Stacked
+from icsim.models.construction_formats import Layout
 
 VON_OSWALD = "von Oswald et al. 2023, Transformers learn in-context by gradient descent"
 
 
-@CONSTRUCTIONS.register("gd")
+@CONSTRUCTIONS.register("gd", check=RegressionCheck)
 def gd(dim: int = 5, steps: int = 1, step_size: float = 0.1, n_queries: int = 1):
     """T steps of GD from w₀ = 0 with step size η in T linear self-attention layers
     (von Oswald et al. 2023, Prop. 1).
@@ -68,7 +67,7 @@ def gd(dim: int = 5, steps: int = 1, step_size: float = 0.1, n_queries: int = 1)
     return finish(model, info), Stacked(d, n_queries=n_queries)
 
 
-@CONSTRUCTIONS.register("gd_plus_plus")
+@CONSTRUCTIONS.register("gd_plus_plus", check=RegressionCheck)
 def gd_plus_plus(
     dim: int = 5, steps: int = 1, step_size: float = 0.1, gamma: float = 0.1, n_queries: int = 1
 ):
@@ -111,9 +110,3 @@ def gd_plus_plus(
         formulas={"layers": "T", "heads": "1", "width": "d + 1", "head_dim": "d + 1"},
     )
     return finish(model, info), Stacked(d, n_queries=n_queries)
-
-
-@register_check("gd")
-@register_check("gd_plus_plus")
-class _StackedRegressionCheck(RegressionCheck):
-    pass

@@ -32,20 +32,51 @@ import torch
 
 from icsim import _validate as V
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     Check,
     ConstructionInfo,
+    empty_model,
     finish,
     float_dtype,
     in_dtype,
     info_of,
-    register_check,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.models.formats import Stacked
-from icsim.models.transformer import ModelConfig, Transformer
 
 
-@CONSTRUCTIONS.register("ista")
+class IstaCheck(Check):
+    """Sparse linear-regression prompts (3 non-zero coordinates, x ~ N(0, Σ) with condition
+    number κ, noise 0.1) against fixed-step ISTA; compared through β_k and the query
+    predictions x_qᵀβ_k after every step.
+    `verify` builds the weights in the dtype it runs (η and λ cast down from float32 would be
+    off by ~1e-8)."""
+
+    task = "sparse_linear_regression"
+
+    def sample(self, info, fmt, n_problems, *, generator, n_context=None, **task_params):
+        task_params = {"sparsity": min(3, info.dim), "noise_std": 0.1, **task_params}
+        task = self.make_task(info, **task_params)
+        n_ctx = 3 * info.dim if n_context is None else n_context
+        return self.draw(task, fmt, n_problems, n_ctx, generator)
+
+    def reference(self, info, problems):
+        run = self.run_algorithm(info, problems)
+        return torch.cat([run.iterates, run.predictions], dim=-1)
+
+    def model_steps(self, model, fmt, problems, dtype):
+        """[β_k; x_qᵀβ_k] per step; the last step's predictions are the model's own output, so
+        the read-out layer is checked too."""
+        batch, _ = problems
+        model, batch = in_dtype(model, dtype), batch.to(dtype=dtype)
+        K = info_of(model).steps
+        with torch.no_grad():
+            out, hidden = fmt.run(model, batch, return_hidden=True)
+        preds = read_predictions(hidden[: K + 1], fmt.n_queries)
+        preds[K] = out
+        return torch.cat([read_beta(hidden[: K + 1]), preds], dim=-1)
+
+
+@CONSTRUCTIONS.register("ista", check=IstaCheck)
 def build_ista(
     dim: int = 20,
     steps: int = 10,
@@ -68,30 +99,22 @@ def build_ista(
     V.positive_int("n_queries", n_queries)
     dtype = float_dtype(dtype)
     D, hd = 2 * d + 1, d + 1
-    cfg = ModelConfig(
-        n_dims_in=D,
-        n_dims_out=1,
-        n_layer=K + 1,
-        n_head=1,
-        n_embd=D,
+    model = empty_model(
+        width=D,
+        layers=K + 1,
+        heads=1,
         head_dim=hd,
-        attention="linear",
-        normalize_attention=True,
+        normalize=True,
         mlp=True,
         mlp_hidden=4 * d,
         activation="relu",
-        layer_norm=False,
-        positional=False,
-        read_in=False,
         bias=True,
-    )
-    model = Transformer(cfg).to(dtype)
+        causal=True,
+    ).to(dtype)
     x, y, beta = slice(0, d), d, slice(d + 1, 2 * d + 1)
     eye = torch.eye(d, dtype=dtype)
     theta = eta * lam
     with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
         for block in model.blocks[:K]:
             a, m = block.attn, block.mlp
             a.q.weight[:d, beta] = eye
@@ -143,42 +166,3 @@ def read_predictions(hidden: torch.Tensor, n_queries: int = 1) -> torch.Tensor:
     d = (hidden.shape[-1] - 1) // 2
     q = hidden[..., -n_queries:, :]
     return (q[..., :d] * q[..., d + 1 :]).sum(-1)
-
-
-@register_check("ista")
-class _IstaCheck(Check):
-    """Sparse linear-regression prompts (3 non-zero coordinates, x ~ N(0, Σ) with condition
-    number κ, noise 0.1) against fixed-step ISTA; compared through β_k and the query
-    predictions x_qᵀβ_k after every step.
-    The weights are built in float64: η and λ cast down from float32 would be off by ~1e-8."""
-
-    default_params = {"dtype": "float64"}
-
-    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
-        from icsim.tasks import get as get_task
-
-        task = get_task(
-            "sparse_linear_regression",
-            dim=info.dim,
-            sparsity=min(3, info.dim),
-            noise_std=0.1,
-            condition_number=condition_number,
-        )
-        n_ctx = 3 * info.dim if n_context is None else n_context
-        return self.draw(task, fmt, n_problems, n_ctx, generator)
-
-    def reference(self, info, problems):
-        run = self.run_algorithm(info, problems)
-        return torch.cat([run.iterates, run.predictions], dim=-1)
-
-    def model_steps(self, model, fmt, problems, dtype):
-        """[β_k; x_qᵀβ_k] per step; the last step's predictions are the model's own output, so
-        the read-out layer is checked too."""
-        batch, _ = problems
-        model, batch = in_dtype(model, dtype), batch.to(dtype=dtype)
-        K = info_of(model).steps
-        with torch.no_grad():
-            out, hidden = fmt.run(model, batch, return_hidden=True)
-        preds = read_predictions(hidden[: K + 1], fmt.n_queries)
-        preds[K] = out
-        return torch.cat([read_beta(hidden[: K + 1]), preds], dim=-1)

@@ -44,6 +44,7 @@ self-concordance of f (see `decrement_range`); H <= (1/4 + μ)I, so X₀ = H/(1/
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,16 +53,19 @@ import torch
 from icsim import _validate as V
 from icsim.algorithms.logistic import default_newton_schulz_steps
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     Check,
     ConstructionInfo,
-    Layout,
+    Criterion,
+    empty_model,
     finish,
+    float_dtype,
     in_dtype,
     info_of,
-    register_check,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
-from icsim.models import ModelConfig, Stacked, Transformer
+from icsim.errors import InputError
+from icsim.models import Stacked
+from icsim.models.construction_formats import Layout
 
 GIANNOU = "Giannou et al. 2025, How Well Can Transformers Emulate In-context Newton's Method?"
 DEFAULT_WIDTH = 128
@@ -172,7 +176,184 @@ def _slots(sl: slice) -> list[int]:
     return list(range(sl.start, sl.stop))
 
 
-@CONSTRUCTIONS.register("logistic_newton")
+# --- the blocks of one Newton step (module docstring), in the order the model runs them -----
+ONE = {None: 1.0}  # the constant form
+
+
+class _Slots:
+    """Token coordinates of `token_layout(d)` as indices: vectors as lists, scalars as ints,
+    `mat(M, p, q)` the coordinate of entry (p, q) of matrix M ∈ {H, X, Z}."""
+
+    def __init__(self, d: int):
+        lay = token_layout(d)
+        self.d, self.width, self.lay = d, lay.width, lay
+        self.a, self.w, self.g, self.u, self.dl = (
+            _slots(sl) for sl in (lay.a, lay.w, lay.g, lay.u, lay.delta)
+        )
+        self.y, self.z, self.s, self.sp, self.lam2, self.eta = (
+            sl.start for sl in (lay.y, lay.z, lay.s, lay.sp, lay.lam2, lay.eta)
+        )
+
+    def mat(self, name: str, p: int, q: int) -> int:
+        return getattr(self.lay, name).start + p * self.d + q
+
+    def row(self, name: str, p: int) -> list[dict]:
+        """Forms reading row p of matrix `name`."""
+        return [{self.mat(name, p, m): 1.0} for m in range(self.d)]
+
+    def col(self, name: str, q: int) -> list[dict]:
+        return [{self.mat(name, m, q): 1.0} for m in range(self.d)]
+
+    @staticmethod
+    def forms(coords, scale: float = 1.0) -> list[dict]:
+        return [{i: scale} for i in coords]
+
+    def scratch(self, keep_inverse: bool) -> list[int]:
+        """Coordinates cleared at the end of a step (X too, unless the next step starts from
+        it: inverse_init="warm")."""
+        out = [self.z, self.s, self.sp, *self.g, *self.u, *_slots(self.lay.H), *self.dl]
+        out += [self.lam2, self.eta]
+        return out if keep_inverse else out + _slots(self.lay.X)
+
+
+@dataclass(frozen=True)
+class _Grids:
+    """The interpolation grids (W intervals) and the values interpolated on them."""
+
+    z: np.ndarray  # margins z ∈ [−R, R]
+    sigma: np.ndarray
+    sq: np.ndarray  # 4σ' ± a ∈ [−1, 2] when |a| <= 1
+    lam2: np.ndarray  # λ² ∈ [0, Λ], uniform in λ: the damping is steep at 0
+    damping: np.ndarray
+
+    @classmethod
+    def build(cls, mu: float, W: int, R: float, Lam: float) -> _Grids:
+        z = np.linspace(-R, R, W + 1)
+        lam2 = Lam * np.linspace(0.0, 1.0, W + 1) ** 2
+        return cls(
+            z=z,
+            sigma=1 / (1 + np.exp(-z)),
+            sq=np.linspace(-1.0, 2.0, W + 1),
+            lam2=lam2,
+            damping=2 * math.sqrt(mu) / (2 * math.sqrt(mu) + np.sqrt(lam2)),
+        )
+
+
+def _margins(b: _Block, S: _Slots, grids: _Grids) -> None:
+    """Block 1: z ← aᵀw (attention); s ← σ̂(z), s' ← σ̂'(z) (MLP)."""
+    b.add_head(S.forms(S.a), S.forms(S.w), [ONE], [{S.z: 1.0}])
+    b.add_interpolant({S.z: 1.0}, grids.z, grids.sigma, S.s)
+    b.add_interpolant({S.z: 1.0}, grids.z, grids.sigma * (1 - grids.sigma), S.sp)
+
+
+def _gradient(b: _Block, S: _Slots, grids: _Grids, mu: float) -> None:
+    """Block 2: g ← mean_j (s_j − (1 + y_j)/2) a_j + μw (2 heads); u ← ŝ'·a by
+    ((4s' + a)² − (4s' − a)²)/16 with an interpolated square (MLP)."""
+    residual = {S.s: 1.0, S.y: -0.5, None: -0.5}  # σ(z_j) − (1 + y_j)/2
+    b.add_head([ONE], [residual], S.forms(S.a), S.forms(S.g))
+    b.add_head([ONE], [ONE], S.forms(S.w, mu), S.forms(S.g))
+    for m in range(S.d):
+        for sign in (1.0, -1.0):
+            form = {S.sp: 4.0, S.a[m]: sign}
+            b.add_interpolant(form, grids.sq, grids.sq**2, S.u[m], sign / 16)
+
+
+def _hessian(b: _Block, S: _Slots, mu: float, L: float, inverse_init: str | None) -> None:
+    """Block 3: H ← μI + mean_j u_j a_jᵀ (d heads, one per row), and X₀ (H/L² for "hessian",
+    I/L for "identity"; None keeps the previous step's X)."""
+    for p in range(S.d):
+        outs = [{S.mat("H", p, l): 1.0} for l in range(S.d)]
+        if inverse_init == "hessian" or inverse_init == "warm":
+            outs = [{**o, S.mat("X", p, l): 1 / L**2} for l, o in enumerate(outs)]
+            b.bias(S.mat("X", p, p), mu / L**2)
+        b.add_head([ONE], [{S.u[p]: 1.0}], S.forms(S.a), outs)
+        b.bias(S.mat("H", p, p), mu)
+        if inverse_init == "identity":
+            b.bias(S.mat("X", p, p), 1 / L)
+
+
+def _newton_schulz(b1: _Block, b2: _Block, S: _Slots) -> None:
+    """One Newton–Schulz step in two blocks: Z ← I − HX (d² heads), then X ← X + XZ =
+    X(2I − HX) (d² heads) and Z cleared (MLP)."""
+    for p in range(S.d):
+        for l in range(S.d):
+            b1.add_head(S.row("H", p), S.col("X", l), [ONE], [{S.mat("Z", p, l): -1.0}])
+        b1.bias(S.mat("Z", p, p), 1.0)
+    for p in range(S.d):
+        for l in range(S.d):
+            b2.add_head(S.row("X", p), S.col("Z", l), [ONE], [{S.mat("X", p, l): 1.0}])
+    b2.add_clear(_slots(S.lay.Z))
+
+
+def _direction(b: _Block, S: _Slots) -> None:
+    """Block 4: the Newton direction Δ ← Xg (d heads)."""
+    for p in range(S.d):
+        b.add_head(S.row("X", p), S.forms(S.g), [ONE], [{S.dl[p]: 1.0}])
+
+
+def _decrement(b: _Block, S: _Slots, grids: _Grids) -> None:
+    """Block 5: λ² ← gᵀΔ (attention) and the damping η ← η̂(λ²) (MLP)."""
+    b.add_head(S.forms(S.g), S.forms(S.dl), [ONE], [{S.lam2: 1.0}])
+    b.add_interpolant({S.lam2: 1.0}, grids.lam2, grids.damping, S.eta)
+
+
+def _update(b: _Block, S: _Slots, scratch: list[int]) -> None:
+    """Block 6: w ← w − ηΔ (attention); the step's scratch cleared (MLP)."""
+    b.add_head([ONE], [{S.eta: 1.0}], S.forms(S.dl), S.forms(S.w, -1.0))
+    b.add_clear(scratch)
+
+
+class LogisticCheck(Check):
+    """Logistic prompts (‖a_i‖ <= 1, `logistic_regression` task) against the inexact damped
+    Newton the construction runs; compared through w_t after every step.
+
+    The construction is approximate, so its criterion is its documented bound, the interpolation
+    floor: every interpolant's error is O(W⁻²), so the largest relative error at width W must be
+    at most 1/2.5 of that of the same construction at width W/2 on the same problems. The W⁻²
+    law predicts 1/4; the max over problems measured 1/3.2 to 1/5.5 (W = 32..128), and a
+    broken interpolant does not fall at all."""
+
+    task = "logistic_regression"
+    defaults = {"steps": 3, "dim": 5, "n_problems": 32}  # d² heads, a wide MLP: slow on a CPU
+    #: the error must fall at least this factor per width doubling (O(W⁻²): 4)
+    factor_per_doubling = 2.5
+
+    def sample(self, info, fmt, n_problems, *, generator, n_context=None, **task_params):
+        n_ctx = 5 * info.dim + 1 if n_context is None else n_context
+        return self.draw(self.make_task(info, **task_params), fmt, n_problems, n_ctx, generator)
+
+    def reference(self, info, problems):
+        return self.run_algorithm(info, problems).iterates
+
+    def model_steps(self, model, fmt, problems, dtype):
+        batch, _ = problems
+        return weights_per_step(in_dtype(model, dtype), fmt, batch.to(dtype=dtype))
+
+    def criterion(self, run):
+        info = info_of(run.model)
+        W, hp = info.formulas["grid_intervals"], info.hyperparameters
+        if W < 4:
+            raise InputError(f"the width check halves the width: width must be >= 4, got {W}.")
+        half, _ = logistic_newton(
+            dim=info.dim,
+            steps=info.steps,
+            width=W // 2,
+            n_queries=run.fmt.n_queries,
+            margin_bound=info.formulas["margin_bound"],
+            decrement_bound=info.formulas["decrement_bound"],
+            dtype=run.dtype,
+            **hp,
+        )
+        bound = run.max_error_of(half) / self.factor_per_doubling
+        return Criterion(
+            bound,
+            f"interpolation floor: largest relative error at width W = {W} <= 1/"
+            f"{self.factor_per_doubling:g} of that at W/2 = {W // 2} ({bound:.2e}; "
+            "O(W⁻²) interpolants fall ×4 per width doubling)",
+        )
+
+
+@CONSTRUCTIONS.register("logistic_newton", check=LogisticCheck)
 def logistic_newton(
     dim: int = 5,
     steps: int = 3,
@@ -217,120 +398,38 @@ def logistic_newton(
     V.number("margin_bound", R, low=0, low_open=True)
     Lam = decrement_range(mu) if decrement_bound is None else decrement_bound
     V.number("decrement_bound", Lam, low=0, low_open=True)
-    if dtype not in (torch.float32, torch.float64):
-        raise V.InputError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}.")
+    dtype = float_dtype(dtype)
 
-    S = token_layout(d)
-    a, w, g, u, dl = (_slots(sl) for sl in (S.a, S.w, S.g, S.u, S.delta))
-    y, z, s, sp, lam2, eta = (sl.start for sl in (S.y, S.z, S.s, S.sp, S.lam2, S.eta))
-
-    def mat(sl: slice, p: int, q: int) -> int:
-        return sl.start + p * d + q
-
-    one = {None: 1.0}
+    S = _Slots(d)
     L = 0.25 + mu  # >= λ_max(H) when ‖a_i‖ <= 1
-    scratch = [z, s, sp, *g, *u, *_slots(S.H), *dl, lam2, eta]
-    if inverse_init != "warm":
-        scratch += _slots(S.X)
-    hidden = max(2 * d * (W + 1), 2 * len(scratch))
+    scratch = S.scratch(keep_inverse=inverse_init == "warm")
     P = layers_per_step(k)
-    cfg = ModelConfig(
-        n_dims_in=S.width,
-        n_dims_out=1,
-        n_layer=T * P + 1,
-        n_head=d * d,
-        n_embd=S.width,
+    model = empty_model(
+        width=S.width,
+        layers=T * P + 1,
+        heads=d * d,
         head_dim=d,
-        attention="linear",
-        normalize_attention=True,
+        normalize=True,
         mlp=True,
-        mlp_hidden=hidden,
+        mlp_hidden=max(2 * d * (W + 1), 2 * len(scratch)),
         activation="relu",
-        layer_norm=False,
-        positional=False,
-        read_in=False,
         bias=True,
-        causal=False,
     )
-    with torch.random.fork_rng(devices=[]):  # the random init is discarded: keep the user's RNG
-        model = Transformer(cfg).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.zero_()
-    zgrid = np.linspace(-R, R, W + 1)
-    sqgrid = np.linspace(-1.0, 2.0, W + 1)  # 4σ' ± a ∈ [−1, 2] when |a| <= 1
-    lgrid = Lam * np.linspace(0.0, 1.0, W + 1) ** 2  # uniform in λ: the damping is steep at 0
-    sig = 1 / (1 + np.exp(-zgrid))
-    damp = 2 * math.sqrt(mu) / (2 * math.sqrt(mu) + np.sqrt(lgrid))
-    blocks = iter(model.blocks)
+    grids = _Grids.build(mu, W, R, Lam)
+    blocks = (_Block(block) for block in model.blocks)
     for t in range(T):
-        b = _Block(next(blocks))  # 1: margins, σ, σ'
-        b.add_head([{i: 1.0} for i in a], [{i: 1.0} for i in w], [one], [{z: 1.0}])
-        b.add_interpolant({z: 1.0}, zgrid, sig, s)
-        b.add_interpolant({z: 1.0}, zgrid, sig * (1 - sig), sp)
-
-        b = _Block(next(blocks))  # 2: gradient; u = σ'(z)·a
-        residual = {s: 1.0, y: -0.5, None: -0.5}  # σ(z_j) − (1 + y_j)/2
-        b.add_head([one], [residual], [{i: 1.0} for i in a], [{i: 1.0} for i in g])
-        b.add_head([one], [one], [{i: mu} for i in w], [{i: 1.0} for i in g])
-        for m in range(d):
-            for sign in (1.0, -1.0):
-                b.add_interpolant({sp: 4.0, a[m]: sign}, sqgrid, sqgrid**2, u[m], sign / 16)
-
-        b = _Block(next(blocks))  # 3: Hessian, and X₀
+        _margins(next(blocks), S, grids)
+        _gradient(next(blocks), S, grids, mu)
         fresh = inverse_init != "warm" or t == 0
-        for p in range(d):  # row p of H: mean_j u_jp a_jᵀ
-            outs = [{mat(S.H, p, l): 1.0} for l in range(d)]
-            if fresh and inverse_init != "identity":
-                outs = [{**o, mat(S.X, p, l): 1 / L**2} for l, o in enumerate(outs)]
-                b.bias(mat(S.X, p, p), mu / L**2)
-            b.add_head([one], [{u[p]: 1.0}], [{i: 1.0} for i in a], outs)
-            b.bias(mat(S.H, p, p), mu)
-            if fresh and inverse_init == "identity":
-                b.bias(mat(S.X, p, p), 1 / L)
-
-        for _ in range(k):  # Newton–Schulz: Z = I − HX, then X ← X + XZ = X(2I − HX)
-            b = _Block(next(blocks))
-            for p in range(d):
-                for l in range(d):
-                    b.add_head(
-                        [{mat(S.H, p, m): 1.0} for m in range(d)],
-                        [{mat(S.X, m, l): 1.0} for m in range(d)],
-                        [one],
-                        [{mat(S.Z, p, l): -1.0}],
-                    )
-                b.bias(mat(S.Z, p, p), 1.0)
-            b = _Block(next(blocks))
-            for p in range(d):
-                for l in range(d):
-                    b.add_head(
-                        [{mat(S.X, p, m): 1.0} for m in range(d)],
-                        [{mat(S.Z, m, l): 1.0} for m in range(d)],
-                        [one],
-                        [{mat(S.X, p, l): 1.0}],
-                    )
-            b.add_clear(_slots(S.Z))
-
-        b = _Block(next(blocks))  # 4: Newton direction Δ = Xg
-        for p in range(d):
-            b.add_head(
-                [{mat(S.X, p, m): 1.0} for m in range(d)],
-                [{i: 1.0} for i in g],
-                [one],
-                [{dl[p]: 1.0}],
-            )
-
-        b = _Block(next(blocks))  # 5: λ² = gᵀΔ and the damping η
-        b.add_head([{i: 1.0} for i in g], [{i: 1.0} for i in dl], [one], [{lam2: 1.0}])
-        b.add_interpolant({lam2: 1.0}, lgrid, damp, eta)
-
-        b = _Block(next(blocks))  # 6: w ← w − ηΔ; clear the step's scratch
-        b.add_head([one], [{eta: 1.0}], [{i: 1.0} for i in dl], [{i: -1.0} for i in w])
-        b.add_clear(scratch)
-
-    b = _Block(next(blocks))  # read-out block: the margins aᵀw_T
-    b.add_head([{i: 1.0} for i in a], [{i: 1.0} for i in w], [one], [{z: 1.0}])
-    model.read_out.weight.data[0, z] = 1.0
+        _hessian(next(blocks), S, mu, L, inverse_init if fresh else None)
+        for _ in range(k):
+            _newton_schulz(next(blocks), next(blocks), S)
+        _direction(next(blocks), S)
+        _decrement(next(blocks), S, grids)
+        _update(next(blocks), S, scratch)
+    b = next(blocks)  # read-out block: the margins aᵀw_T
+    b.add_head(S.forms(S.a), S.forms(S.w), [ONE], [{S.z: 1.0}])
+    model.read_out.weight.data[0, S.z] = 1.0
 
     info = ConstructionInfo(
         name="logistic_newton",
@@ -351,6 +450,8 @@ def logistic_newton(
             "head_dim": "d",
             "mlp_hidden": "max(2d(W + 1), 2(2d² + 3d + 5)) (paper: O(d(1+μ)⁶/(ε⁴μ⁸)))",
             "grid_intervals": W,
+            "margin_bound": R,
+            "decrement_bound": Lam,
         },
     )
     model = finish(model, info).to(dtype)
@@ -364,26 +465,6 @@ def weights_per_step(model, fmt: Stacked, batch) -> torch.Tensor:
     with torch.no_grad():
         _, hidden = fmt.run(model, batch, return_hidden=True)
     return torch.stack([hidden[b][:, 0, S.w] for b in info.step_blocks])
-
-
-@register_check("logistic_newton")
-class _LogisticCheck(Check):
-    """Logistic prompts (‖a_i‖ <= 1, `logistic_regression` task) against the inexact damped
-    Newton the construction runs; compared through w_t after every step."""
-
-    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
-        from icsim.tasks import get as get_task
-
-        n_ctx = 5 * info.dim + 1 if n_context is None else n_context
-        task = get_task("logistic_regression", dim=info.dim, condition_number=condition_number)
-        return self.draw(task, fmt, n_problems, n_ctx, generator)
-
-    def reference(self, info, problems):
-        return self.run_algorithm(info, problems).iterates
-
-    def model_steps(self, model, fmt, problems, dtype):
-        batch, _ = problems
-        return weights_per_step(in_dtype(model, dtype), fmt, batch.to(dtype=dtype))
 
 
 # --- measuring the construction against damped Newton -------------------------------------------
@@ -453,43 +534,7 @@ def error_table(
                 }
             )
     if path is not None:
+        from icsim.analysis.construction_figures import plot_error_table
+
         plot_error_table(table, path)
     return table
-
-
-def plot_error_table(table: dict, path: str | Path) -> Path:
-    """Two panels, log scale: ‖ŵ_t − w_t‖ per step, and ‖ŵ_t − w*‖ beside damped Newton's."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    t = table["steps"]
-    widths = sorted({row["width"] for row in table["rows"]})
-    ks = sorted({row["newton_schulz_steps"] for row in table["rows"]})
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
-    styles = ["-", "--", ":", "-."]
-    for row in table["rows"]:
-        style = {
-            "color": colours[widths.index(row["width"])],
-            "linestyle": styles[ks.index(row["newton_schulz_steps"]) % len(styles)],
-            "marker": ".",
-            "label": f"W={row['width']}, k={row['newton_schulz_steps']}",
-        }
-        left.semilogy(t[1:], row["error"][1:], **style)
-        right.semilogy(t, row["error_to_optimum"], **style)
-    right.semilogy(
-        t, table["damped_newton_to_optimum"], color="red", lw=2, label="damped Newton (exact)"
-    )
-    left.set(xlabel="Newton step t", ylabel="mean ‖ŵ_t − w_t‖ (vs exact damped Newton)")
-    right.set(xlabel="Newton step t", ylabel="mean ‖w_t − w*_μ‖")
-    left.set_title("construction vs damped Newton, per step")
-    right.set_title("distance to the optimum")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)

@@ -11,15 +11,13 @@ q_jᵀk_i = x_jᵀa_i = (XA)_{ji} needs no transpose.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from icsim import _validate as V
 from icsim.constructions.base import (
+    CONSTRUCTIONS,
     Check,
     ConstructionInfo,
-    Layout,
     RegressionCheck,
     empty_model,
     finish,
@@ -27,72 +25,49 @@ from icsim.constructions.base import (
     in_dtype,
     info_of,
     put,
-    register_check,
     rows,
 )
-from icsim.constructions.registry import CONSTRUCTIONS
 from icsim.errors import InputError
-from icsim.models.formats import TokenFormat
+from icsim.models.construction_formats import MatrixTokens, NewtonRegressionTokens
+from icsim.tasks.base import haar_orthogonal
 
 GIANNOU = "Giannou et al. 2025, How Well Can Transformers Emulate In-Context Newton's Method?"
 
 
 # -- Newton–Schulz (Lemma 4.1) -------------------------------------------------------------------
-@dataclass(frozen=True)
-class MatrixTokens:
-    """The tokens of a Newton–Schulz problem (A, X): d tokens, token i = [a_i; x_i; e_i; p_i]
-    with a_i, x_i the i-th rows of A and X, e_i one-hot, p_i scratch (absent when symmetric).
+class NewtonSchulzCheck(Check):
+    """A = U diag(s) Vᵀ with U, V Haar and singular values s geometric from 1 down to 1/κ
+    (U = V, a positive definite A, when symmetric); X₀ = Aᵀ/‖A‖_F², inside the region
+    ‖I − AX₀‖ < 1 where Newton–Schulz converges, and not yet the inverse even when κ = 1."""
 
-    Every token attends to every token (no mask). `decode` turns the read-out [B, d, d] (token
-    i's read-out = row i of X) back into X.
-    """
+    def sample(self, info, fmt, n_problems, *, generator, n_context=None, condition_number=1.0):
+        V.number("condition_number", condition_number, low=1)
+        d, f64 = info.dim, torch.float64
+        s = torch.as_tensor(float(condition_number), dtype=f64) ** -torch.linspace(0, 1, d).to(f64)
+        U = haar_orthogonal(n_problems, d, generator, "cpu", f64)
+        Vt = U if fmt.symmetric else haar_orthogonal(n_problems, d, generator, "cpu", f64)
+        A = (U * s) @ Vt.transpose(1, 2)
+        if fmt.symmetric:
+            A = (A + A.transpose(1, 2)) / 2  # exactly symmetric in floating point
+        return A, A.transpose(1, 2) / (s**2).sum()
 
-    dim: int
-    symmetric: bool = False
+    def reference(self, info, problems):
+        from icsim.algorithms.newton_schulz import newton_schulz as ns
 
-    def __post_init__(self):
-        V.positive_int("dim", self.dim)
+        A, X0 = problems
+        return ns(A, X0, info.steps, order=2)
 
-    @property
-    def layout(self) -> Layout:
-        d = self.dim
-        return Layout(A=d, X=d, e=d) if self.symmetric else Layout(A=d, X=d, e=d, P=d)
-
-    @property
-    def width(self) -> int:
-        return self.layout.width
-
-    def encode(self, A: torch.Tensor, X0: torch.Tensor) -> torch.Tensor:
-        d = self.dim
-        if A.ndim != 3 or A.shape[1:] != (d, d) or X0.shape != A.shape:
-            raise InputError(
-                f"A and X0 must both have shape [B, {d}, {d}], got {tuple(A.shape)} and "
-                f"{tuple(X0.shape)}."
+    def model_steps(self, model, fmt, problems, dtype):
+        A, X0 = (t.to(dtype) for t in problems)
+        model = in_dtype(model, dtype)
+        with torch.no_grad():
+            _, hidden = fmt.run(model, A, X0, return_hidden=True)
+            return torch.stack(
+                [fmt.decode(model.head(hidden[b])) for b in info_of(model).step_blocks]
             )
-        if self.symmetric and not torch.allclose(A, A.transpose(1, 2)):
-            raise InputError("symmetric=True needs a symmetric A; build with symmetric=False.")
-        L = self.layout
-        tokens = A.new_zeros(A.shape[0], d, L.width)
-        tokens[..., L.A] = A
-        tokens[..., L.X] = X0
-        tokens[..., L.e] = torch.eye(d, dtype=A.dtype, device=A.device)
-        return tokens
-
-    def mask(self, n_points: int | None = None, device=None):
-        return None
-
-    def decode(self, out: torch.Tensor) -> torch.Tensor:
-        return out
-
-    def run(self, model, A, X0, return_hidden: bool = False):
-        """X after the whole model (and the hidden states)."""
-        res = model(self.encode(A, X0), return_hidden=return_hidden)
-        if return_hidden:
-            return self.decode(res[0]), res[1]
-        return self.decode(res)
 
 
-@CONSTRUCTIONS.register("newton_schulz")
+@CONSTRUCTIONS.register("newton_schulz", check=NewtonSchulzCheck)
 def newton_schulz(dim: int = 5, steps: int = 1, symmetric: bool = False):
     """T Newton–Schulz steps X_{t+1} = X_t(2I − AX_t) on tokens holding A and X₀
     (Giannou et al. 2025, Lemma 4.1).
@@ -168,111 +143,12 @@ def newton_schulz(dim: int = 5, steps: int = 1, symmetric: bool = False):
     return finish(model, info), fmt
 
 
-@register_check("newton_schulz")
-class _NewtonSchulzCheck(Check):
-    """A = U diag(s) Vᵀ with U, V Haar and singular values s geometric from 1 down to 1/κ
-    (U = V, a positive definite A, when symmetric); X₀ = Aᵀ/‖A‖_F², inside the region
-    ‖I − AX₀‖ < 1 where Newton–Schulz converges, and not yet the inverse even when κ = 1."""
-
-    def sample(self, info, fmt, n_problems, condition_number, *, generator, n_context=None):
-        from icsim.tasks.base import haar_orthogonal
-
-        d, f64 = info.dim, torch.float64
-        s = torch.as_tensor(float(condition_number), dtype=f64) ** -torch.linspace(0, 1, d).to(f64)
-        U = haar_orthogonal(n_problems, d, generator, "cpu", f64)
-        Vt = U if fmt.symmetric else haar_orthogonal(n_problems, d, generator, "cpu", f64)
-        A = (U * s) @ Vt.transpose(1, 2)
-        if fmt.symmetric:
-            A = (A + A.transpose(1, 2)) / 2  # exactly symmetric in floating point
-        return A, A.transpose(1, 2) / (s**2).sum()
-
-    def reference(self, info, problems):
-        from icsim.algorithms.newton_schulz import newton_schulz as ns
-
-        A, X0 = problems
-        return ns(A, X0, info.steps, order=2)
-
-    def model_steps(self, model, fmt, problems, dtype):
-        A, X0 = (t.to(dtype) for t in problems)
-        model = in_dtype(model, dtype)
-        with torch.no_grad():
-            _, hidden = fmt.run(model, A, X0, return_hidden=True)
-            return torch.stack(
-                [fmt.decode(model.head(hidden[b])) for b in info_of(model).step_blocks]
-            )
-
-
 # -- Iterative Newton for linear regression (Theorem 4.2) ----------------------------------------
-@dataclass(frozen=True)
-class NewtonRegressionTokens(TokenFormat):
-    """A regression prompt plus d matrix tokens in which S = AᵀA and M_k live.
-
-    Token layout [x (d); y; q; ŷ; e (d); S (d); M (d)], width 4d + 3:
-      context token i: [a_i; y_i; 0; 0; 0; 0; 0]   (A = the context inputs as rows)
-      matrix token j:  [0; 0; 0; 0; e_j; 0; 0]      (gets row j of S and M_k, and (Aᵀy)_j in y)
-      query token:     [a_test; 0; 1; 0; 0; 0; 0]   (q = 1 marks a query; ŷ is its prediction)
-    in the order context, matrix tokens, queries. Mask: context tokens attend to context tokens,
-    matrix tokens to context and matrix tokens, a query to the matrix tokens and itself (so
-    queries never see one another and each can overwrite its own ŷ).
-    """
-
-    dim: int
-    n_queries: int = 1
-
-    def __post_init__(self):
-        V.positive_int("dim", self.dim)
-        V.positive_int("n_queries", self.n_queries)
-
-    @property
-    def layout(self) -> Layout:
-        d = self.dim
-        return Layout(x=d, y=1, q=1, pred=1, e=d, S=d, M=d)
-
-    @property
-    def width(self) -> int:
-        return self.layout.width
-
-    def _n_context(self, n_points):
-        if n_points <= self.n_queries:
-            raise InputError(
-                f"a prompt of {n_points} points leaves no context for {self.n_queries} queries; "
-                "sample more points or use fewer queries."
-            )
-        return n_points - self.n_queries
-
-    def encode(self, batch):
-        B, n, d = batch.xs.shape
-        if d != self.dim:
-            raise InputError(f"prompts have dimension {d} but the format expects dim={self.dim}.")
-        c, L = self._n_context(n), self.layout
-        tokens = batch.xs.new_zeros(B, n + d, L.width)
-        tokens[:, :c, L.x] = batch.xs[:, :c]
-        tokens[:, :c, L.y] = batch.ys[:, :c, None]
-        tokens[:, c : c + d, L.e] = torch.eye(d, dtype=batch.xs.dtype, device=batch.xs.device)
-        tokens[:, c + d :, L.x] = batch.xs[:, c:]
-        tokens[:, c + d :, L.q] = 1.0
-        return tokens
-
-    def mask(self, n_points, device=None):
-        c, d = self._n_context(n_points), self.dim
-        T = n_points + d
-        m = torch.zeros(T, T, dtype=torch.bool, device=device)
-        m[:c, :c] = True
-        m[c : c + d, : c + d] = True
-        m[c + d :, c : c + d] = True
-        idx = torch.arange(c + d, T, device=device)
-        m[idx, idx] = True
-        return m
-
-    def positions(self, n_points):
-        c, d = self._n_context(n_points), self.dim
-        return torch.arange(c + d, n_points + d)
-
-    def targets(self, batch):
-        return batch.ys[:, self._n_context(batch.n_points) :]
+class NewtonRegressionCheck(RegressionCheck):
+    unit_spectral_norm = True  # so that ε = 1 is inside the convergence region
 
 
-@CONSTRUCTIONS.register("iterative_newton_regression")
+@CONSTRUCTIONS.register("iterative_newton_regression", check=NewtonRegressionCheck)
 def iterative_newton_regression(
     dim: int = 5, steps: int = 1, epsilon: float = 1.0, n_queries: int = 1
 ):
@@ -341,8 +217,3 @@ def iterative_newton_regression(
         formulas={"layers": "T + 2", "heads": "2", "width": "4d + 3", "head_dim": "2d"},
     )
     return finish(model, info), fmt
-
-
-@register_check("iterative_newton_regression")
-class _NewtonRegressionCheck(RegressionCheck):
-    unit_spectral_norm = True  # so that ε = 1 is inside the convergence region

@@ -1,39 +1,38 @@
-"""Check a construction against its reference algorithm on many random problems.
+"""One verification path for every construction, exact and approximate alike.
 
-`verify(name, steps=T)` builds the construction, draws `n_problems` problems for every condition
-number κ (default 1, 10, 100), runs the model and the reference algorithm, and compares the
-model's result after every algorithm step (read out of the hidden state that step ends in) with
-the algorithm's. `error_growth` and `plot_error_growth` show how rounding error in float32 grows
-with the number of steps; `format_report` prints a result.
+`verify(name)` builds the construction, draws `n_problems` problems for every condition number
+κ (default 1, 10, 100; a `condition_number` task parameter picks one), runs the model and the
+reference algorithm, compares the model's result after every algorithm step (read out of the
+hidden state that step ends in) with the algorithm's, and judges the largest relative error by
+the construction's own check (`Check.criterion`: 1e-10 in float64 for an exact construction,
+the interpolation floor for `logistic_newton`, Theorem 1's ηε as well for `deep_gd`).
 
 Relative error of one problem at step t: ‖model − reference‖₂ / ‖reference‖₂, the norms over the
-problem's outputs (its query predictions, or the entries of X_t); where the reference is exactly 0
-(GD's step 0) the absolute error is used. NaN counts as infinite.
+problem's outputs (its query predictions, or the entries of X_t, or w_t); where the reference is
+exactly 0 (GD's step 0) the absolute error is used. NaN counts as infinite.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import inspect
+from dataclasses import dataclass, field
 
 import torch
 
 from icsim import _validate as V
-from icsim.constructions.base import CHECKS, float_dtype, info_of
-from icsim.constructions.registry import CONSTRUCTIONS
-from icsim.errors import InputError
+from icsim.constructions.base import (
+    CONSTRUCTIONS,
+    TOLERANCE,
+    Check,
+    ConstructionInfo,
+    float_dtype,
+    in_dtype,
+    info_of,
+)
+from icsim.errors import InputError, did_you_mean
 
-#: the default pass/fail threshold on the largest relative error, per dtype
-TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
-
-
-def _build(name: str, steps: int, params: dict):
-    check = CHECKS.get(name)
-    if check is None:  # unknown name: the registry's message lists the constructions
-        CONSTRUCTIONS.factory(name)
-        raise InputError(f"construction {name!r} has no verification; it cannot be verified.")
-    params = {**check.default_params, **params}
-    model, fmt = CONSTRUCTIONS.get(name, steps=steps, **params)
-    return model, fmt, params
+__all__ = ["TOLERANCE", "Run", "Verification", "describe", "error_growth", "verify"]
+__all__ += ["relative_errors", "step_errors", "verify_model"]
 
 
 def relative_errors(model_steps: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -44,30 +43,52 @@ def relative_errors(model_steps: torch.Tensor, reference: torch.Tensor) -> torch
     return torch.nan_to_num(rel, nan=float("inf"))
 
 
-def step_errors(
-    model,
-    fmt,
-    *,
-    n_problems: int = 1000,
-    dtype=torch.float64,
-    condition_numbers=(1, 10, 100),
-    seed: int = 0,
-    n_context: int | None = None,
-) -> dict[float, torch.Tensor]:
-    """Relative errors [T+1, n_problems] of a built construction (e.g. one whose weights were
-    changed) per condition number; the reference always runs in float64."""
-    info = info_of(model)
-    check = CHECKS[info.name]
-    V.positive_int("n_problems", n_problems)
-    dtype = float_dtype(dtype)
+@dataclass
+class Run:
+    """What a check's criterion sees: the built model, the problems drawn per κ and the errors
+    [T+1, B] per κ; `max_error_of(other)` measures another model on the same problems."""
+
+    check: Check
+    model: torch.nn.Module
+    fmt: object
+    params: dict  # the build parameters (rebuild with `CONSTRUCTIONS.factory(name)(**params)`)
+    dtype: torch.dtype
+    tolerance: float | None
+    problems: list  # one entry per condition number
+    references: list
+    errors: dict = field(default_factory=dict)  # κ -> [T+1, B]
+
+    @property
+    def max_error(self) -> float:
+        return max(float(e.max()) for e in self.errors.values())
+
+    def errors_of(self, model) -> list[torch.Tensor]:
+        return [
+            relative_errors(self.check.model_steps(model, self.fmt, p, self.dtype), ref)
+            for p, ref in zip(self.problems, self.references)
+        ]
+
+    def max_error_of(self, model) -> float:
+        return max(float(e.max()) for e in self.errors_of(model))
+
+
+def _draw(check, info, fmt, n_problems, condition_numbers, seed, n_context, task_params):
+    """Problems and their float64 references per κ, from one generator (κ in order)."""
     gen = torch.Generator().manual_seed(seed)
-    out = {}
+    problems, references = [], []
     for kappa in condition_numbers:
         V.number("condition_number", kappa, low=1)
-        problems = check.sample(info, fmt, n_problems, kappa, generator=gen, n_context=n_context)
-        reference = check.reference(info, problems)
-        out[kappa] = relative_errors(check.model_steps(model, fmt, problems, dtype), reference)
-    return out
+        p = check.sample(
+            info, fmt, n_problems, generator=gen, n_context=n_context,
+            condition_number=kappa, **task_params,
+        )  # fmt: skip
+        problems.append(p)
+        references.append(check.reference(info, p))
+    return problems, references
+
+
+def _check_of(name: str) -> Check:
+    return CONSTRUCTIONS.meta(name)["check"]()
 
 
 def verify_model(
@@ -80,97 +101,201 @@ def verify_model(
     seed: int = 0,
     n_context: int | None = None,
     tolerance: float | None = None,
-) -> dict:
-    """`verify` for an already built construction (see `verify`)."""
-    dtype = float_dtype(dtype)
-    tol = TOLERANCE[dtype] if tolerance is None else V.number("tolerance", tolerance, low=0)
-    errors = step_errors(
-        model,
-        fmt,
-        n_problems=n_problems,
-        dtype=dtype,
-        condition_numbers=condition_numbers,
-        seed=seed,
-        n_context=n_context,
-    )
-    per_kappa = {k: e.amax(dim=1) for k, e in errors.items()}
-    per_step = torch.stack(list(per_kappa.values())).amax(dim=0)
-    worst = float(per_step.max())
-    return {
-        **_describe(model),
-        "dtype": str(dtype).removeprefix("torch."),
-        "n_problems": n_problems * len(condition_numbers),
-        "condition_numbers": list(condition_numbers),
-        "seed": seed,
-        "per_step": per_step.tolist(),
-        "per_step_by_condition": {str(k): v.tolist() for k, v in per_kappa.items()},
-        "max_relative_error": worst,
-        "tolerance": tol,
-        "passed": worst <= tol,
-    }
-
-
-def _describe(model) -> dict:
+    params: dict | None = None,
+    **task_params,
+) -> Verification:
+    """`verify` for an already built construction (e.g. one whose weights were changed).
+    `params`: its build parameters, for checks that rebuild it (logistic_newton's)."""
     info = info_of(model)
-    return {
-        "construction": info.name,
-        "citation": info.citation,
-        "algorithm": info.algorithm,
-        "hyperparameters": dict(info.hyperparameters),
-        "steps": info.steps,
-        "dim": info.dim,
-        "blocks": info.step_blocks,
-        "model": {
-            "layers": info.layers,
-            "heads": info.heads,
-            "width": info.width,
-            "head_dim": info.head_dim,
-            "parameters": model.num_parameters(),
-            "layers_per_step": info.layers_per_step,
-            "block_offset": info.block_offset,
-            "formulas": dict(info.formulas),
-        },
-    }
+    check = _check_of(info.name)
+    V.positive_int("n_problems", n_problems)
+    dtype = float_dtype(dtype)
+    if tolerance is not None:
+        V.number("tolerance", tolerance, low=0)
+    problems, refs = _draw(
+        check, info, fmt, n_problems, condition_numbers, seed, n_context, task_params
+    )
+    run = Run(check, model, fmt, dict(params or {}), dtype, tolerance, problems, refs)
+    model_run = in_dtype(model, dtype)
+    run.errors = dict(zip(condition_numbers, run.errors_of(model_run)))
+    crit = check.criterion(run)
+    per_kappa = {f"{k:g}": e.amax(dim=1).tolist() for k, e in run.errors.items()}
+    per_step = torch.stack([e.amax(dim=1) for e in run.errors.values()]).amax(dim=0)
+    worst = run.max_error
+    return Verification(
+        name=info.name,
+        info=info,
+        params=run.params,
+        task_params=dict(task_params),
+        dtype=str(dtype).removeprefix("torch."),
+        n_problems=n_problems * len(condition_numbers),
+        condition_numbers=list(condition_numbers),
+        seed=seed,
+        per_step=per_step.tolist(),
+        per_step_by_condition=per_kappa,
+        max_error=worst,
+        bound=crit.bound,
+        criterion=crit.text,
+        passed=bool(worst <= crit.bound and crit.holds is not False),
+        n_parameters=model.num_parameters(),
+    )
+
+
+@dataclass
+class Verification:
+    """The verdict of `verify`: `.passed`, `.criterion` (the bound checked, in words with its
+    number), `.summary()` (the lines to print), `.to_dict()` (JSON-ready)."""
+
+    name: str
+    info: ConstructionInfo
+    params: dict
+    task_params: dict
+    dtype: str
+    n_problems: int
+    condition_numbers: list
+    seed: int
+    per_step: list  # largest relative error after every step (max over κ and problems)
+    per_step_by_condition: dict  # "κ" -> the same, per κ
+    max_error: float
+    bound: float
+    criterion: str
+    passed: bool
+    n_parameters: int
+
+    def summary(self) -> str:
+        from icsim.analysis.construction_figures import format_verification
+
+        return format_verification(self)
+
+    def to_dict(self) -> dict:
+        return {
+            "construction": self.name,
+            **{k: v for k, v in self.info.to_dict().items() if k != "name"},
+            "params": {
+                k: str(v) if isinstance(v, torch.dtype) else v for k, v in self.params.items()
+            },
+            "task_params": self.task_params,
+            "dtype": self.dtype,
+            "n_problems": self.n_problems,
+            "condition_numbers": self.condition_numbers,
+            "seed": self.seed,
+            "per_step": self.per_step,
+            "per_step_by_condition": self.per_step_by_condition,
+            "max_relative_error": self.max_error,
+            "bound": self.bound,
+            "criterion": self.criterion,
+            "passed": self.passed,
+            "parameters": self.n_parameters,
+        }
+
+
+def _plain(value):
+    return str(value).removeprefix("torch.") if isinstance(value, torch.dtype) else value
+
+
+def _resolve(name: str, steps, dim, dtype, kwargs: dict):
+    """(check, build params, task params, torch dtype): defaults from the check, every key of
+    kwargs sorted into the construction's parameters or the check's task's, else an InputError."""
+    factory = CONSTRUCTIONS.factory(name)  # unknown name: the registry's message lists them
+    check = _check_of(name)
+    d = check.defaults
+    steps = V.positive_int("steps", d["steps"] if steps is None else steps)
+    dim = V.positive_int("dim", d["dim"] if dim is None else dim)
+    dtype = float_dtype("float64" if dtype is None else dtype)
+    build_names = [n for n in inspect.signature(factory).parameters if n not in ("steps", "dim")]
+    task_names = check.task_parameters()
+    build, task = {}, {}
+    for key, value in kwargs.items():
+        if key in build_names and key != "dtype":
+            build[key] = value
+        elif key in task_names:
+            task[key] = value
+        else:
+            allowed = build_names + task_names
+            raise InputError(
+                f"construction {name!r} has no parameter {key!r}.{did_you_mean(key, allowed)} "
+                f"Construction parameters: {', '.join(n for n in build_names if n != 'dtype')}; "
+                f"task parameters ({check.task or 'its own sampler'}): {', '.join(task_names)}."
+            )
+    params = {**check.default_params, **build, "steps": steps, "dim": dim}
+    if "dtype" in build_names:  # the construction builds its weights in the dtype it runs in
+        params["dtype"] = dtype
+    return check, params, task, dtype
 
 
 def verify(
     name: str,
     *,
-    steps: int,
+    steps: int | None = None,
+    dim: int | None = None,
+    n_problems: int | None = None,
+    dtype: str | None = None,
+    seed: int = 0,
+    condition_numbers=None,
+    n_context: int | None = None,
+    tolerance: float | None = None,
+    **task_params,
+) -> Verification:
+    """Build construction `name` and check it against its reference algorithm by its own
+    criterion. steps, dim, n_problems (per κ): the check's defaults when None (3, 5, 1000 for
+    most). dtype: "float64" (default) or "float32", the dtype the model runs in (and is built
+    in, where the construction takes a dtype). task_params: the construction's own parameters
+    (e.g. step_size, width) and the task's (e.g. condition_number, which replaces the default
+    κ ∈ {1, 10, 100}); anything else is an InputError. n_context: context examples per prompt.
+    tolerance: overrides an exact construction's tolerance."""
+    check, params, task, dt = _resolve(name, steps, dim, dtype, task_params)
+    n_problems = check.defaults["n_problems"] if n_problems is None else n_problems
+    if "condition_number" in task:
+        if condition_numbers is not None:
+            raise InputError("give condition_number or condition_numbers, not both.")
+        condition_numbers = (task.pop("condition_number"),)
+    kappas = tuple(check.condition_numbers if condition_numbers is None else condition_numbers)
+    model, fmt = CONSTRUCTIONS.factory(name)(**params)
+    return verify_model(
+        model,
+        fmt,
+        n_problems=n_problems,
+        dtype=dt,
+        condition_numbers=kappas,
+        seed=seed,
+        n_context=n_context,
+        tolerance=tolerance,
+        params=params,
+        **task,
+    )
+
+
+def describe(name: str, *, steps: int | None = None, dim: int | None = None, dtype=None, **params):
+    """Build `name` without verifying it: (model, fmt, the lines describing its size)."""
+    from icsim.analysis.construction_figures import format_construction
+
+    _, params, _, _ = _resolve(name, steps, dim, dtype, params)
+    model, fmt = CONSTRUCTIONS.factory(name)(**params)
+    return model, fmt, format_construction(info_of(model), model.num_parameters())
+
+
+def step_errors(
+    model,
+    fmt,
+    *,
     n_problems: int = 1000,
     dtype=torch.float64,
     condition_numbers=(1, 10, 100),
     seed: int = 0,
     n_context: int | None = None,
-    tolerance: float | None = None,
-    verify: bool = True,
-    **params,
-) -> dict:
-    """Build construction `name` with `steps` and `params` and compare it with its reference
-    algorithm on `n_problems` random problems per condition number (all κ ∈ condition_numbers).
-
-    n_context: context examples per regression prompt (default 3·dim). tolerance: the pass
-    threshold on the largest relative error (default 1e-10 in float64, 1e-4 in float32).
-    verify=False only builds the model and describes it. Returns a JSON-ready dict: the model's
-    size (layers, heads, width, parameters), the hidden-state block of every step, the largest
-    relative error after every step (`per_step`, also per κ), `max_relative_error`,
-    `tolerance` and `passed`.
-    """
-    V.positive_int("steps", steps)
-    model, fmt, params = _build(name, steps, params)
-    if not verify:
-        return {**_describe(model), "params": params, "passed": None}
-    result = verify_model(
-        model,
-        fmt,
-        n_problems=n_problems,
-        dtype=dtype,
-        condition_numbers=condition_numbers,
-        seed=seed,
-        n_context=n_context,
-        tolerance=tolerance,
+    **task_params,
+) -> dict[float, torch.Tensor]:
+    """Relative errors [T+1, n_problems] of a built construction per condition number; the
+    reference always runs in float64."""
+    info = info_of(model)
+    check = _check_of(info.name)
+    V.positive_int("n_problems", n_problems)
+    dtype = float_dtype(dtype)
+    problems, refs = _draw(
+        check, info, fmt, n_problems, condition_numbers, seed, n_context, task_params
     )
-    return {**result, "params": params}
+    run = Run(check, model, fmt, {}, dtype, None, problems, refs)
+    return dict(zip(condition_numbers, run.errors_of(in_dtype(model, dtype))))
 
 
 def error_growth(
@@ -188,7 +313,8 @@ def error_growth(
     algorithm step, one curve per κ: {"kappa=κ": {"x": steps, "y": median, "y_low": 10th and
     "y_high": 90th percentile, "y_max": max, "x_label", "y_label"}}."""
     V.positive_int("steps", steps)
-    model, fmt, _ = _build(name, steps, params)
+    check = _check_of(name)
+    model, fmt = CONSTRUCTIONS.get(name, steps=steps, **{**check.default_params, **params})
     errors = step_errors(
         model,
         fmt,
@@ -211,64 +337,3 @@ def error_growth(
             "y_label": f"relative error ({str(float_dtype(dtype)).removeprefix('torch.')})",
         }
     return curves
-
-
-def plot_error_growth(curves: dict, path: str | Path, *, title: str = "") -> Path:
-    """PNG of `error_growth` curves: median with 10–90% band, max dashed, log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def positive(values):  # log axes cannot show an exact 0
-        return [v if v > 0 else float("nan") for v in values]
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, c in curves.items():
-        (line,) = ax.plot(c["x"], positive(c["y"]), marker=".", label=f"{label} (median)")
-        ax.fill_between(
-            c["x"], positive(c["y_low"]), positive(c["y_high"]), alpha=0.2, color=line.get_color()
-        )
-        if "y_max" in c:
-            ax.plot(c["x"], positive(c["y_max"]), linestyle="--", color=line.get_color(), lw=1)
-    first = next(iter(curves.values()))
-    ax.set_xlabel(first["x_label"])
-    ax.set_ylabel(first["y_label"])
-    ax.set_yscale("log")
-    ax.set_title(title or "construction vs algorithm (dashed: max)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
-
-
-def format_report(result: dict) -> str:
-    """A printable report of a `verify` result; the last line is the largest relative deviation."""
-    m = result["model"]
-    hp = ", ".join(f"{k}={v}" for k, v in result["hyperparameters"].items())
-    lines = [
-        f"construction {result['construction']} (dim={result['dim']}, steps={result['steps']})",
-        f"  implements: {result['citation']}",
-        f"  reference:  {result['algorithm']}({hp})",
-        f"  model: {m['layers']} layers ({m['formulas'].get('layers', '?')}), "
-        f"{m['heads']} heads, width {m['width']} ({m['formulas'].get('width', '?')}), "
-        f"head dim {m['head_dim']}, {m['parameters']} parameters",
-        f"  step t is read from hidden[{m['block_offset']} + {m['layers_per_step']}·t]",
-    ]
-    if result.get("passed") is None:
-        lines.append("not verified (verify=False)")
-        return "\n".join(lines)
-    kappas = list(result["per_step_by_condition"])
-    lines.append(
-        f"  {result['n_problems']} problems ({result['dtype']}), κ ∈ {{{', '.join(kappas)}}}"
-    )
-    lines.append("  step  block  max rel. error  " + "  ".join(f"{'κ=' + k:>9}" for k in kappas))
-    for t, (block, err) in enumerate(zip(result["blocks"], result["per_step"])):
-        by_k = "  ".join(f"{result['per_step_by_condition'][k][t]:9.2e}" for k in kappas)
-        lines.append(f"  {t:4d}  {block:5d}  {err:14.2e}  {by_k}")
-    verdict = "PASS" if result["passed"] else "FAIL"
-    lines.append(f"  tolerance {result['tolerance']:.0e}: {verdict}")
-    lines.append(f"largest relative deviation: {result['max_relative_error']:.3e}")
-    return "\n".join(lines)

@@ -1,9 +1,7 @@
-"""Paper reproductions: `names()`, `reproduce(name, profile, out)`. One module per paper."""
+"""Paper reproductions: `names()`, `reproduce(name, profile, out)`. One module per paper, each
+registering itself with `@EXPERIMENTS.register(name)` (the first lookup imports them all)."""
 
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result, reproduce
-from icsim.registry import import_submodules
-
-import_submodules(__name__)
 
 names = EXPERIMENTS.names
 get = EXPERIMENTS.get

@@ -16,7 +16,7 @@ from icsim.analysis.report import Comparison, findings_markdown
 from icsim.errors import InputError
 from icsim.registry import Registry
 
-EXPERIMENTS = Registry("experiment")
+EXPERIMENTS = Registry("experiment", package="icsim.experiments")
 
 
 @dataclass

@@ -12,11 +12,12 @@ import torch
 
 import icsim
 from icsim.algorithms.gradient_descent import tune_step_size
+from icsim.analysis.construction_figures import plot_error_growth
 from icsim.analysis.metrics import half_mse, sensitivity_agreement
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import model_sensitivity
 from icsim.analysis.report import Comparison, Curve, Finding, fill, fmt, judge_all, template_beside
-from icsim.constructions.verify import error_growth, plot_error_growth
+from icsim.constructions.verify import error_growth
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result, with_device
 from icsim.training import Curriculum, TrainConfig, Trainer
 

@@ -1,9 +1,9 @@
 """Models (transformer, looped transformer, LSTM) and token formats."""
 
 from icsim.models.formats import FORMATS, Interleaved, Stacked, TokenFormat, get_format
-from icsim.models.registry import MODELS
 from icsim.models.transformer import (
     LSTM,
+    MODELS,
     Block,
     LoopedTransformer,
     ModelConfig,
@@ -11,6 +11,7 @@ from icsim.models.transformer import (
     attend,
     build,
     flops_per_token,
+    zeroed,
 )
 
 names = MODELS.names
@@ -30,5 +31,6 @@ __all__ = [
     "attend",
     "build",
     "flops_per_token",
+    "zeroed",
     "names",
 ]

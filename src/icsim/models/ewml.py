@@ -28,8 +28,7 @@ from torch import nn
 
 from icsim import _validate as V
 from icsim.errors import InputError
-from icsim.models.registry import MODELS
-from icsim.models.transformer import ATTENTIONS, MLP, Block, ModelConfig
+from icsim.models.transformer import ATTENTIONS, MLP, MODELS, Block, ModelConfig
 
 LAYER_KINDS = ("attention", "mlp", "ewml")
 

@@ -11,7 +11,8 @@ from icsim import _validate as V
 from icsim.registry import Registry
 from icsim.tasks.base import TaskBatch
 
-FORMATS = Registry("token format")
+#: every token format, by name: `@FORMATS.register(name)` beside the class
+FORMATS = Registry("token format", package="icsim.models")
 
 
 class TokenFormat:

@@ -18,7 +18,10 @@ from torch import nn
 
 from icsim import _validate as V
 from icsim.errors import InputError
-from icsim.models.registry import MODELS
+from icsim.registry import Registry
+
+#: every model kind, by name: `@MODELS.register(name)` beside the class (build() looks it up)
+MODELS = Registry("model", package="icsim.models")
 
 ATTENTIONS = ("softmax", "linear", "relu")
 
@@ -298,6 +301,18 @@ def build(kind: str, config: ModelConfig | dict):
     return MODELS.factory(kind)(config)
 
 
+def zeroed(kind: str, config, dtype: torch.dtype = torch.float64) -> nn.Module:
+    """Registered model `kind` of `config` with every weight zero (each residual layer the
+    identity), in `dtype`: the blank the constructions write their weights into. The random
+    init is drawn and discarded under a forked RNG, so the caller's random state is untouched."""
+    with torch.random.fork_rng(devices=[]):
+        model = MODELS.factory(kind)(config).to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    return model
+
+
 def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
     """Forward FLOPs per token (2 per multiply-add) from the model's shape, attention included."""
     inner = cfg.n_head * cfg.d_head
@@ -309,4 +324,4 @@ def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
     return cfg.n_layer * per_layer + io
 
 
-__all__ = ["ModelConfig", "Transformer", "LoopedTransformer", "LSTM", "build"]
+__all__ = ["ModelConfig", "Transformer", "LoopedTransformer", "LSTM", "build", "zeroed"]

@@ -1,13 +1,10 @@
 """In-context tasks: `names()` lists the families, `get(name, **params)` builds one.
 
-A family is one module of this package that registers itself with `@TASKS.register(name)`.
+A family is one module of this package that registers itself with `@TASKS.register(name)`
+(`TASKS` lives beside the `Task` base class; its first lookup imports every family).
 """
 
-from icsim.registry import import_submodules
-from icsim.tasks.base import Problem, Task, TaskBatch
-from icsim.tasks.registry import TASKS
-
-import_submodules(__name__)
+from icsim.tasks.base import TASKS, Problem, Task, TaskBatch
 
 names = TASKS.names
 get = TASKS.get

@@ -8,6 +8,10 @@ import torch
 
 from icsim import _validate as V
 from icsim.errors import InputError
+from icsim.registry import Registry
+
+#: every task family, by name: `@TASKS.register(name)` in the family's own module
+TASKS = Registry("task", package="icsim.tasks")
 
 
 @dataclass

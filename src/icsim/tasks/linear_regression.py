@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from icsim import _validate as V
-from icsim.tasks.base import Task, TaskBatch, haar_orthogonal
-from icsim.tasks.registry import TASKS
+from icsim.tasks.base import TASKS, Task, TaskBatch, haar_orthogonal
 
 
 def sample_covariance_sqrt(

@@ -6,9 +6,8 @@ from __future__ import annotations
 import torch
 
 from icsim import _validate as V
-from icsim.tasks.base import Task, TaskBatch
+from icsim.tasks.base import TASKS, Task, TaskBatch
 from icsim.tasks.linear_regression import sample_covariance_sqrt
-from icsim.tasks.registry import TASKS
 
 X_DISTRIBUTIONS = ("ball", "gaussian_normalised", "gaussian")
 LABEL_MODELS = ("bernoulli", "sign")

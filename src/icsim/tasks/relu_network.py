@@ -17,8 +17,7 @@ import torch
 
 from icsim import _validate as V
 from icsim.errors import InputError
-from icsim.tasks.base import Task, TaskBatch
-from icsim.tasks.registry import TASKS
+from icsim.tasks.base import TASKS, Task, TaskBatch
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,7 @@ import torch
 
 from icsim import _validate as V
 from icsim.errors import InputError
-from icsim.tasks.base import Task, TaskBatch
-from icsim.tasks.registry import TASKS
+from icsim.tasks.base import TASKS, Task, TaskBatch
 
 ENSEMBLES = ("gaussian", "correlated", "fixed")
 _BLOCK = 64  # fixed matrices are drawn 64 rows at a time, so the first n rows do not depend on n

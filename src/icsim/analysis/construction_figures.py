@@ -1,0 +1,191 @@
+"""Figures and printed reports of the constructions: the float32 error growth of a
+construction, the logistic construction's error against damped Newton across widths, the
+deep_gd construction's error against heads, and the lines `icsim construct` prints for a
+verification (`icsim.constructions.verify.Verification.summary`) and for `verify_deep_gd`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    from icsim.analysis.plots import plt  # matplotlib with the Agg backend
+
+    return plt
+
+
+def format_construction(info, n_parameters: int) -> list[str]:
+    """The lines describing a construction's size and what it implements."""
+    hp = ", ".join(f"{k}={v}" for k, v in info.hyperparameters.items())
+    f = info.formulas
+    return [
+        f"construction {info.name} (dim={info.dim}, steps={info.steps})",
+        f"  implements: {info.citation}",
+        f"  reference:  {info.algorithm}({hp})",
+        f"  model: {info.layers} layers ({f.get('layers', '?')}), {info.heads} heads, width "
+        f"{info.width} ({f.get('width', '?')}), head dim {info.head_dim}, "
+        f"{n_parameters} parameters",
+        f"  step t is read from hidden[{info.block_offset} + {info.layers_per_step}·t]",
+    ]
+
+
+def format_verification(v) -> str:
+    """The printed report of a `Verification`: the model, the largest relative error after every
+    step (per κ), the criterion with its verdict; the last line is the largest deviation."""
+    lines = format_construction(v.info, v.n_parameters)
+    kappas = list(v.per_step_by_condition)
+    task = "".join(f", {k}={val}" for k, val in v.task_params.items())
+    lines.append(f"  {v.n_problems} problems ({v.dtype}), κ ∈ {{{', '.join(kappas)}}}{task}")
+    lines.append("  step  block  max rel. error  " + "  ".join(f"{'κ=' + k:>9}" for k in kappas))
+    for t, (block, err) in enumerate(zip(v.info.step_blocks, v.per_step)):
+        by_k = "  ".join(f"{v.per_step_by_condition[k][t]:9.2e}" for k in kappas)
+        lines.append(f"  {t:4d}  {block:5d}  {err:14.2e}  {by_k}")
+    lines.append(f"  criterion: {v.criterion}: {'PASS' if v.passed else 'FAIL'}")
+    lines.append(f"largest relative deviation: {v.max_error:.3e}")
+    return "\n".join(lines)
+
+
+def plot_error_growth(curves: dict, path: str | Path, *, title: str = "") -> Path:
+    """PNG of `error_growth` curves: median with 10–90% band, max dashed, log scale."""
+    plt = _plt()
+
+    def positive(values):  # log axes cannot show an exact 0
+        return [v if v > 0 else float("nan") for v in values]
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, c in curves.items():
+        (line,) = ax.plot(c["x"], positive(c["y"]), marker=".", label=f"{label} (median)")
+        ax.fill_between(
+            c["x"], positive(c["y_low"]), positive(c["y_high"]), alpha=0.2, color=line.get_color()
+        )
+        if "y_max" in c:
+            ax.plot(c["x"], positive(c["y_max"]), linestyle="--", color=line.get_color(), lw=1)
+    first = next(iter(curves.values()))
+    ax.set_xlabel(first["x_label"])
+    ax.set_ylabel(first["y_label"])
+    ax.set_yscale("log")
+    ax.set_title(title or "construction vs algorithm (dashed: max)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_error_table(table: dict, path: str | Path) -> Path:
+    """Two panels, log scale: ‖ŵ_t − w_t‖ per step, and ‖ŵ_t − w*‖ beside damped Newton's."""
+    plt = _plt()
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    t = table["steps"]
+    widths = sorted({row["width"] for row in table["rows"]})
+    ks = sorted({row["newton_schulz_steps"] for row in table["rows"]})
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(widths)))
+    styles = ["-", "--", ":", "-."]
+    for row in table["rows"]:
+        style = {
+            "color": colours[widths.index(row["width"])],
+            "linestyle": styles[ks.index(row["newton_schulz_steps"]) % len(styles)],
+            "marker": ".",
+            "label": f"W={row['width']}, k={row['newton_schulz_steps']}",
+        }
+        left.semilogy(t[1:], row["error"][1:], **style)
+        right.semilogy(t, row["error_to_optimum"], **style)
+    right.semilogy(
+        t, table["damped_newton_to_optimum"], color="red", lw=2, label="damped Newton (exact)"
+    )
+    left.set(xlabel="Newton step t", ylabel="mean ‖ŵ_t − w_t‖ (vs exact damped Newton)")
+    right.set(xlabel="Newton step t", ylabel="mean ‖w_t − w*_μ‖")
+    left.set_title("construction vs damped Newton, per step")
+    right.set_title("distance to the optimum")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_deep_gd(result: dict, path: str | Path) -> Path:
+    """Two panels: max error against heads, and distance to GD against the step l."""
+    plt = _plt()
+
+    floor = 1e-17  # exact zeros on a log axis
+    sw = result["heads_sweep"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.loglog(
+        sw["heads"],
+        [max(v, floor) for v in sw["max_distance_to_gd"]],
+        "o-",
+        label="max_l ‖w̄ − w̄_GD‖",
+    )
+    a.loglog(
+        sw["heads"],
+        [max(v, floor) for v in sw["max_one_step_error"]],
+        "s--",
+        label="max_l ‖ε^(l)‖ (one step)",
+    )
+    if result["epsilon_target"] is not None:
+        target = result["params"]["step_size"] * result["epsilon_target"]
+        a.axhline(target, color="k", lw=0.8, ls=":", label="η·ε target")
+    a.set(xlabel="heads per unit in the r′ layer (knots)", ylabel="error", title="error vs heads")
+    a.legend(fontsize=8)
+    cmap = plt.get_cmap("viridis")
+    for i, (M, dist) in enumerate(sw["distance_by_step"].items()):
+        b.semilogy(
+            result["steps"],
+            [max(v, floor) for v in dist],
+            marker=".",
+            color=cmap(i / max(len(sw["distance_by_step"]) - 1, 1)),
+            label=f"{M} heads",
+        )
+    b.set(xlabel="GD step l (block)", ylabel="‖w̄^(l) − w̄^(l)_GD‖₂", title="error against L")
+    b.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def format_deep_gd(result: dict) -> str:
+    """Lines for `icsim construct deep_gd --verify`; the last one is the largest deviation."""
+    p = result["params"]
+    lines = [
+        f"deep_gd (Wu et al. 2025, Thm 1): N={p['depth']}-layer ReLU network, d={p['dim']}, "
+        f"width {p['width']}, L={p['steps']} steps, η={p['step_size']}, radius={p['radius']}",
+        f"layers: {result['layers']} = (2N+4)·L + N read-out; r′ layer: {result['heads']} knots "
+        f"({result['derivative_heads']} heads), ramp width {result['ramp_width']:.3g}",
+        "step  ‖w̄−w̄_GD‖₂    one-step ‖ε‖   bound ηε     vs own-r̂′ GD",
+    ]
+    for l in result["steps"]:
+        lines.append(
+            f"{l:>4}  {result['distance_to_gd'][l]:.3e}   {result['one_step_error'][l]:.3e}    "
+            f"{result['bound'][l]:.3e}   {result['surrogate_deviation'][l]:.3e}"
+        )
+    sw = result["heads_sweep"]
+    lines.append(
+        "heads sweep (max distance to GD): "
+        + ", ".join(f"{h}: {e:.1e}" for h, e in zip(sw["heads"], sw["max_distance_to_gd"]))
+    )
+    target = result["epsilon_target"]
+    lines.append(
+        f"exact parts (model = GD with its own r̂′): {'ok' if result['exact_parts_ok'] else 'FAIL'}"
+        f"; one-step errors within ηε: {'yes' if result['within_bound'] else 'NO'}"
+        + (
+            ""
+            if target is None
+            else f"; within η·{target:g}: {'yes' if result['meets_target'] else 'NO'}"
+        )
+        + f" -> {'PASS' if result['passed'] else 'FAIL'}"
+    )
+    if result.get("figure"):
+        lines.append(f"figure: {result['figure']}")
+    worst = max(result["distance_to_gd"])
+    lines.append(f"largest deviation from GD: max_l ‖w̄^(l) − w̄^(l)_GD‖₂ = {worst:.3e}")
+    return "\n".join(lines)

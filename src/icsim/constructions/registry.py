@@ -1,3 +1,0 @@
-from icsim.registry import Registry
-
-CONSTRUCTIONS = Registry("construction")
