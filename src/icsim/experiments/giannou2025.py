@@ -490,51 +490,30 @@ def plot_depth_vs_newton(cfg: GiannouConfig, kappa: float, curves: dict, out: Pa
     tag = _kappa(kappa)
     cv = {k[: -len(tag) - 1]: v for k, v in curves.items() if k.endswith("_" + tag)}
     xmax = max(max(cfg.training.depths), cfg.newton_steps)
-    styles = {
-        "transformer": {"marker": "o", "lw": 2},
-        "damped_newton": {"linestyle": "--", "marker": "."},
-        "gd": {"linestyle": ":"},
-    }
+    styles = {"transformer": dict(marker="o", lw=2), "damped_newton": dict(ls="--", marker=".")}
+    styles["gd"] = dict(ls=":")
 
     def upto(c):  # the points at x <= xmax (GD runs far longer than the deepest model)
         n = sum(1 for x in c["x"] if x <= xmax)
         return {k: v[:n] if isinstance(v, list) else v for k, v in c.items()}
 
     panels = []
-    for what, title in (
-        ("excess_loss", f"regularised logistic loss, κ = {kappa:g}"),
-        ("w_error", "distance to the Newton solution w_N"),
-    ):
+    for what, title in (("excess_loss", f"regularised logistic loss, κ = {kappa:g}"),
+                        ("w_error", "distance to the Newton solution w_N")):  # fmt: skip
         # converged Newton sits at round-off (1e-30): show 3 decades below the transformer
-        low = [y for y in cv[f"transformer_{what}"]["y_low"] if y > 0]
+        low = min((y for y in cv[f"transformer_{what}"]["y_low"] if y > 0), default=1)
         lines = [(name, upto(cv[f"{name}_{what}"]), style) for name, style in styles.items()]
-        panels.append(
-            {
-                "lines": lines,
-                "title": title,
-                "yscale": "log",
-                "ymin": 1e-3 * min(low, default=1),
-                "xlabel": "layers (transformer) / steps (Newton, GD)",
-                "ylabel": cv[f"transformer_{what}"]["y_label"],
-            }
-        )
+        xlabel, ylabel = "layers (transformer) / steps (Newton, GD)", lines[0][1]["y_label"]
+        panels.append(dict(lines=lines, title=title, yscale="log", ymin=1e-3 * low, xlabel=xlabel, ylabel=ylabel))  # fmt: skip
     c = cv["transformer_w_error"]
-    lines = [("trained transformer", {"x": c["x"], "y": c["y"]}, {"marker": "o", "lw": 2})]
-    for name, v in cv.items():
-        if m := re.fullmatch(r"construction_k(\d+)_w_error", name):
-            x = [max(layer, 0.5) for layer in v["x"]]  # layer 0 (w₀ = 0) drawn at 0.5
-            label = f"construction, k = {m[1]} ({v['x'][1]} layers per step)"
-            lines.append((label, {"x": x, "y": v["y"]}, {"marker": ".", "linestyle": "--"}))
-    panels.append(
-        {
-            "lines": lines,
-            "title": "trained vs constructed, per layer",
-            "xscale": "log",
-            "yscale": "log",
-            "xlabel": "layers (0 drawn at 0.5)",
-            "ylabel": c["y_label"],
-        }
-    )
+    lines = [("trained transformer", {"x": c["x"], "y": c["y"]}, dict(marker="o", lw=2))]
+    for k in _ks(curves, tag):
+        v = cv[f"construction_k{k}_w_error"]
+        x = [max(layer, 0.5) for layer in v["x"]]  # layer 0 (w₀ = 0) drawn at 0.5
+        label = f"construction, k = {k} ({v['x'][1]} layers per step)"
+        lines.append((label, {"x": x, "y": v["y"]}, dict(marker=".", ls="--")))
+    title, xlabel = "trained vs constructed, per layer", "layers (0 drawn at 0.5)"
+    panels.append(dict(lines=lines, title=title, xscale="log", yscale="log", xlabel=xlabel, ylabel=c["y_label"]))  # fmt: skip
     return plot_panels(panels, out / f"depth_vs_newton_{tag}.png")
 
 
@@ -550,129 +529,69 @@ def _ks(curves: dict, tag: str) -> list[int]:
 
 
 def findings(cfg: GiannouConfig) -> list[Finding]:
-    """The paper's claims (PAPERS.md §3) and the criteria that decide whether this run shows them."""
+    """The paper's claims (PAPERS.md §3) and the criteria deciding whether this run shows them."""
     out = [
-        Finding(
-            "construction_follows_newton",
-            "the construction emulates damped Newton",
-            "max error against exact damped Newton over steps ≤ 3 and prompts ≤ 1e-3",
-            lambda s: s["construction_max_error_T3"] <= 1e-3,
-            lambda s: (
-                f"max error {s['construction_max_error_T3']:.2g} at width "
-                f"{int(s['construction_max_error_T3_width'])}"
-            ),
-        ),
-        Finding(
-            "floor_falls_with_width",
-            "the construction's error floor falls as its MLP width grows (Thm 5.1)",
-            "the floor falls at every doubling of the width W",
-            lambda s: s["construction_floor_decreases_with_width"] == 1.0,
-            lambda s: (
-                f"a factor {s['construction_floor_factor_per_doubling']:.2f} per doubling "
-                "(piecewise-linear interpolation: O(W⁻²), a factor 4)"
-            ),
-        ),
-    ]
+        Finding("construction_follows_newton", "the construction emulates damped Newton",
+                "max error against exact damped Newton over steps ≤ 3 and prompts ≤ 1e-3",
+                lambda s: s["construction_max_error_T3"] <= 1e-3,
+                lambda s: f"max error {s['construction_max_error_T3']:.2g} at width {s['construction_max_error_T3_width']}"),
+        Finding("floor_falls_with_width", "the construction's error floor falls as its MLP width grows (Thm 5.1)",
+                "the floor falls at every doubling of the width W",
+                lambda s: s["construction_floor_decreases_with_width"] == 1.0,
+                lambda s: f"a factor {s['construction_floor_factor_per_doubling']:.2f} per doubling "
+                "(piecewise-linear interpolation: O(W⁻²), a factor 4)"),
+    ]  # fmt: skip
     depths = list(cfg.training.depths)
     for kappa in cfg.condition_numbers:
-        tag = _kappa(kappa)
-        out.append(
-            Finding(
-                f"better_per_layer_{tag}",
-                f"at κ = {kappa:g} trained transformers are closer to w_N than the construction "
-                "with as many layers",
-                "every trained depth closer than the construction at every k",
-                lambda s, tag=tag: s[f"{tag}_trained_better_per_layer_than_construction"] == 1.0,
-                lambda s, tag=tag: (
-                    "yes" if s[f"{tag}_trained_better_per_layer_than_construction"] else "no"
-                ),
-            )
-        )
-        matched = [f"{tag}_depth{d}_newton_steps_matched" for d in depths]
-        out.append(
-            Finding(
-                f"deeper_is_more_newton_{tag}",
-                f"at κ = {kappa:g} deeper trained transformers match more damped-Newton steps",
-                "matched Newton steps non-decreasing in depth"
-                + (" and larger at the deepest than the shallowest" if len(depths) > 1 else ""),
-                lambda s, m=matched: (
-                    finite(*(s[k] for k in m))
-                    and all(s[b] >= s[a] for a, b in zip(m, m[1:]))
-                    and (len(m) == 1 or s[m[-1]] > s[m[0]])
-                ),
-                lambda s, m=matched: (
-                    "matched steps "
-                    + ", ".join(f"{d} layers → {s[k]:.2f}" for d, k in zip(depths, m))
-                ),
-            )
-        )
+        tag, more = _kappa(kappa), " and larger at the deepest than the shallowest"
+        better = f"{tag}_trained_better_per_layer_than_construction"
+        m = [f"{tag}_depth{d}_newton_steps_matched" for d in depths]
+        out += [
+            Finding(f"better_per_layer_{tag}", f"at κ = {kappa:g} trained transformers are closer to w_N "
+                    "than the construction with as many layers", "every trained depth closer than the construction at every k",
+                    lambda s, b=better: s[b] == 1.0, lambda s, b=better: "yes" if s[b] else "no"),
+            Finding(f"deeper_is_more_newton_{tag}", f"at κ = {kappa:g} deeper trained transformers match more "
+                    "damped-Newton steps", "matched Newton steps non-decreasing in depth" + more * (len(depths) > 1),
+                    lambda s, m=m: all(s[b] >= s[a] for a, b in zip(m, m[1:])) and (len(m) == 1 or s[m[-1]] > s[m[0]]),
+                    lambda s, m=m: "matched steps " + ", ".join(f"{d} layers → {s[k]:.2f}" for d, k in zip(depths, m))),
+        ]  # fmt: skip
     return out
 
 
 def comparisons(cfg: GiannouConfig) -> list[Comparison]:
-    k_default = default_newton_schulz_steps(cfg.mu)
-    rows = []
-    for k in dict.fromkeys(
-        k_default if k is None else k for k in cfg.construction.newton_schulz_steps
-    ):
-        paper = PAPER_LAYERS_PER_STEP if k == 1 else f"11 + 2k = {11 + 2 * k} (formula)"
-        note = "ours 6 + 2k blocks (attention + MLP each); the paper counts 11 + 2k layers (13 at k = 1)"
-        rows.append(
-            Comparison(
-                f"layers per Newton step, construction (k = {k})",
-                f"layers_per_step_k{k}",
-                paper,
-                note,
-            )
-        )
+    c, t = cfg.construction, cfg.training
+    W = c.table_width if c.table_width in c.widths else max(c.widths)
+    none = "not reported"
+    rows = [
+        Comparison(f"layers per Newton step, construction (k = {k})", f"layers_per_step_k{k}",
+                   PAPER_LAYERS_PER_STEP if k == 1 else f"11 + 2k = {11 + 2 * k} (formula)",
+                   "ours 6 + 2k blocks (attention + MLP each); the paper counts 11 + 2k layers (13 at k = 1)")
+        for k in _newton_schulz_steps(cfg)
+    ]  # fmt: skip
     rows += [
-        Comparison(
-            f"construction error vs damped Newton, max over steps ≤ 3 and prompts (W = {W})",
-            "construction_max_error_T3",
-            "not reported",
-            "issue's acceptance: ≤ 1e-3",
-        ),
-        Comparison(
-            "construction error floor: factor it falls per width doubling",
-            "construction_floor_factor_per_doubling",
-            "not reported",
-            "our ReLU interpolants: O(W⁻²), i.e. ≈ 4; Thm 5.1 bounds the width as O(d(1+μ)⁶/(ε⁴μ⁸))",
-        ),
-    ]
+        Comparison(f"construction error vs damped Newton, max over steps ≤ 3 and prompts (W = {W})",
+                   "construction_max_error_T3", none, "issue's acceptance: ≤ 1e-3"),
+        Comparison("construction error floor: factor it falls per width doubling", "construction_floor_factor_per_doubling",
+                   none, "our ReLU interpolants: O(W⁻²), i.e. ≈ 4; Thm 5.1 bounds the width as O(d(1+μ)⁶/(ε⁴μ⁸))"),
+    ]  # fmt: skip
     for kappa in cfg.condition_numbers:
         tag = _kappa(kappa)
-        rows += [
-            Comparison(
-                f"κ = {kappa:g}, depth {d}: damped-Newton steps with the same distance to w_N",
-                f"{tag}_depth{d}_newton_steps_matched",
-                "not reported",
-                "the paper shows this as a figure only",
-            )
-            for d in cfg.training.depths
-        ]
-        rows.append(
-            Comparison(
-                f"κ = {kappa:g}: trained transformers closer to w_N than the construction with as many layers",
-                f"verdict_better_per_layer_{tag}",
-                PAPER["trained_better_per_layer_than_construction"],
-                "every trained depth against every k of our construction",
-            )
-        )
-    rows += [
-        Comparison(
-            "setting: d, n, μ, width, heads",
-            "setting",
-            "5, 26, 0.1, 32, 4",
-            "their code: width 256, μ = 0.01",
-        ),
-        Comparison(
-            "linear regression: trained LSA between Newton–Schulz orders 2 and 3",
-            "not_run",
-            "yes (1–6 layers, d = 10, n = 50)",
-            "this reproduction covers the logistic-regression part only",
-        ),
-    ]
-    return rows
+        rows += [Comparison(f"κ = {kappa:g}, depth {d}: damped-Newton steps with the same distance to w_N",
+                            f"{tag}_depth{d}_newton_steps_matched", none, "the paper shows this as a figure only")
+                 for d in t.depths]  # fmt: skip
+        rows.append(Comparison(f"κ = {kappa:g}: trained transformers closer to w_N than the construction with as many "
+                               "layers (1 = yes)", f"{tag}_trained_better_per_layer_than_construction",
+                               PAPER["trained_better_per_layer_than_construction"], "every trained depth against every k"))  # fmt: skip
+    return rows + [
+        Comparison("setting: d, n, μ, width, heads", "setting", "5, 26, 0.1, 32, 4", "their code: width 256, μ = 0.01"),
+        Comparison("linear regression: trained LSA between Newton–Schulz orders 2 and 3", "not_run",
+                   "yes (1–6 layers, d = 10, n = 50)", "this reproduction covers the logistic-regression part only"),
+    ]  # fmt: skip
+
+
+def _newton_schulz_steps(cfg: GiannouConfig) -> list[int]:
+    k0 = default_newton_schulz_steps(cfg.mu)
+    return list(dict.fromkeys(k0 if k is None else k for k in cfg.construction.newton_schulz_steps))
 
 
 def _cell(v, spec: str) -> str:
@@ -684,75 +603,70 @@ def _depth_tables(cfg: GiannouConfig, s: dict, curves: dict) -> str:
     lines = []
     for kappa in cfg.condition_numbers:
         tag, ks = _kappa(kappa), _ks(curves, _kappa(kappa))
-        lines += [
-            f"### κ = {kappa:g}",
-            "",
-            "| Newton steps T | k | layers (ours) | layers (paper's formula) "
-            "| ‖ŵ_T − w_T‖ | ‖ŵ_T − w_N‖²/d | f(ŵ_T) − f(w_N) |",
-            "|---|---|---|---|---|---|---|",
-        ]
+        lines += [f"### κ = {kappa:g}", "", "| Newton steps T | k | layers (ours) | layers (paper's formula) "
+                  "| ‖ŵ_T − w_T‖ | ‖ŵ_T − w_N‖²/d | f(ŵ_T) − f(w_N) |", "|---" * 7 + "|"]  # fmt: skip
         for k in ks:
             err, exc, ex = (
                 curves[f"construction_k{k}_{q}_{tag}"]
                 for q in ("w_error", "excess_loss", "to_exact")
             )
-            for T in range(1, len(err["x"])):
-                lines.append(
-                    f"| {T} | {k} | {err['x'][T]} | {T * (11 + 2 * k)} | {ex['y'][T]:.2e} "
-                    f"| {err['y'][T]:.2e} | {exc['y'][T]:.2e} |"
-                )
-        lines += [
-            "",
-            "Trained transformers (one per depth): the damped-Newton and GD steps, and the construction "
-            "layers, that reach the same mean distance to w_N (steps are log-interpolated between integers; "
-            "'—' = not reached within the steps run).",
-            "",
-            "| depth | ‖ŵ − w_N‖²/d | f(ŵ) − f(w_N) | Newton steps | GD steps | "
-            + " | ".join(f"construction layers (k = {k})" for k in ks)
-            + " |",
-            "|---" * (5 + len(ks)) + "|",
-        ]
+            lines += [f"| {T} | {k} | {err['x'][T]} | {T * (11 + 2 * k)} | {ex['y'][T]:.2e} | {err['y'][T]:.2e} "
+                      f"| {exc['y'][T]:.2e} |" for T in range(1, len(err["x"]))]  # fmt: skip
+        lines += ["", TRAINED_TABLE, "", "| depth | ‖ŵ − w_N‖²/d | f(ŵ) − f(w_N) | Newton steps | GD steps | "
+                  + " | ".join(f"construction layers (k = {k})" for k in ks) + " |", "|---" * (5 + len(ks)) + "|"]  # fmt: skip
         for d in cfg.training.depths:
-            pre = f"{tag}_depth{d}"
+            p = f"{tag}_depth{d}"
             cells = [
                 str(d),
-                f"{s[pre + '_w_error']:.2e}",
-                f"{s[pre + '_excess_loss']:.2e}",
-                _cell(s.get(pre + "_newton_steps_matched"), ".2f"),
-                _cell(s.get(pre + "_gd_steps_matched"), ".1f"),
+                f"{s[p + '_w_error']:.2e}",
+                f"{s[p + '_excess_loss']:.2e}",
+                _cell(s.get(p + "_newton_steps_matched"), ".2f"),
+                _cell(s.get(p + "_gd_steps_matched"), ".1f"),
             ]
-            cells += [_cell(s.get(f"{pre}_construction_layers_matched_k{k}"), "d") for k in ks]
-            lines.append("| " + " | ".join(cells) + " |")
+            cells += [_cell(s.get(f"{p}_construction_layers_matched_k{k}"), "d") for k in ks]  # fmt: skip
+            lines += ["| " + " | ".join(cells) + " |"]
         lines.append("")
     return "\n".join(lines)
 
 
+TRAINED_TABLE = (
+    "Trained transformers (one per depth): the damped-Newton and GD steps, and the construction "
+    "layers, that reach the same mean distance to w_N (steps are log-interpolated between "
+    "integers; '—' = not reached within the steps run)."
+)
+GD_FIRST = (
+    ". Here one GD step (step size 1/L) gets closer to w_N than one damped-Newton step ({g:.2g} "
+    "against {n:.2g}): with ‖a‖ ≤ 1 and μ = {mu:g} the problem is well conditioned and the "
+    "damping 2√μ/(2√μ + λ) shortens the first Newton steps; Newton overtakes once it converges "
+    "quadratically"
+)
+QUICK_NOTE = (
+    "- The quick profile trains small models for few steps on one condition number; their errors "
+    "are larger than fully trained models' would be, which lowers the number of Newton steps they "
+    "match (see training_loss.png: the loss is still falling at the end, so deeper models need "
+    "not yet beat shallower ones). The full profile runs three condition numbers and the paper's "
+    "depths on a GPU."
+)
+
+
 def _trained_summary(cfg: GiannouConfig, s: dict, curves: dict) -> str:
-    """Per condition number: what each depth matches, and the case where GD's first step is better."""
+    """Per condition number: what each depth matches; whether GD's first step beats Newton's."""
     parts = []
     for kappa in cfg.condition_numbers:
         tag, cells = _kappa(kappa), []
         for d in cfg.training.depths:
-            pre = f"{tag}_depth{d}"
-            cons = [v for k, v in s.items() if k.startswith(f"{pre}_construction_layers_matched_k")]
-            where = (
-                f" (our construction needs {min(cons)} layers to be as close)"
-                if cons
-                else (" (closer than our construction gets in the layers run)")
+            p = f"{tag}_depth{d}"
+            cons = [v for k, v in s.items() if k.startswith(f"{p}_construction_layers_matched_k")]
+            where = f"our construction needs {min(cons)} layers to be as close" if cons else (
+                "closer than our construction gets in the layers run")  # fmt: skip
+            gd = _cell(s.get(p + "_gd_steps_matched"), ".1f").replace(
+                "—", f"more than {cfg.gd_steps}"
             )
-            gd = s.get(pre + "_gd_steps_matched")
-            gd = f"more than {cfg.gd_steps}" if gd is None else f"{gd:.1f}"
-            newton = _cell(s.get(pre + "_newton_steps_matched"), ".2f")
-            cells.append(f"depth {d} ≈ {newton} damped-Newton steps, {gd} GD steps{where}")
+            newton = _cell(s.get(p + "_newton_steps_matched"), ".2f")
+            cells.append(f"depth {d} ≈ {newton} damped-Newton steps, {gd} GD steps ({where})")
         parts.append(f"κ = {kappa:g}: " + "; ".join(cells))
-        n1, g1 = curves[f"damped_newton_w_error_{tag}"]["y"][1], curves[f"gd_w_error_{tag}"]["y"][1]
-        if g1 < n1:
-            parts[-1] += (
-                f". Here one GD step (step size 1/L) gets closer to w_N than one damped-Newton step ({g1:.2g} "
-                f"against {n1:.2g}): with ‖a‖ ≤ 1 and μ = {cfg.mu:g} the problem is well conditioned and the "
-                "damping 2√μ/(2√μ + λ) shortens the first Newton steps; Newton overtakes once it converges "
-                "quadratically"
-            )
+        n, g = curves[f"damped_newton_w_error_{tag}"]["y"][1], curves[f"gd_w_error_{tag}"]["y"][1]
+        parts[-1] += GD_FIRST.format(g=g, n=n, mu=cfg.mu) if g < n else ""
     return ". ".join(parts)
 
 
@@ -760,41 +674,19 @@ def report(cfg: GiannouConfig, scalars: dict, curves: dict) -> tuple[list, str]:
     """(comparison rows, notes) of the report, from the measured numbers alone."""
     verdicts = judge_all(findings(cfg), scalars)
     c, t = cfg.construction, cfg.training
-    k_default = default_newton_schulz_steps(cfg.mu)
-    ks = {k_default if k is None else k for k in c.newton_schulz_steps}
-    text = {
-        **{f"layers_per_step_k{k}": layers_per_step(k) for k in ks},
-        **{f"verdict_{k}": "yes" if v.holds else "no" for k, v in verdicts.items()},
-        "setting": f"{cfg.dim}, {cfg.n_context}, {cfg.mu:g}, {t.n_embd}, {t.n_head}",
-        "depth_tables": _depth_tables(cfg, scalars, curves),
-        "trained_summary": _trained_summary(cfg, scalars, curves),
-        "trained_verdicts": "\n".join(
-            f"- {v.sentence}" for k, v in verdicts.items() if k.startswith(("better_", "deeper_"))
-        ),
-        "table_width": c.table_width,
-        "table_prompts": min(c.table_prompts, cfg.eval_prompts),
-        "construction_steps": c.steps,
-        "newton_iterations": cfg.newton_iterations,
-        "model": f"{t.attention} attention{' with LayerNorm' if t.layer_norm else ''}, ReLU MLPs, width {t.n_embd}, "
-        f"{t.n_head} heads",
-        "depths": list(t.depths),
-        "train_steps": t.steps,
-        "lr": f"{t.lr:g}",
-        "schedule": t.schedule,
-        "batch_size": t.batch_size,
-        "x_distribution": cfg.x_distribution,
-        "label_model": cfg.label_model,
-        "mu": f"{cfg.mu:g}",
+    text = {f"layers_per_step_k{k}": layers_per_step(k) for k in _newton_schulz_steps(cfg)}
+    text |= {
+        "setting": f"{cfg.dim}, {cfg.n_context}, {cfg.mu:g}, {t.n_embd}, {t.n_head}", "not_run": "not run",
+        "depth_tables": _depth_tables(cfg, scalars, curves), "trained_summary": _trained_summary(cfg, scalars, curves),
+        "trained_verdicts": "\n".join(f"- {v.sentence}" for k, v in verdicts.items() if k.startswith(("better_", "deeper_"))),
+        "table_width": c.table_width, "table_prompts": min(c.table_prompts, cfg.eval_prompts),
+        "construction_steps": c.steps, "newton_iterations": cfg.newton_iterations, "depths": list(t.depths),
+        "model": f"{t.attention} attention{' with LayerNorm' * t.layer_norm}, ReLU MLPs, width {t.n_embd}, {t.n_head} heads",
+        "train_steps": t.steps, "lr": f"{t.lr:g}", "schedule": t.schedule, "batch_size": t.batch_size,
+        "x_distribution": cfg.x_distribution, "label_model": cfg.label_model, "mu": f"{cfg.mu:g}",
         "condition_numbers": list(cfg.condition_numbers),
-        "quick_note": ""
-        if cfg.eval_prompts >= 1000 and t.steps >= 10_000
-        else (
-            "- The quick profile trains small models for few steps on one condition number; their errors are "
-            "larger than fully trained models' would be, which lowers the number of Newton steps they match "
-            "(see training_loss.png: the loss is still falling at the end, so deeper models need not yet beat "
-            "shallower ones). The full profile runs three condition numbers and the paper's depths on a GPU."
-        ),
-    }
+        "quick_note": "" if cfg.eval_prompts >= 1000 and t.steps >= 10_000 else QUICK_NOTE,
+    }  # fmt: skip
     rows = [row.row({**scalars, **text}) for row in comparisons(cfg)]
     return rows, fill(TEMPLATE.read_text(), {**scalars, **text}, verdicts)
 
