@@ -39,7 +39,9 @@ def test_nmse_db_is_the_ratio_of_sums_in_decibels():
 def test_nmse_db_interval_resamples_prompts_with_the_same_draw_for_every_row():
     err, power = RNG.uniform(0.1, 1, size=(2, 40)), RNG.uniform(0.5, 2, size=40)
     gen = torch.Generator().manual_seed(5)
-    y, low, high = nmse_db_interval(torch.tensor(err), torch.tensor(power), n_boot=300, generator=gen)
+    y, low, high = nmse_db_interval(
+        torch.tensor(err), torch.tensor(power), n_boot=300, generator=gen
+    )
     idx = torch.randint(40, (300, 40), generator=torch.Generator().manual_seed(5)).numpy()
     boots = 10 * np.log10(err[:, idx].sum(-1) / power[idx].sum(-1))  # [2, 300]
     np.testing.assert_allclose(y.numpy(), 10 * np.log10(err.sum(1) / power.sum()), rtol=1e-12)

@@ -120,7 +120,10 @@ def test_the_report_follows_the_numbers_not_the_paper(run):
     # the comparison table carries our numbers, not the paper's
     rows, _ = report(TINY, {**s, **disagree}, curves)
     by_quantity = {q: ours for q, ours, _, _ in rows}
-    assert by_quantity["construction error vs damped Newton, max over steps ≤ 3 and prompts (W = 128)"] == 0.2
+    assert (
+        by_quantity["construction error vs damped Newton, max over steps ≤ 3 and prompts (W = 128)"]
+        == 0.2
+    )
     missing = {k: v for k, v in s.items() if k != "construction_floor_decreases_with_width"}
     _, notes = report(TINY, missing, curves)
     assert "Not measured: the construction's error floor falls" in notes
