@@ -120,11 +120,14 @@ def test_the_report_follows_the_numbers_not_the_paper(run):
     ]
     disagree |= {"construction_passed": 0.0, "construction_error_most_heads": 1.0}
     claims = [
-        f"in context the transformer matches training the 2-layer network (softmax attention, {r.replace('_', ' ')})"
+        "in context the transformer matches training the 2-layer network "
+        f"(softmax attention, {r.replace('_', ' ')})"
         for r in rows
     ]
-    claims += ["each step of Theorem 1's construction is within η·ε of a GD step",
-               "the construction's distance to exact GD falls as the heads grow"]  # fmt: skip
+    claims += [
+        "each step of Theorem 1's construction is within η·ε of a GD step",
+        "the construction's distance to exact GD falls as the heads grow",
+    ]
     _, yes = report(cfg, {**s, **agree})
     _, no = report(cfg, {**s, **disagree})
     for claim in claims:

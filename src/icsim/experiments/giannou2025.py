@@ -36,7 +36,7 @@ from icsim.algorithms.logistic import (
 )
 from icsim.analysis.metrics import matched_steps, mean_and_interval_by_column, w_error
 from icsim.analysis.plots import plot_curves, plot_panels
-from icsim.analysis.report import Comparison, Curve, Finding, fill, finite, judge_all
+from icsim.analysis.report import Comparison, Curve, Finding, fill, judge_all
 from icsim.constructions.logistic_newton import (
     DEFAULT_WIDTH,
     error_table,
@@ -498,13 +498,24 @@ def plot_depth_vs_newton(cfg: GiannouConfig, kappa: float, curves: dict, out: Pa
         return {k: v[:n] if isinstance(v, list) else v for k, v in c.items()}
 
     panels = []
-    for what, title in (("excess_loss", f"regularised logistic loss, κ = {kappa:g}"),
-                        ("w_error", "distance to the Newton solution w_N")):  # fmt: skip
+    for what, title in (
+        ("excess_loss", f"regularised logistic loss, κ = {kappa:g}"),
+        ("w_error", "distance to the Newton solution w_N"),
+    ):
         # converged Newton sits at round-off (1e-30): show 3 decades below the transformer
         low = min((y for y in cv[f"transformer_{what}"]["y_low"] if y > 0), default=1)
         lines = [(name, upto(cv[f"{name}_{what}"]), style) for name, style in styles.items()]
         xlabel, ylabel = "layers (transformer) / steps (Newton, GD)", lines[0][1]["y_label"]
-        panels.append(dict(lines=lines, title=title, yscale="log", ymin=1e-3 * low, xlabel=xlabel, ylabel=ylabel))  # fmt: skip
+        panels.append(
+            dict(
+                lines=lines,
+                title=title,
+                yscale="log",
+                ymin=1e-3 * low,
+                xlabel=xlabel,
+                ylabel=ylabel,
+            )
+        )
     c = cv["transformer_w_error"]
     lines = [("trained transformer", {"x": c["x"], "y": c["y"]}, dict(marker="o", lw=2))]
     for k in _ks(curves, tag):
@@ -513,7 +524,11 @@ def plot_depth_vs_newton(cfg: GiannouConfig, kappa: float, curves: dict, out: Pa
         label = f"construction, k = {k} ({v['x'][1]} layers per step)"
         lines.append((label, {"x": x, "y": v["y"]}, dict(marker=".", ls="--")))
     title, xlabel = "trained vs constructed, per layer", "layers (0 drawn at 0.5)"
-    panels.append(dict(lines=lines, title=title, xscale="log", yscale="log", xlabel=xlabel, ylabel=c["y_label"]))  # fmt: skip
+    panels.append(
+        dict(
+            lines=lines, title=title, xscale="log", yscale="log", xlabel=xlabel, ylabel=c["y_label"]
+        )
+    )
     return plot_panels(panels, out / f"depth_vs_newton_{tag}.png")
 
 
@@ -531,30 +546,55 @@ def _ks(curves: dict, tag: str) -> list[int]:
 def findings(cfg: GiannouConfig) -> list[Finding]:
     """The paper's claims (PAPERS.md §3) and the criteria deciding whether this run shows them."""
     out = [
-        Finding("construction_follows_newton", "the construction emulates damped Newton",
-                "max error against exact damped Newton over steps ≤ 3 and prompts ≤ 1e-3",
-                lambda s: s["construction_max_error_T3"] <= 1e-3,
-                lambda s: f"max error {s['construction_max_error_T3']:.2g} at width {s['construction_max_error_T3_width']}"),
-        Finding("floor_falls_with_width", "the construction's error floor falls as its MLP width grows (Thm 5.1)",
-                "the floor falls at every doubling of the width W",
-                lambda s: s["construction_floor_decreases_with_width"] == 1.0,
-                lambda s: f"a factor {s['construction_floor_factor_per_doubling']:.2f} per doubling "
-                "(piecewise-linear interpolation: O(W⁻²), a factor 4)"),
-    ]  # fmt: skip
+        Finding(
+            "construction_follows_newton",
+            "the construction emulates damped Newton",
+            "max error against exact damped Newton over steps ≤ 3 and prompts ≤ 1e-3",
+            lambda s: s["construction_max_error_T3"] <= 1e-3,
+            lambda s: (
+                f"max error {s['construction_max_error_T3']:.2g} "
+                f"at width {s['construction_max_error_T3_width']}"
+            ),
+        ),
+        Finding(
+            "floor_falls_with_width",
+            "the construction's error floor falls as its MLP width grows (Thm 5.1)",
+            "the floor falls at every doubling of the width W",
+            lambda s: s["construction_floor_decreases_with_width"] == 1.0,
+            lambda s: (
+                f"a factor {s['construction_floor_factor_per_doubling']:.2f} per doubling "
+                "(piecewise-linear interpolation: O(W⁻²), a factor 4)"
+            ),
+        ),
+    ]
     depths = list(cfg.training.depths)
     for kappa in cfg.condition_numbers:
         tag, more = _kappa(kappa), " and larger at the deepest than the shallowest"
         better = f"{tag}_trained_better_per_layer_than_construction"
         m = [f"{tag}_depth{d}_newton_steps_matched" for d in depths]
         out += [
-            Finding(f"better_per_layer_{tag}", f"at κ = {kappa:g} trained transformers are closer to w_N "
-                    "than the construction with as many layers", "every trained depth closer than the construction at every k",
-                    lambda s, b=better: s[b] == 1.0, lambda s, b=better: "yes" if s[b] else "no"),
-            Finding(f"deeper_is_more_newton_{tag}", f"at κ = {kappa:g} deeper trained transformers match more "
-                    "damped-Newton steps", "matched Newton steps non-decreasing in depth" + more * (len(depths) > 1),
-                    lambda s, m=m: all(s[b] >= s[a] for a, b in zip(m, m[1:])) and (len(m) == 1 or s[m[-1]] > s[m[0]]),
-                    lambda s, m=m: "matched steps " + ", ".join(f"{d} layers → {s[k]:.2f}" for d, k in zip(depths, m))),
-        ]  # fmt: skip
+            Finding(
+                f"better_per_layer_{tag}",
+                f"at κ = {kappa:g} trained transformers are closer to w_N "
+                "than the construction with as many layers",
+                "every trained depth closer than the construction at every k",
+                lambda s, b=better: s[b] == 1.0,
+                lambda s, b=better: "yes" if s[b] else "no",
+            ),
+            Finding(
+                f"deeper_is_more_newton_{tag}",
+                f"at κ = {kappa:g} deeper trained transformers match more damped-Newton steps",
+                "matched Newton steps non-decreasing in depth" + more * (len(depths) > 1),
+                lambda s, m=m: (
+                    all(s[b] >= s[a] for a, b in zip(m, m[1:]))
+                    and (len(m) == 1 or s[m[-1]] > s[m[0]])
+                ),
+                lambda s, m=m: (
+                    "matched steps "
+                    + ", ".join(f"{d} layers → {s[k]:.2f}" for d, k in zip(depths, m))
+                ),
+            ),
+        ]
     return out
 
 
@@ -563,30 +603,65 @@ def comparisons(cfg: GiannouConfig) -> list[Comparison]:
     W = c.table_width if c.table_width in c.widths else max(c.widths)
     none = "not reported"
     rows = [
-        Comparison(f"layers per Newton step, construction (k = {k})", f"layers_per_step_k{k}",
-                   PAPER_LAYERS_PER_STEP if k == 1 else f"11 + 2k = {11 + 2 * k} (formula)",
-                   "ours 6 + 2k blocks (attention + MLP each); the paper counts 11 + 2k layers (13 at k = 1)")
+        Comparison(
+            f"layers per Newton step, construction (k = {k})",
+            f"layers_per_step_k{k}",
+            PAPER_LAYERS_PER_STEP if k == 1 else f"11 + 2k = {11 + 2 * k} (formula)",
+            "ours 6 + 2k blocks (attention + MLP each); the paper counts 11 + 2k layers "
+            "(13 at k = 1)",
+        )
         for k in _newton_schulz_steps(cfg)
-    ]  # fmt: skip
+    ]
     rows += [
-        Comparison(f"construction error vs damped Newton, max over steps ≤ 3 and prompts (W = {W})",
-                   "construction_max_error_T3", none, "issue's acceptance: ≤ 1e-3"),
-        Comparison("construction error floor: factor it falls per width doubling", "construction_floor_factor_per_doubling",
-                   none, "our ReLU interpolants: O(W⁻²), i.e. ≈ 4; Thm 5.1 bounds the width as O(d(1+μ)⁶/(ε⁴μ⁸))"),
-    ]  # fmt: skip
+        Comparison(
+            f"construction error vs damped Newton, max over steps ≤ 3 and prompts (W = {W})",
+            "construction_max_error_T3",
+            none,
+            "issue's acceptance: ≤ 1e-3",
+        ),
+        Comparison(
+            "construction error floor: factor it falls per width doubling",
+            "construction_floor_factor_per_doubling",
+            none,
+            "our ReLU interpolants: O(W⁻²), i.e. ≈ 4; Thm 5.1 bounds the width as "
+            "O(d(1+μ)⁶/(ε⁴μ⁸))",
+        ),
+    ]
     for kappa in cfg.condition_numbers:
         tag = _kappa(kappa)
-        rows += [Comparison(f"κ = {kappa:g}, depth {d}: damped-Newton steps with the same distance to w_N",
-                            f"{tag}_depth{d}_newton_steps_matched", none, "the paper shows this as a figure only")
-                 for d in t.depths]  # fmt: skip
-        rows.append(Comparison(f"κ = {kappa:g}: trained transformers closer to w_N than the construction with as many "
-                               "layers (1 = yes)", f"{tag}_trained_better_per_layer_than_construction",
-                               PAPER["trained_better_per_layer_than_construction"], "every trained depth against every k"))  # fmt: skip
+        rows += [
+            Comparison(
+                f"κ = {kappa:g}, depth {d}: damped-Newton steps with the same distance to w_N",
+                f"{tag}_depth{d}_newton_steps_matched",
+                none,
+                "the paper shows this as a figure only",
+            )
+            for d in t.depths
+        ]
+        rows.append(
+            Comparison(
+                f"κ = {kappa:g}: trained transformers closer to w_N than the construction with "
+                "as many "
+                "layers (1 = yes)",
+                f"{tag}_trained_better_per_layer_than_construction",
+                PAPER["trained_better_per_layer_than_construction"],
+                "every trained depth against every k",
+            )
+        )
     return rows + [
-        Comparison("setting: d, n, μ, width, heads", "setting", "5, 26, 0.1, 32, 4", "their code: width 256, μ = 0.01"),
-        Comparison("linear regression: trained LSA between Newton–Schulz orders 2 and 3", "not_run",
-                   "yes (1–6 layers, d = 10, n = 50)", "this reproduction covers the logistic-regression part only"),
-    ]  # fmt: skip
+        Comparison(
+            "setting: d, n, μ, width, heads",
+            "setting",
+            "5, 26, 0.1, 32, 4",
+            "their code: width 256, μ = 0.01",
+        ),
+        Comparison(
+            "linear regression: trained LSA between Newton–Schulz orders 2 and 3",
+            "not_run",
+            "yes (1–6 layers, d = 10, n = 50)",
+            "this reproduction covers the logistic-regression part only",
+        ),
+    ]
 
 
 def _newton_schulz_steps(cfg: GiannouConfig) -> list[int]:
@@ -603,17 +678,33 @@ def _depth_tables(cfg: GiannouConfig, s: dict, curves: dict) -> str:
     lines = []
     for kappa in cfg.condition_numbers:
         tag, ks = _kappa(kappa), _ks(curves, _kappa(kappa))
-        lines += [f"### κ = {kappa:g}", "", "| Newton steps T | k | layers (ours) | layers (paper's formula) "
-                  "| ‖ŵ_T − w_T‖ | ‖ŵ_T − w_N‖²/d | f(ŵ_T) − f(w_N) |", "|---" * 7 + "|"]  # fmt: skip
+        lines += [
+            f"### κ = {kappa:g}",
+            "",
+            "| Newton steps T | k | layers (ours) | layers (paper's formula) "
+            "| ‖ŵ_T − w_T‖ | ‖ŵ_T − w_N‖²/d | f(ŵ_T) − f(w_N) |",
+            "|---" * 7 + "|",
+        ]
         for k in ks:
             err, exc, ex = (
                 curves[f"construction_k{k}_{q}_{tag}"]
                 for q in ("w_error", "excess_loss", "to_exact")
             )
-            lines += [f"| {T} | {k} | {err['x'][T]} | {T * (11 + 2 * k)} | {ex['y'][T]:.2e} | {err['y'][T]:.2e} "
-                      f"| {exc['y'][T]:.2e} |" for T in range(1, len(err["x"]))]  # fmt: skip
-        lines += ["", TRAINED_TABLE, "", "| depth | ‖ŵ − w_N‖²/d | f(ŵ) − f(w_N) | Newton steps | GD steps | "
-                  + " | ".join(f"construction layers (k = {k})" for k in ks) + " |", "|---" * (5 + len(ks)) + "|"]  # fmt: skip
+            lines += [
+                f"| {T} | {k} | {err['x'][T]} | {T * (11 + 2 * k)} | {ex['y'][T]:.2e} "
+                f"| {err['y'][T]:.2e} "
+                f"| {exc['y'][T]:.2e} |"
+                for T in range(1, len(err["x"]))
+            ]
+        lines += [
+            "",
+            TRAINED_TABLE,
+            "",
+            "| depth | ‖ŵ − w_N‖²/d | f(ŵ) − f(w_N) | Newton steps | GD steps | "
+            + " | ".join(f"construction layers (k = {k})" for k in ks)
+            + " |",
+            "|---" * (5 + len(ks)) + "|",
+        ]
         for d in cfg.training.depths:
             p = f"{tag}_depth{d}"
             cells = [
@@ -623,7 +714,7 @@ def _depth_tables(cfg: GiannouConfig, s: dict, curves: dict) -> str:
                 _cell(s.get(p + "_newton_steps_matched"), ".2f"),
                 _cell(s.get(p + "_gd_steps_matched"), ".1f"),
             ]
-            cells += [_cell(s.get(f"{p}_construction_layers_matched_k{k}"), "d") for k in ks]  # fmt: skip
+            cells += [_cell(s.get(f"{p}_construction_layers_matched_k{k}"), "d") for k in ks]
             lines += ["| " + " | ".join(cells) + " |"]
         lines.append("")
     return "\n".join(lines)
@@ -657,8 +748,11 @@ def _trained_summary(cfg: GiannouConfig, s: dict, curves: dict) -> str:
         for d in cfg.training.depths:
             p = f"{tag}_depth{d}"
             cons = [v for k, v in s.items() if k.startswith(f"{p}_construction_layers_matched_k")]
-            where = f"our construction needs {min(cons)} layers to be as close" if cons else (
-                "closer than our construction gets in the layers run")  # fmt: skip
+            where = (
+                f"our construction needs {min(cons)} layers to be as close"
+                if cons
+                else ("closer than our construction gets in the layers run")
+            )
             gd = _cell(s.get(p + "_gd_steps_matched"), ".1f").replace(
                 "—", f"more than {cfg.gd_steps}"
             )
@@ -676,17 +770,30 @@ def report(cfg: GiannouConfig, scalars: dict, curves: dict) -> tuple[list, str]:
     c, t = cfg.construction, cfg.training
     text = {f"layers_per_step_k{k}": layers_per_step(k) for k in _newton_schulz_steps(cfg)}
     text |= {
-        "setting": f"{cfg.dim}, {cfg.n_context}, {cfg.mu:g}, {t.n_embd}, {t.n_head}", "not_run": "not run",
-        "depth_tables": _depth_tables(cfg, scalars, curves), "trained_summary": _trained_summary(cfg, scalars, curves),
-        "trained_verdicts": "\n".join(f"- {v.sentence}" for k, v in verdicts.items() if k.startswith(("better_", "deeper_"))),
-        "table_width": c.table_width, "table_prompts": min(c.table_prompts, cfg.eval_prompts),
-        "construction_steps": c.steps, "newton_iterations": cfg.newton_iterations, "depths": list(t.depths),
-        "model": f"{t.attention} attention{' with LayerNorm' * t.layer_norm}, ReLU MLPs, width {t.n_embd}, {t.n_head} heads",
-        "train_steps": t.steps, "lr": f"{t.lr:g}", "schedule": t.schedule, "batch_size": t.batch_size,
-        "x_distribution": cfg.x_distribution, "label_model": cfg.label_model, "mu": f"{cfg.mu:g}",
+        "setting": f"{cfg.dim}, {cfg.n_context}, {cfg.mu:g}, {t.n_embd}, {t.n_head}",
+        "not_run": "not run",
+        "depth_tables": _depth_tables(cfg, scalars, curves),
+        "trained_summary": _trained_summary(cfg, scalars, curves),
+        "trained_verdicts": "\n".join(
+            f"- {v.sentence}" for k, v in verdicts.items() if k.startswith(("better_", "deeper_"))
+        ),
+        "table_width": c.table_width,
+        "table_prompts": min(c.table_prompts, cfg.eval_prompts),
+        "construction_steps": c.steps,
+        "newton_iterations": cfg.newton_iterations,
+        "depths": list(t.depths),
+        "model": f"{t.attention} attention{' with LayerNorm' * t.layer_norm}, ReLU MLPs, "
+        f"width {t.n_embd}, {t.n_head} heads",
+        "train_steps": t.steps,
+        "lr": f"{t.lr:g}",
+        "schedule": t.schedule,
+        "batch_size": t.batch_size,
+        "x_distribution": cfg.x_distribution,
+        "label_model": cfg.label_model,
+        "mu": f"{cfg.mu:g}",
         "condition_numbers": list(cfg.condition_numbers),
         "quick_note": "" if cfg.eval_prompts >= 1000 and t.steps >= 10_000 else QUICK_NOTE,
-    }  # fmt: skip
+    }
     rows = [row.row({**scalars, **text}) for row in comparisons(cfg)]
     return rows, fill(TEMPLATE.read_text(), {**scalars, **text}, verdicts)
 

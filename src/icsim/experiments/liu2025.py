@@ -453,7 +453,9 @@ def measure(cfg: LiuConfig, base, models, nets, probes, g, device, K: int, L: in
     scalars, curves, gb = {}, {}, torch.Generator().manual_seed(cfg.eval_seed)
     for name, (params, n, _) in settings(cfg).items():
         per_layer = name in ("train_matrix", "new_matrix")
-        errs = evaluate(cfg, _task(base, **params), n, models, nets, probes if per_layer else None, g, device)  # fmt: skip
+        errs = evaluate(
+            cfg, _task(base, **params), n, models, nets, probes if per_layer else None, g, device
+        )
         for method, (err, power) in errs.items():
             if method != "transformer_layers":
                 scalars[f"{name}.{method}_db"] = nmse_db(err[_at(method, K, L)], power).item()
@@ -473,7 +475,9 @@ def measure(cfg: LiuConfig, base, models, nets, probes, g, device, K: int, L: in
             by_n[m].append(nmse_db(errs[m][0][_at(m, K, L)], errs[m][1]).item())
     x_label = f"demonstrations N (on X_A; LISTA trained at N = {cfg.n_demos})"
     for m, y in by_n.items():
-        curves[f"error_vs_demos_{m}"] = Curve(list(cfg.demo_counts), y, x_label, f"NMSE (dB) after {K} layers / steps").to_json()  # fmt: skip
+        curves[f"error_vs_demos_{m}"] = Curve(
+            list(cfg.demo_counts), y, x_label, f"NMSE (dB) after {K} layers / steps"
+        ).to_json()
     return scalars, curves
 
 
@@ -504,9 +508,15 @@ def figures(cfg: LiuConfig, curves: dict, out: Path, K: int) -> list:
         figs.append(plot_curves(sel, out / f"error_by_layer_{setting}.png", title=title))
     by_n = {m: curves[f"error_vs_demos_{m}"] for m in METHODS}
     title = f"other numbers of demonstrations (trained on N = {tc.min_demos}..{tc.max_demos})"
-    figs.append(plot_curves(by_n, out / "error_vs_demonstrations.png", vline=N, vline_label="LISTA's N", title=title))  # fmt: skip
+    figs.append(
+        plot_curves(
+            by_n, out / "error_vs_demonstrations.png", vline=N, vline_label="LISTA's N", title=title
+        )
+    )
     losses = {k[len("train_loss_") :]: v for k, v in curves.items() if k.startswith("train_")}
-    figs.append(plot_curves(losses, out / "training_loss.png", logy=True, title="transformer training loss"))  # fmt: skip
+    figs.append(
+        plot_curves(losses, out / "training_loss.png", logy=True, title="transformer training loss")
+    )
     return figs
 
 
@@ -527,97 +537,140 @@ CLAIMS = {  # the paper's claim for each evaluation setting (PAPERS.md §9), in 
     "shared_supports": "training on shared supports improves the transformer",
 }
 COMPETITIVE_DB = 3.0  # "competitive with LISTA": within 3 dB of it on its own matrix
+OFF_X_A = ("new_matrix", "fresh_matrices", "correlated", "fewer_demos", "more_demos")
 
 
-def _gap_to_lista(s, setting: str) -> float:
-    """Transformer − best LISTA-type method (dB) in `setting`: < 0 means the transformer wins."""
-    return s[f"{setting}.transformer_db"] - min(
-        s[f"{setting}.lista_db"], s[f"{setting}.lista_cp_db"]
-    )
+def _gaps(s) -> dict:
+    """Transformer − LISTA on X_A, − the best LISTA-type method elsewhere, and the shared-support
+    model's gain (dB): < 0 means the transformer wins."""
+    gaps = {"gap_train_matrix": s["train_matrix.transformer_db"] - s["train_matrix.lista_db"]}
+    for k in OFF_X_A:
+        best = min(s[f"{k}.lista_db"], s[f"{k}.lista_cp_db"])
+        gaps[f"gap_{k}"] = s[f"{k}.transformer_db"] - best
+    if "shared_supports.transformer_shared_db" in s:
+        gain = s["shared_supports.transformer_db"] - s["shared_supports.transformer_shared_db"]
+        gaps["shared_gain"] = gain
+    return gaps
 
 
 def findings(cfg: LiuConfig) -> list[Finding]:
-    """The paper's claims (PAPERS.md §9) and the criteria that decide whether this run shows them."""
+    """The paper's claims (PAPERS.md §9) and the criteria deciding whether this run shows them."""
 
-    def beats(alg):
+    def below(name, claim, criterion, ours, than, margin=0.0):  # ours < than + margin (dB)
         return Finding(
-            f"beats_{alg}", f"the transformer beats {alg.upper()} layer for step on X_A",
-            f"transformer after L layers below {alg.upper()} after K steps (NMSE, dB)",
-            lambda s: s["train_matrix.transformer_db"] < s[f"train_matrix.{alg}_db"],
-            lambda s: f"{s['train_matrix.transformer_db']:.1f} vs {s[f'train_matrix.{alg}_db']:.1f} dB",
-        )  # fmt: skip
+            name,
+            claim,
+            criterion,
+            lambda s: s[ours] < s[than] + margin,
+            lambda s: f"{s[ours]:.1f} dB against {s[than]:.1f} dB",
+        )
 
-    def generalises(setting, label):
-        return Finding(
-            f"generalises_{setting}", f"the transformer beats LISTA and LISTA-CP on {label}",
-            "transformer below both LISTA-type methods (NMSE, dB)",
-            lambda s: _gap_to_lista(s, setting) < 0,
-            lambda s: f"transformer − best LISTA-type = {_gap_to_lista(s, setting):+.1f} dB",
-        )  # fmt: skip
-
+    tf = "train_matrix.transformer_db"
     out = [
-        beats("ista"),
-        beats("fista"),
-        Finding(
-            "competitive_with_lista", "the transformer is competitive with LISTA on LISTA's own matrix X_A",
+        below(
+            f"beats_{a}",
+            f"the transformer beats {a.upper()} layer for step on X_A",
+            f"transformer after L layers below {a.upper()} after K steps",
+            tf,
+            f"train_matrix.{a}_db",
+        )
+        for a in ("ista", "fista")
+    ]
+    out.append(
+        below(
+            "competitive_with_lista",
+            "the transformer is competitive with LISTA on LISTA's own matrix X_A",
             f"transformer within {COMPETITIVE_DB:g} dB of LISTA (or below it)",
-            lambda s: s["train_matrix.transformer_db"] <= s["train_matrix.lista_db"] + COMPETITIVE_DB,
-            lambda s: f"{s['train_matrix.transformer_db'] - s['train_matrix.lista_db']:+.1f} dB against LISTA",
-        ),
-        generalises("new_matrix", "one unseen matrix X_B"),
-        generalises("fresh_matrices", "a new matrix every prompt"),
-        generalises("fewer_demos", f"X_A with fewer demonstrations (N = {cfg.fewer_demos})"),
-        generalises("more_demos", f"X_A with more demonstrations (N = {cfg.more_demos})"),
+            tf,
+            "train_matrix.lista_db",
+            COMPETITIVE_DB + 1e-12,
+        )
+    )
+    for k, label in (
+        ("new_matrix", "one unseen matrix X_B"),
+        ("fresh_matrices", "a new matrix every prompt"),
+        ("fewer_demos", f"X_A with fewer demonstrations (N = {cfg.fewer_demos})"),
+        ("more_demos", f"X_A with more demonstrations (N = {cfg.more_demos})"),
+    ):
+        out.append(
+            below(
+                f"generalises_{k}",
+                f"the transformer beats LISTA and LISTA-CP on {label}",
+                "transformer below both LISTA-type methods",
+                f"{k}.transformer_db",
+                f"{k}.best_lista_db",
+            )
+        )
+    slope, r2 = "transformer_db_slope_per_layer", "transformer_db_r2_linear_in_layer"
+    out.append(
         Finding(
-            "linear_in_layers", "the transformer's error falls linearly (in dB) with depth",
+            "linear_in_layers",
+            "the transformer's error falls linearly (in dB) with depth",
             "slope of dB against layer < 0 and R² of the line ≥ 0.9",
-            lambda s: s["transformer_db_slope_per_layer"] < 0 and s["transformer_db_r2_linear_in_layer"] >= 0.9,
-            lambda s: f"{s['transformer_db_slope_per_layer']:.2f} dB/layer, R² = {s['transformer_db_r2_linear_in_layer']:.2f}",
-        ),
-    ]  # fmt: skip
+            lambda s: s[slope] < 0 and s[r2] >= 0.9,
+            lambda s: f"{s[slope]:.2f} dB/layer, R² = {s[r2]:.2f}",
+        )
+    )
     if cfg.shared_support_steps != 0:
-        def gain(s):
-            return s["shared_supports.transformer_db"] - s["shared_supports.transformer_shared_db"]
-        out.append(Finding(
-            "shared_support_helps", "training on shared supports lowers the error on shared-support prompts",
-            "the shared-support model's NMSE below the uniform model's", lambda s: gain(s) > 0,
-            lambda s: f"gain {gain(s):.2f} dB",
-        ))  # fmt: skip
+        out.append(
+            below(
+                "shared_support_helps",
+                "training on shared supports lowers the error on shared-support prompts",
+                "the shared-support model's NMSE below the uniform model's",
+                "shared_supports.transformer_shared_db",
+                "shared_supports.transformer_db",
+            )
+        )
     return out
 
 
 def comparisons(cfg: LiuConfig, K: int, L: int) -> list[Comparison]:
+    beats, numbers = PAPER["transformer_beats_ista_fista"], PAPER["numbers"]
     rows = [
-        Comparison(f"transformer NMSE (dB) on X_A, N = {cfg.n_demos}, {L} layers", "train_matrix.transformer_db",
-                   PAPER["numbers"], "our metric: NMSE of x_qᵀβ̂ against the noiseless x_qᵀβ*"),
-        Comparison(f"ISTA NMSE (dB) on X_A after {K} steps", "train_matrix.ista_db", PAPER["transformer_beats_ista_fista"], "layer for step"),
-        Comparison(f"FISTA NMSE (dB) on X_A after {K} steps", "train_matrix.fista_db", PAPER["transformer_beats_ista_fista"], "layer for step"),
-        Comparison("ISTA / FISTA steps to reach the transformer's error", "steps_to_match", PAPER["numbers"], f"λ = {cfg.lam}, step 1/L"),
-        Comparison("transformer − LISTA on LISTA's own X_A (dB)", "gap_train_matrix", PAPER["transformer_vs_lista_on_its_matrix"], f"K = {K}"),
-    ]  # fmt: skip
-    for setting, label in (
-        ("new_matrix", "one unseen matrix X_B"), ("fresh_matrices", "a new matrix every prompt"),
-        ("correlated", f"correlated rows, ρ = {cfg.correlated_rho}"),
-        ("fewer_demos", f"X_A with N = {cfg.fewer_demos}"), ("more_demos", f"X_A with N = {cfg.more_demos}"),
-    ):  # fmt: skip
-        paper = (
-            CLAIMS[setting]
-            if setting != "correlated"
-            else "not reported separately (PAPERS.md: unseen matrices)"
-        )
-        rows.append(
-            Comparison(
-                f"transformer − best of LISTA, LISTA-CP (dB): {label}", f"gap_{setting}", paper
-            )
-        )
+        Comparison(
+            f"transformer NMSE (dB) on X_A, N = {cfg.n_demos}, {L} layers",
+            "train_matrix.transformer_db",
+            numbers,
+            "NMSE of x_qᵀβ̂ against the noiseless x_qᵀβ*",
+        ),
+        Comparison(
+            f"ISTA NMSE (dB) on X_A after {K} steps",
+            "train_matrix.ista_db",
+            beats,
+            "layer for step",
+        ),
+        Comparison(
+            f"FISTA NMSE (dB) on X_A after {K} steps",
+            "train_matrix.fista_db",
+            beats,
+            "layer for step",
+        ),
+        Comparison(
+            "ISTA / FISTA steps to reach the transformer's error",
+            "steps_to_match",
+            numbers,
+            f"λ = {cfg.lam}, step 1/L",
+        ),
+        Comparison(
+            "transformer − LISTA on LISTA's own X_A (dB)",
+            "gap_train_matrix",
+            PAPER["transformer_vs_lista_on_its_matrix"],
+            f"K = {K}",
+        ),
+    ]
+    for k, (_, n, what) in settings(cfg).items():
+        if k in OFF_X_A:
+            paper = CLAIMS[k] if k != "correlated" else "not reported separately (unseen matrices)"
+            quantity = f"transformer − best of LISTA, LISTA-CP (dB): {what}, N = {n}"
+            rows.append(Comparison(quantity, f"gap_{k}", paper))
     if cfg.shared_support_steps != 0:
-        steps = f"{cfg.shared_support_steps or cfg.transformer.steps} vs {cfg.transformer.steps} training steps"
+        steps = f"{cfg.shared_support_steps or cfg.transformer.steps} vs {cfg.transformer.steps}"
         rows.append(
             Comparison(
                 "shared-support training: dB gain on shared-support prompts",
                 "shared_gain",
                 PAPER["shared_support_helps"],
-                f"{cfg.n_supports} supports; {steps}",
+                f"{cfg.n_supports} supports; {steps} steps",
             )
         )
     rows.append(
@@ -625,63 +678,62 @@ def comparisons(cfg: LiuConfig, K: int, L: int) -> list[Comparison]:
             "transformer's dB error against depth: slope per layer (dB)",
             "transformer_db_slope_per_layer",
             PAPER["convergence_in_layers"],
-            "R² and ISTA/FISTA slopes: see Findings and metrics.json",
+            "R²: see Findings",
         )
     )
-    return rows  # fmt: skip
+    return rows
 
 
 def _table(cfg: LiuConfig, s: dict, K: int, L: int) -> str:
     """The generalisation table (NMSE in dB, every setting × method) in markdown."""
-    methods = ["transformer"] + (["transformer_shared"] if cfg.shared_support_steps != 0 else [])
-    methods += ["ista", "fista", "lista", "lista_cp", "lasso"]
-    heads = {
-        "transformer": f"transformer ({L} layers)", "transformer_shared": "transformer, shared-support trained",
-        "ista": f"ISTA ({K} steps)", "fista": f"FISTA ({K} steps)", "lista": f"LISTA ({K} layers)",
-        "lista_cp": f"LISTA-CP ({K} layers)", "lasso": "LASSO (converged)",
-    }  # fmt: skip
-    lines = ["| setting | " + " | ".join(heads[m] for m in methods) + " | paper's claim |",
-             "|---|" + "---|" * (len(methods) + 1)]  # fmt: skip
+    heads = {"transformer": f"transformer ({L} layers)"}
+    if cfg.shared_support_steps != 0:
+        heads["transformer_shared"] = "transformer, shared-support trained"
+    heads |= {
+        "ista": f"ISTA ({K} steps)",
+        "fista": f"FISTA ({K} steps)",
+        "lista": f"LISTA ({K} layers)",
+    }
+    heads |= {"lista_cp": f"LISTA-CP ({K} layers)", "lasso": "LASSO (converged)"}
+    lines = ["| setting | " + " | ".join(heads.values()) + " | paper's claim |"]
+    lines.append("|---|" + "---|" * (len(heads) + 1))
     for name, (_, n, what) in settings(cfg).items():
-        cells = " | ".join(f"{s[f'{name}.{m}_db']:.1f}" for m in methods)
+        cells = " | ".join(f"{s[f'{name}.{m}_db']:.1f}" for m in heads)
         lines.append(f"| {name}: {what} (N = {n}) | {cells} | {CLAIMS[name]} |")
     return "\n".join(lines)
 
 
-def _more(steps: int, cfg: LiuConfig) -> str:
-    return f"> {cfg.algorithm_steps}" if steps > cfg.algorithm_steps else str(steps)
+SHARED_LINE = (
+    "- A second transformer, same architecture and settings, was trained for {steps} steps on "
+    "supports drawn from a fixed set of {n} (the paper's shared structure); it is evaluated on "
+    "such prompts (`shared_supports`) and, as a check of what it gave up, on the others."
+)
 
 
 def report(cfg: LiuConfig, scalars: dict) -> tuple[list, str]:
     """(comparison rows, notes) of the report, from the measured numbers alone."""
-    s, t = scalars, cfg.transformer
+    t = cfg.transformer
     L, K = t.n_layer, cfg.lista_layers or t.n_layer
+    s = dict(scalars)
+    for k in OFF_X_A[:2] + OFF_X_A[3:]:  # the best LISTA-type method, for the findings
+        s[f"{k}.best_lista_db"] = min(s[f"{k}.lista_db"], s[f"{k}.lista_cp_db"])
     verdicts = judge_all(findings(cfg), s)
-    text = {
-        "findings": "\n".join(f"- {v.sentence}" for v in verdicts.values()),
+    more = [
+        f"> {cfg.algorithm_steps}" if n > cfg.algorithm_steps else str(n)
+        for n in (s["ista_steps_to_match_transformer"], s["fista_steps_to_match_transformer"])
+    ]
+    shared = SHARED_LINE.format(steps=cfg.shared_support_steps or t.steps, n=cfg.n_supports)
+    text = {**asdict(cfg), **asdict(t), "L": L, "K": K, "steps_to_match": " / ".join(more)}
+    text |= {
         "table": _table(cfg, s, K, L),
-        "steps_to_match": f"{_more(s['ista_steps_to_match_transformer'], cfg)} / {_more(s['fista_steps_to_match_transformer'], cfg)}",
-        "gap_train_matrix": s["train_matrix.transformer_db"] - s["train_matrix.lista_db"],
-        **{f"gap_{k}": _gap_to_lista(s, k) for k in ("new_matrix", "fresh_matrices", "correlated", "fewer_demos", "more_demos")},
-        "shared_line": "" if cfg.shared_support_steps == 0 else (
-            f"- A second transformer, same architecture and settings, was trained for {cfg.shared_support_steps or t.steps} "
-            f"steps on supports drawn from a fixed set of {cfg.n_supports} (the paper's shared structure); it is evaluated "
-            "on such prompts (`shared_supports`) and, as a check of what it gave up, on the others."),
-        "L": L, "K": K, "dim": cfg.dim, "sparsity": cfg.sparsity, "noise_std": cfg.noise_std, "n_head": t.n_head,
-        "n_embd": t.n_embd, "train_steps": t.steps, "batch_size": t.batch_size, "lr": t.lr, "schedule": t.schedule,
-        "min_demos": t.min_demos, "max_demos": t.max_demos, "n_queries": t.n_queries, "lista_steps": cfg.lista_steps,
-        "lista_batch": cfg.lista_batch, "lista_lr": cfg.lista_lr, "n_demos": cfg.n_demos,
-        "train_matrix_seed": cfg.train_matrix_seed, "lam": cfg.lam, "eval_queries": cfg.eval_queries,
-        "eval_prompts": cfg.eval_prompts, "probe_prompts": cfg.probe_prompts,
-        "tf_db": f"{s['train_matrix.transformer_db']:.1f}", "lista_db": f"{s['train_matrix.lista_db']:.1f}",
-        "lasso_db": f"{s['train_matrix.lasso_db']:.1f}",
-    }  # fmt: skip
-    if cfg.shared_support_steps != 0:
-        text["shared_gain"] = (
-            s["shared_supports.transformer_db"] - s["shared_supports.transformer_shared_db"]
-        )
-    rows = [c.row({**s, **text}) for c in comparisons(cfg, K, L)]
-    return rows, fill(TEMPLATE.read_text(), {**s, **text}, verdicts)
+        "shared_line": shared if cfg.shared_support_steps else "",
+    }
+    text |= {k: f"{s[f'train_matrix.{k}_db']:.1f}" for k in ("transformer", "lista", "lasso")}
+    text["findings"] = "\n".join(f"- {v.sentence}" for v in verdicts.values())
+    values = {**s, **_gaps(s), **text}
+    return [c.row(values) for c in comparisons(cfg, K, L)], fill(
+        TEMPLATE.read_text(), values, verdicts
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -730,16 +782,24 @@ class Liu2025(Experiment):
         scalars, curves = measure(cfg, base, models, nets, probes, g, device, K, L)
         for name, hist in losses.items():
             curves[f"train_loss_{name}"] = Curve(
-                [st for st, _ in hist], [v for _, v in hist], "training step",
+                [st for st, _ in hist],
+                [v for _, v in hist],
+                "training step",
                 "mean squared error on y_q",
-            ).to_json()  # fmt: skip
+            ).to_json()
         scalars |= {
-            "dim": cfg.dim, "sparsity": cfg.sparsity, "n_demos": N, "layers": L, "lista_layers": K,
-            "train_steps": cfg.transformer.steps, "train_seconds": train_seconds,
+            "dim": cfg.dim,
+            "sparsity": cfg.sparsity,
+            "n_demos": N,
+            "layers": L,
+            "lista_layers": K,
+            "train_steps": cfg.transformer.steps,
+            "train_seconds": train_seconds,
             "train_steps_per_second": cfg.transformer.steps / train_seconds,
             "final_train_loss": losses["transformer"][-1][1],
-            "lista_final_train_loss": lista_loss["lista"], "lista_cp_final_train_loss": lista_loss["lista_cp"],
-        }  # fmt: skip
+            "lista_final_train_loss": lista_loss["lista"],
+            "lista_cp_final_train_loss": lista_loss["lista_cp"],
+        }
         if "transformer_shared" in losses:
             scalars["final_train_loss_shared"] = losses["transformer_shared"][-1][1]
         scalars |= summary_scalars(cfg, scalars, curves, K, L)

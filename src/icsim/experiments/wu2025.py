@@ -286,9 +286,13 @@ def plot_r2_curves(curves: dict, cfg: WuConfig, depth: int, out: Path) -> Path:
     # least squares interpolates at k <= d (R² far below 0 would flatten every other curve):
     # the figure leaves out points with R² < 0; metrics.json keeps every k.
     shown = {
-        name: {**c, "x": [x for x, y in zip(c["x"], c["y"]) if y >= 0], "y": [y for y in c["y"] if y >= 0]}
+        name: {
+            **c,
+            "x": [x for x, y in zip(c["x"], c["y"]) if y >= 0],
+            "y": [y for y in c["y"] if y >= 0],
+        }
         for name, c in sel.items()
-    }  # fmt: skip
+    }
     title = f"R² vs in-context examples, {depth}-layer ReLU targets (d = {cfg.train.dim})"
     return plot_curves(shown, out / f"r2_vs_examples_N{depth}.png", title=title)
 
@@ -334,9 +338,14 @@ def layer_matching(trainer, cfg: WuConfig, depth, tag, out: Path, device):
     n_points = n + (fmt.n_queries if stacked else 1)
     g = torch.Generator(device=device).manual_seed(cfg.eval_seed + 7)
     probes = fit_probes(
-        trainer.model, fmt, trainer.task, n_prompts=m["probe_prompts"], n_points=n_points,
-        generator=g, device=device,
-    )  # fmt: skip
+        trainer.model,
+        fmt,
+        trainer.task,
+        n_prompts=m["probe_prompts"],
+        n_points=n_points,
+        generator=g,
+        device=device,
+    )
     batch = trainer.task.sample(m["prompts"], n_points, generator=g, device=device)
     layers = layer_predictions(trainer.model, fmt, batch, probes)  # [L+1, B, queries]
     step_size = (cfg.gd or GD)["step_size"]
@@ -353,9 +362,13 @@ def layer_matching(trainer, cfg: WuConfig, depth, tag, out: Path, device):
     matched, best = best_matching_step(sim, steps), sim.max(dim=1).values.tolist()
     L = len(matched)
     curves = {
-        f"matched_gd_step_{tag}": _curve(range(1, L), matched[1:], "layer", "best-matching GD step"),
-        f"matched_gd_similarity_{tag}": _curve(range(1, L), best[1:], "layer", "similarity of errors (best step)"),
-    }  # fmt: skip
+        f"matched_gd_step_{tag}": _curve(
+            range(1, L), matched[1:], "layer", "best-matching GD step"
+        ),
+        f"matched_gd_similarity_{tag}": _curve(
+            range(1, L), best[1:], "layer", "similarity of errors (best step)"
+        ),
+    }
     scalars = {
         f"matched_gd_step_last_layer_{tag}": matched[-1],
         f"matched_gd_similarity_last_layer_{tag}": best[-1],
@@ -413,11 +426,17 @@ def construction(params: dict, out: Path):
         b <= a for a, b in zip(errs, errs[1:])
     ) / max(len(errs) - 1, 1)
     curves = {
-        "construction_error_vs_heads": _curve(sw["heads"], errs, "heads per unit (r′ knots)", "max_l ‖w̄ − w̄_GD‖₂"),
-        "construction_error_vs_step": _curve(r["steps"], r["distance_to_gd"], "GD step l", "‖w̄^(l) − w̄^(l)_GD‖₂"),
-        "construction_one_step_error": _curve(r["steps"], r["one_step_error"], "GD step l", "‖ε^(l)‖₂"),
+        "construction_error_vs_heads": _curve(
+            sw["heads"], errs, "heads per unit (r′ knots)", "max_l ‖w̄ − w̄_GD‖₂"
+        ),
+        "construction_error_vs_step": _curve(
+            r["steps"], r["distance_to_gd"], "GD step l", "‖w̄^(l) − w̄^(l)_GD‖₂"
+        ),
+        "construction_one_step_error": _curve(
+            r["steps"], r["one_step_error"], "GD step l", "‖ε^(l)‖₂"
+        ),
         "construction_bound": _curve(r["steps"], r["bound"], "GD step l", "η·ε"),
-    }  # fmt: skip
+    }
     return curves, scalars, Path(r["figure"])
 
 
@@ -454,30 +473,46 @@ def findings(cfg: WuConfig) -> list[Finding]:
         tf, net, mean = (
             f"r2_{p}_{tag}" for p in ("transformer", "trained_network", "context_mean")
         )
-        out.append(Finding(
-            f"matches_{tag}", f"in context the transformer matches training the {depth}-layer network "
-            f"({att} attention, {setting.replace('_', ' ')})",
-            f"R² transformer ≥ {MATCH_RATIO:g} × R² of the network trained on the prompt, and above the "
-            "context mean's R²",
-            lambda s, tf=tf, net=net, mean=mean: s[tf] >= MATCH_RATIO * s[net] and s[tf] > s[mean],
-            lambda s, tf=tf, net=net, mean=mean: f"R² {s[tf]:.3f} vs {s[net]:.3f} (ratio "
-            f"{s[tf] / s[net]:.3f}; context mean {s[mean]:.3f})",
-        ))  # fmt: skip
+        out.append(
+            Finding(
+                f"matches_{tag}",
+                f"in context the transformer matches training the {depth}-layer network "
+                f"({att} attention, {setting.replace('_', ' ')})",
+                f"R² transformer ≥ {MATCH_RATIO:g} × R² of the network trained on the prompt, "
+                "and above the "
+                "context mean's R²",
+                lambda s, tf=tf, net=net, mean=mean: (
+                    s[tf] >= MATCH_RATIO * s[net] and s[tf] > s[mean]
+                ),
+                lambda s, tf=tf, net=net, mean=mean: (
+                    f"R² {s[tf]:.3f} vs {s[net]:.3f} (ratio "
+                    f"{s[tf] / s[net]:.3f}; context mean {s[mean]:.3f})"
+                ),
+            )
+        )
     if cfg.construction is not None:
         out += [
             Finding(
-                "construction_within_bound", "each step of Theorem 1's construction is within η·ε of a GD step",
+                "construction_within_bound",
+                "each step of Theorem 1's construction is within η·ε of a GD step",
                 "max one-step error ≤ the bound η·ε (construction_passed)",
                 lambda s: s["construction_passed"] == 1.0,
-                lambda s: f"max ‖ε^(l)‖ {s['construction_max_one_step_error']:.3g}, bound {s['construction_max_bound']:.3g}",
+                lambda s: (
+                    f"max ‖ε^(l)‖ {s['construction_max_one_step_error']:.3g}, "
+                    f"bound {s['construction_max_bound']:.3g}"
+                ),
             ),
             Finding(
-                "construction_heads", "the construction's distance to exact GD falls as the heads grow (Õ(ε⁻²) heads)",
+                "construction_heads",
+                "the construction's distance to exact GD falls as the heads grow (Õ(ε⁻²) heads)",
                 "distance at the most heads below the distance at the fewest",
                 lambda s: s["construction_error_most_heads"] < s["construction_error_fewest_heads"],
-                lambda s: f"{s['construction_error_fewest_heads']:.3g} → {s['construction_error_most_heads']:.3g}",
+                lambda s: (
+                    f"{s['construction_error_fewest_heads']:.3g} → "
+                    f"{s['construction_error_most_heads']:.3g}"
+                ),
             ),
-        ]  # fmt: skip
+        ]
     return out
 
 
@@ -525,7 +560,7 @@ def comparisons(cfg: WuConfig) -> list[Comparison]:
                 f"heads {heads}",
             ),
         ]
-    return rows  # fmt: skip
+    return rows
 
 
 def _table(cfg: WuConfig, s: dict) -> str:
@@ -536,7 +571,7 @@ def _table(cfg: WuConfig, s: dict) -> str:
     for setting, depth, att, tag in _rows(cfg):
         vals = " | ".join(f"{s[k]:.4f}" if (k := f"r2_{p}_{tag}") in s else "—" for p in PREDICTORS)
         lines.append(f"| {setting.replace('_', ' ')} | {depth} | {att} | {vals} |")
-    return "\n".join(lines)  # fmt: skip
+    return "\n".join(lines)
 
 
 def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
@@ -550,26 +585,45 @@ def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
         tag = f"N{N0}_{a0}_mixture_{w1:g}_{w2:g}"
         r = {p: s.get(f"r2_{p}_{tag}", float("nan")) for p in PREDICTORS}
         shift = (
-            f"- **Shift** (mixture {w1:g} {w2:g}, N = {N0}, {a0}): R² transformer {r['transformer']:.3f}, trained "
-            f"network {r['trained_network']:.3f}, least squares {r['least_squares']:.3f}, context mean "
-            f"{r['context_mean']:.3f}. With inputs on both sides of the origin the target's kinks matter."
+            f"- **Shift** (mixture {w1:g} {w2:g}, N = {N0}, {a0}): R² transformer "
+            f"{r['transformer']:.3f}, trained network {r['trained_network']:.3f}, least squares "
+            f"{r['least_squares']:.3f}, context mean {r['context_mean']:.3f}. With inputs on "
+            "both sides of the origin the target's kinks matter."
         )
     gd = "skipped" if cfg.gd is None else f"η = {cfg.gd['step_size']}, {cfg.gd['steps']} steps"
     text = {
         "findings": "\n".join(f"- {v.sentence}" for v in verdicts.values()),
-        "table": _table(cfg, s), "shift_note": shift, "gd": gd, "not_reported": NOT_REPORTED,
-        "net_width": cfg.network.get("width", 200), "net_epochs": cfg.network.get("epochs", 100),
+        "table": _table(cfg, s),
+        "shift_note": shift,
+        "gd": gd,
+        "not_reported": NOT_REPORTED,
+        "net_width": cfg.network.get("width", 200),
+        "net_epochs": cfg.network.get("epochs", 100),
         "net_lr": cfg.network.get("lr", 0.01),
         "mean_over_net": s["r2_context_mean"] / s["r2_trained_network"],
-        "dim": t.dim, "depths": list(cfg.depths), "target_width": t.task_params.get("width", 20),
-        "n_examples": cfg.n_examples, "long_examples": cfg.long_examples, "n_layer": t.n_layer, "n_head": t.n_head,
-        "n_embd": t.n_embd, "attentions": ", ".join(cfg.attentions), "steps": t.steps, "batch_size": t.batch_size,
-        "lr": t.lr, "eval_prompts": cfg.eval_prompts, "ood_prompts": cfg.ood_prompts,
-        "fmt_note": FMT_NOTE if t.token_format == "stacked" else f"`{t.token_format}` tokens (Garg et al.'s x/y interleaving).",
-        "long_note": "The model has no positional embedding, so a longer prompt is only more context tokens."
-        if not t.positional else "Positions beyond the training length are learned embeddings that were never "
+        "dim": t.dim,
+        "depths": list(cfg.depths),
+        "target_width": t.task_params.get("width", 20),
+        "n_examples": cfg.n_examples,
+        "long_examples": cfg.long_examples,
+        "n_layer": t.n_layer,
+        "n_head": t.n_head,
+        "n_embd": t.n_embd,
+        "attentions": ", ".join(cfg.attentions),
+        "steps": t.steps,
+        "batch_size": t.batch_size,
+        "lr": t.lr,
+        "eval_prompts": cfg.eval_prompts,
+        "ood_prompts": cfg.ood_prompts,
+        "fmt_note": FMT_NOTE
+        if t.token_format == "stacked"
+        else f"`{t.token_format}` tokens (Garg et al.'s x/y interleaving).",
+        "long_note": "The model has no positional embedding, so a longer prompt is only more "
+        "context tokens."
+        if not t.positional
+        else "Positions beyond the training length are learned embeddings that were never "
         "trained (as in a GPT-2 with more positions than its training prompts).",
-    }  # fmt: skip
+    }
     rows = [c.row(s) for c in comparisons(cfg)]
     return rows, fill(TEMPLATE.read_text(), {**s, **text}, verdicts)
 
