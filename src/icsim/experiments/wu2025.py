@@ -19,7 +19,7 @@ The report (`wu2025.md`, filled by `report`) is a pure function of the scalars.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -591,43 +591,26 @@ def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
             "both sides of the origin the target's kinks matter."
         )
     gd = "skipped" if cfg.gd is None else f"η = {cfg.gd['step_size']}, {cfg.gd['steps']} steps"
-    text = {
-        "findings": "\n".join(f"- {v.sentence}" for v in verdicts.values()),
-        "table": _table(cfg, s),
-        "shift_note": shift,
-        "gd": gd,
-        "not_reported": NOT_REPORTED,
-        "net_width": cfg.network.get("width", 200),
-        "net_epochs": cfg.network.get("epochs", 100),
-        "net_lr": cfg.network.get("lr", 0.01),
-        "mean_over_net": s["r2_context_mean"] / s["r2_trained_network"],
-        "dim": t.dim,
-        "depths": list(cfg.depths),
+    net = {f"net_{k}": v for k, v in {**NETWORK, **cfg.network}.items()}
+    text = {**asdict(t), **asdict(cfg), **net, "table": _table(cfg, s), "shift_note": shift}
+    text |= {"gd": gd, "not_reported": NOT_REPORTED, "depths": list(cfg.depths)}
+    text |= {"mean_over_net": s["r2_context_mean"] / s["r2_trained_network"]}
+    text |= {
         "target_width": t.task_params.get("width", 20),
-        "n_examples": cfg.n_examples,
-        "long_examples": cfg.long_examples,
-        "n_layer": t.n_layer,
-        "n_head": t.n_head,
-        "n_embd": t.n_embd,
         "attentions": ", ".join(cfg.attentions),
-        "steps": t.steps,
-        "batch_size": t.batch_size,
-        "lr": t.lr,
-        "eval_prompts": cfg.eval_prompts,
-        "ood_prompts": cfg.ood_prompts,
-        "fmt_note": FMT_NOTE
-        if t.token_format == "stacked"
-        else f"`{t.token_format}` tokens (Garg et al.'s x/y interleaving).",
-        "long_note": "The model has no positional embedding, so a longer prompt is only more "
-        "context tokens."
-        if not t.positional
-        else "Positions beyond the training length are learned embeddings that were never "
-        "trained (as in a GPT-2 with more positions than its training prompts).",
     }
+    text["findings"] = "\n".join(f"- {v.sentence}" for v in verdicts.values())
+    text["fmt_note"] = FMT_NOTE if t.token_format == "stacked" else f"`{t.token_format}` tokens"
+    text["long_note"] = LONG_NOTE[bool(t.positional)]
     rows = [c.row(s) for c in comparisons(cfg)]
     return rows, fill(TEMPLATE.read_text(), {**s, **text}, verdicts)
 
 
+LONG_NOTE = (
+    "The model has no positional embedding, so a longer prompt is only more context tokens.",
+    "Positions beyond the training length are learned embeddings that were never trained (as in "
+    "a GPT-2 with more positions than its training prompts).",
+)
 FMT_NOTE = (
     "One token [x_i; y_i] per example, the query [x; 0] last (the construction's layout); "
     "PAPERS.md does not give the paper's format. With Garg et al.'s interleaved x/y "
