@@ -17,7 +17,7 @@ The transformer (GPT-2 blocks, 8 heads) is trained by `train_transformer` on `sp
 with a fresh Gaussian measurement matrix in every prompt and N drawn anew every step, so one model
 serves every number of demonstrations. LISTA and LISTA-CP are trained
 (`icsim.algorithms.sparse.fit`) for one fixed matrix X_A of N rows, as classical L2O needs.
-The report (`liu2025.md`, filled by `report`) is a pure function of the scalars and curves.
+The report (`liu2025.md`, filled by `report`) is a pure function of the config and scalars.
 """
 
 from __future__ import annotations
