@@ -641,8 +641,7 @@ def comparisons(cfg: GiannouConfig) -> list[Comparison]:
         rows.append(
             Comparison(
                 f"κ = {kappa:g}: trained transformers closer to w_N than the construction with "
-                "as many "
-                "layers (1 = yes)",
+                "as many layers (1 = yes)",
                 f"{tag}_trained_better_per_layer_than_construction",
                 PAPER["trained_better_per_layer_than_construction"],
                 "every trained depth against every k",
