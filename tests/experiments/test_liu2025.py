@@ -3,7 +3,7 @@ import json
 import pytest
 
 from icsim.experiments import reproduce
-from icsim.experiments.liu2025 import LiuConfig, TransformerConfig
+from icsim.experiments.liu2025 import LiuConfig, TransformerConfig, report
 
 LAYERS, STEPS = 2, 6
 
@@ -69,3 +69,39 @@ def test_errors_start_at_zero_db_and_lista_is_tied_to_its_matrix(run):
     assert c["error_by_step_ista"]["y"][-1] < -1.0
     # LISTA trained for X_A helps on X_A, but not on an unseen matrix X_B
     assert s["train_matrix.lista_db"] < s["new_matrix.lista_db"] - 1.0
+
+
+def test_the_report_follows_the_numbers_not_the_paper(run):
+    """Issue 23: numbers that contradict the paper make the report say so, numbers that agree
+    make it say that, whatever the run measured."""
+    out, m = run
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    cfg = LiuConfig(**{**cfg, "transformer": TransformerConfig(**cfg["transformer"])})
+    s = m["scalars"]
+    settings = ("train_matrix", "new_matrix", "fresh_matrices", "fewer_demos", "more_demos")
+    win = {f"{k}.transformer_db": -40.0 for k in settings}  # far below every method
+    win |= {"shared_supports.transformer_shared_db": s["shared_supports.transformer_db"] - 1}
+    win |= {"transformer_db_slope_per_layer": -3.0, "transformer_db_r2_linear_in_layer": 0.99}
+    lose = {f"{k}.transformer_db": 40.0 for k in settings}
+    lose |= {"shared_supports.transformer_shared_db": s["shared_supports.transformer_db"] + 1}
+    lose |= {"transformer_db_slope_per_layer": 0.5, "transformer_db_r2_linear_in_layer": 0.99}
+    claims = (
+        "the transformer beats ISTA layer for step",
+        "the transformer beats FISTA layer for step",
+        "the transformer is competitive with LISTA on LISTA's own matrix",
+        "the transformer beats LISTA and LISTA-CP on one unseen matrix",
+        "the transformer beats LISTA and LISTA-CP on a new matrix every prompt",
+        "the transformer beats LISTA and LISTA-CP on X_A with fewer demonstrations",
+        "the transformer beats LISTA and LISTA-CP on X_A with more demonstrations",
+        "the transformer's error falls linearly (in dB) with depth",
+        "training on shared supports lowers the error",
+    )
+    _, yes = report(cfg, {**s, **win})
+    _, no = report(cfg, {**s, **lose})
+    for claim in claims:
+        assert f"As the paper finds, {claim}" in yes
+        assert f"Unlike the paper, we do not see that {claim}" in no
+    assert "Unlike the paper" not in yes and "As the paper finds" not in no
+    # the table is the measured numbers
+    rows, _ = report(cfg, {**s, **lose})
+    assert rows[0][1] == 40.0

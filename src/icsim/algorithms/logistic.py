@@ -153,6 +153,21 @@ class LogisticDampedNewton(_Logistic):
         return w - damping(lam, self.mu)[:, None] * delta
 
 
+def newton_solution(problem, mu: float, max_steps: int = 30, tol: float = 1e-12) -> torch.Tensor:
+    """w_N [B, d]: damped Newton from w₀ = 0 until no coordinate of any problem moves by more
+    than `tol`, at most `max_steps` steps (Giannou et al. 2025's training target, their code).
+    Pass a float64 problem."""
+    newton = LogisticDampedNewton(mu=mu)
+    w = newton.init(problem)
+    for _ in range(max_steps):
+        w_next = newton.step(problem, w)
+        done = (w_next - w).abs().max() <= tol
+        w = w_next
+        if done:
+            break
+    return w
+
+
 @ALGORITHMS.register("logistic_inexact_newton")
 @dataclass(frozen=True)
 class LogisticInexactNewton(_Logistic):

@@ -64,3 +64,28 @@ def plot_heatmap(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+# --- panels of curves (giannou2025's depth-vs-Newton figure) ----------------------------------
+
+
+def plot_panels(panels: list[dict], path: str | Path) -> Path:
+    """One row of panels. Each panel: "lines" [(label, curve, style)] (a curve with y_low/y_high
+    gets its band; style goes to `ax.plot`), and optionally "title", "xlabel", "ylabel",
+    "xscale"/"yscale" ("log") and "ymin" (a floor for the lower y limit)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, p in zip(axes[0], panels, strict=True):
+        for label, c, style in p["lines"]:
+            (line,) = ax.plot(c["x"], c["y"], label=label, **style)
+            if c.get("y_low") is not None and c.get("y_high") is not None:
+                ax.fill_between(c["x"], c["y_low"], c["y_high"], alpha=0.2, color=line.get_color())
+        ax.set(xscale=p.get("xscale", "linear"), yscale=p.get("yscale", "linear"))
+        ax.set(xlabel=p.get("xlabel", ""), ylabel=p.get("ylabel", ""), title=p.get("title", ""))
+        if p.get("ymin") is not None:
+            ax.set_ylim(bottom=max(ax.get_ylim()[0], p["ymin"]))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

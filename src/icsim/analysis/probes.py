@@ -54,8 +54,10 @@ def fit_probes(
     ridge: float = 1e-4,
     device="cpu",
     chunk: int = 512,
+    target=None,
 ) -> LayerProbes:
-    """Fit a ridge read-out per layer on fresh prompts (float64 normal equations)."""
+    """Fit a ridge read-out per layer on fresh prompts (float64 normal equations). `target`
+    (batch -> [B, m]) replaces the format's labels, e.g. by noiseless ones."""
     E = None
     gram = rhs = None
     sy = None
@@ -65,7 +67,7 @@ def fit_probes(
             min(chunk, n_prompts - start), n_points, generator=generator, device=device
         )
         h = hidden_at_predictions(model, fmt, batch).double()  # [L+1, B, m, E]
-        y = fmt.targets(batch).double()
+        y = (fmt.targets(batch) if target is None else target(batch)).double()
         L1, _, _, E = h.shape
         feats = torch.cat([h.reshape(L1, -1, E), h.new_ones(L1, h[0].numel() // E, 1)], -1)
         yy = y.reshape(-1)

@@ -14,11 +14,12 @@ What is measured, per target depth N and attention kind:
 - optionally: a depth ablation of the transformer, the layer-matching of the trained model's
   per-layer read-outs against GD steps on the network, and the `deep_gd` construction's per-step
   error against Theorem 1's bound η·ε, against the heads and against L.
+The report (`wu2025.md`, filled by `report`) is a pure function of the scalars.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -26,9 +27,10 @@ import torch
 import icsim
 from icsim.analysis.evaluation import model_prefix_predictions
 from icsim.analysis.matching import best_matching_step, prefix_trajectory, similarity_matrix
-from icsim.analysis.metrics import r2_score
+from icsim.analysis.metrics import pooled_r2
 from icsim.analysis.plots import plot_curves, plot_heatmap
 from icsim.analysis.probes import fit_probes, layer_predictions
+from icsim.analysis.report import Comparison, Curve, Finding, fill, judge_all
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result, with_device
 from icsim.models.formats import Stacked
 from icsim.tasks.relu_network import NetworkShape, network_forward
@@ -227,98 +229,58 @@ def baseline_predictions(batch, k: int, depth: int, width: int, cfg: WuConfig) -
     return preds
 
 
-def r2(pred: torch.Tensor, y: torch.Tensor) -> float:
-    """R² pooled over prompts (one query each): 1 − Σ(y − ŷ)² / Σ(y − ȳ)²."""
-    return r2_score(pred.double(), y.double(), dim=0).item()
+def _curve(x, y, x_label="in-context examples k", y_label="R² (pooled over prompts)") -> dict:
+    return Curve(list(x), list(y), x_label, y_label).to_json()
 
 
-@EXPERIMENTS.register("wu2025-deep-optimizers")
-class Wu2025(Experiment):
-    name = "wu2025-deep-optimizers"
-    title = "Transformers train an N-layer ReLU network in context (Wu et al. 2025)"
-    citation = (
-        "Wu, Su, Hu, Song, Liu, *Transformers are Deep Optimizers: Provable In-Context Learning "
-        "for Deep Model Training*, ICML 2025 (arXiv 2411.16549)"
-    )
-    profiles = PROFILES
-
-    def run(self, cfg: WuConfig, out: Path, device: str, quiet: bool) -> Result:
-        res = Result(paper=dict(PAPER))
-        table = []  # (setting, N, attention, {predictor: R²})
-        for depth in cfg.depths:
-            cache = {}  # baselines depend on the prompts only: shared by the attentions
-            for attention in cfg.attentions:
-                tcfg = with_device(train_config(cfg, depth, attention), device)
-                trainer = Trainer(tcfg, out / f"train-N{depth}-{attention}", quiet=quiet)
-                final = trainer.train()
-                tag = f"N{depth}_{attention}"
-                res.scalars[f"final_train_loss_{tag}"] = final["loss"]
-                rows = _evaluate(trainer, cfg, depth, attention, cache, res, out, device)
-                table += [(s, depth, attention, r) for s, r in rows]
-                if cfg.matching is not None:
-                    _layer_matching(trainer, cfg, depth, tag, res, out, device)
-            _plot_r2_curves(res, cfg, depth, out)
-            _plot_shifts(res, table, cfg, depth, out)
-        if cfg.layer_ablation:
-            _ablation(cfg, res, out, device, quiet)
-        if cfg.construction is not None:
-            _construction(cfg.construction, res, out)
-        _headline(cfg, table, res)
-        res.notes = _notes(cfg, table, res)
-        return res
-
-
-def _evaluate(trainer, cfg: WuConfig, depth, attention, cache, res: Result, out, device):
-    """R² rows for one trained transformer: in distribution (with R²(k) curves), long prompts,
-    shifted mixtures. Returns [(setting, {predictor: R²})]."""
-    n, width, d = cfg.n_examples, trainer.task.width, trainer.cfg.dim
-    task_params = {k: v for k, v in trainer.cfg.task_params.items() if k != "mixture"}
-    settings = [("in_distribution", (1.0, 0.0), n)]
+def eval_settings(cfg: WuConfig) -> list[tuple[str, tuple[float, float], int]]:
+    """(setting, input mixture (w₁, w₂), in-context examples k) of every R² row."""
+    n = cfg.n_examples
+    out = [("in_distribution", (1.0, 0.0), n)]
     if cfg.long_examples > 0:
-        settings.append(("long", (1.0, 0.0), cfg.long_examples))
-    settings += [(f"mixture_{w1:g}_{w2:g}", (w1, w2), n) for w1, w2 in cfg.mixtures]
-    rows = []
-    for i, (setting, mixture, k) in enumerate(settings):
+        out.append(("long", (1.0, 0.0), cfg.long_examples))
+    return out + [(f"mixture_{w1:g}_{w2:g}", (w1, w2), n) for w1, w2 in cfg.mixtures]
+
+
+def evaluate(trainer, cfg: WuConfig, depth, attention, cache, device) -> tuple[dict, dict]:
+    """R² of one trained transformer and the baselines in distribution (with R²(k) curves), on
+    long prompts and on shifted mixtures: (curves, scalars). `cache` holds the baselines'
+    predictions, which depend on the prompts only (shared by the attentions)."""
+    width, d = trainer.task.width, trainer.cfg.dim
+    task_params = {k: v for k, v in trainer.cfg.task_params.items() if k != "mixture"}
+    curves, scalars = {}, {}
+    for i, (setting, mixture, k) in enumerate(eval_settings(cfg)):
         task = icsim.tasks.get(trainer.cfg.task, dim=d, **task_params, mixture=mixture)
         prompts = cfg.eval_prompts if setting == "in_distribution" else cfg.ood_prompts
         g = torch.Generator(device=device).manual_seed(cfg.eval_seed + 1000 * depth + i)
         batch = task.sample(prompts, k + 1, generator=g, device=device)
-        tf = transformer_predictions(trainer.model, trainer.fmt, batch)
-        y = batch.ys
-        key = (setting, k)
-        if key not in cache:
+        tf, y = transformer_predictions(trainer.model, trainer.fmt, batch), batch.ys
+        if (setting, k) not in cache:
             ks = sorted({k} | ({*cfg.curve_examples, *cfg.ablation_examples} & set(range(1, k))))
             ks = ks if setting == "in_distribution" else [k]
-            cache[key] = {kk: baseline_predictions(batch, kk, depth, width, cfg) for kk in ks}
-        base = cache[key]
-        scores = {"transformer": r2(tf[:, k], y[:, k])}
-        scores.update({name: r2(p, y[:, k]) for name, p in base[k].items()})
-        rows.append((setting, scores))
-        tag = f"N{depth}_{attention}_{setting}"
-        for name, v in scores.items():
-            res.scalars[f"r2_{name}_{tag}"] = v
+            cache[setting, k] = {j: baseline_predictions(batch, j, depth, width, cfg) for j in ks}
+        base = cache[setting, k]
+        scores = {"transformer": pooled_r2(tf[:, k], y[:, k])}
+        scores.update({name: pooled_r2(p, y[:, k]) for name, p in base[k].items()})
+        scalars.update(
+            {f"r2_{name}_N{depth}_{attention}_{setting}": v for name, v in scores.items()}
+        )
         if setting == "in_distribution":
             ks = list(range(1, k + 1))
-            res.curves[f"r2_vs_examples_transformer_N{depth}_{attention}"] = _curve(
-                ks, [r2(tf[:, kk], y[:, kk]) for kk in ks]
+            curves[f"r2_vs_examples_transformer_N{depth}_{attention}"] = _curve(
+                ks, [pooled_r2(tf[:, j], y[:, j]) for j in ks]
             )
             for name in base[k]:
-                if f"r2_vs_examples_{name}_N{depth}" not in res.curves:
-                    kk = sorted(base)
-                    res.curves[f"r2_vs_examples_{name}_N{depth}"] = _curve(
-                        kk, [r2(base[j][name], y[:, j]) for j in kk]
-                    )
-    return rows
+                curves[f"r2_vs_examples_{name}_N{depth}"] = _curve(
+                    sorted(base), [pooled_r2(base[j][name], y[:, j]) for j in sorted(base)]
+                )
+    return curves, scalars
 
 
-def _curve(x, y, x_label="in-context examples k", y_label="R² (pooled over prompts)"):
-    return {"x": list(x), "y": list(y), "x_label": x_label, "y_label": y_label}
-
-
-def _plot_r2_curves(res: Result, cfg: WuConfig, depth: int, out: Path):
-    curves = {
+def plot_r2_curves(curves: dict, cfg: WuConfig, depth: int, out: Path) -> Path:
+    sel = {
         k.removeprefix("r2_vs_examples_").removesuffix(f"_N{depth}"): v
-        for k, v in res.curves.items()
+        for k, v in curves.items()
         if k.startswith("r2_vs_examples_") and f"_N{depth}" in k
     }
     # least squares interpolates at k <= d (R² far below 0 would flatten every other curve):
@@ -329,48 +291,42 @@ def _plot_r2_curves(res: Result, cfg: WuConfig, depth: int, out: Path):
             "x": [x for x, y in zip(c["x"], c["y"]) if y >= 0],
             "y": [y for y in c["y"] if y >= 0],
         }
-        for name, c in curves.items()
+        for name, c in sel.items()
     }
-    path = plot_curves(
-        shown,
-        out / f"r2_vs_examples_N{depth}.png",
-        title=f"R² vs in-context examples, {depth}-layer ReLU targets (d = {cfg.train.dim})",
-    )
-    res.figures.append(path)
+    title = f"R² vs in-context examples, {depth}-layer ReLU targets (d = {cfg.train.dim})"
+    return plot_curves(shown, out / f"r2_vs_examples_N{depth}.png", title=title)
 
 
-def _plot_shifts(res: Result, table, cfg: WuConfig, depth: int, out: Path):
-    if not cfg.mixtures:
-        return
-    mix = [(1.0, 0.0), *cfg.mixtures]
-    names = ["in_distribution" if m == (1.0, 0.0) else f"mixture_{m[0]:g}_{m[1]:g}" for m in mix]
+def shift_curves(cfg: WuConfig, scalars: dict, depth: int, out: Path):
+    """R² against the weight w₂ of the N(+2·1, I) component, per predictor (the transformer per
+    attention; a baseline, the same for every attention, once): (curves, {}, figure)."""
+    mixes = [(1.0, 0.0), *cfg.mixtures]
     curves = {}
-    for s, N, att, scores in table:
-        if N != depth or s not in names:
-            continue
-        for pred, v in scores.items():
-            label = f"{pred} ({att})" if pred == "transformer" else pred
-            c = curves.setdefault(label, {"x": [], "y": []})
-            if mix[names.index(s)][1] not in c["x"]:
-                c["x"].append(mix[names.index(s)][1])
-                c["y"].append(v)
+    for att in cfg.attentions:
+        for w1, w2 in mixes:
+            setting = "in_distribution" if (w1, w2) == (1.0, 0.0) else f"mixture_{w1:g}_{w2:g}"
+            for pred in PREDICTORS:
+                key = f"r2_{pred}_N{depth}_{att}_{setting}"
+                label = f"{pred} ({att})" if pred == "transformer" else pred
+                c = curves.setdefault(label, {"x": [], "y": []})
+                if key in scalars and w2 not in c["x"]:
+                    c["x"].append(w2)
+                    c["y"].append(scalars[key])
+    shown = {}
     for name, c in curves.items():
-        order = sorted(range(len(c["x"])), key=c["x"].__getitem__)
-        c["x"], c["y"] = [c["x"][i] for i in order], [c["y"][i] for i in order]
-        c["x_label"], c["y_label"] = "weight w₂ of the N(+2·1, I) component", "R²"
-        res.curves[f"r2_vs_shift_{name.replace(' (', '_').rstrip(')')}_N{depth}"] = c
-    res.figures.append(
-        plot_curves(
-            curves,
-            out / f"r2_vs_shift_N{depth}.png",
-            title=f"R² under input shift, {depth}-layer targets ({cfg.n_examples} examples)",
-        )
-    )
+        if c["x"]:
+            x, y = zip(*sorted(zip(c["x"], c["y"])))  # by w₂
+            shown[name] = _curve(x, y, "weight w₂ of the N(+2·1, I) component", "R²")
+    title = f"R² under input shift, {depth}-layer targets ({cfg.n_examples} examples)"
+    fig = plot_curves(shown, out / f"r2_vs_shift_N{depth}.png", title=title)
+    keys = {name: f"r2_vs_shift_{name.replace(' (', '_').rstrip(')')}_N{depth}" for name in shown}
+    return {keys[name]: c for name, c in shown.items()}, {}, fig
 
 
-def _layer_matching(trainer, cfg: WuConfig, depth, tag, res: Result, out, device):
+def layer_matching(trainer, cfg: WuConfig, depth, tag, out: Path, device):
     """Per-layer ridge read-outs of the trained model matched (similarity of errors, Fu et al.
-    2024) against GD steps on the target's architecture, Theorem 1's algorithm."""
+    2024) against GD steps on the target's architecture, Theorem 1's algorithm:
+    (curves, scalars, figure)."""
     m, n = cfg.matching, cfg.n_examples
     stacked = isinstance(trainer.fmt, Stacked)
     if stacked and not trainer.cfg.positional:
@@ -403,39 +359,38 @@ def _layer_matching(trainer, cfg: WuConfig, depth, tag, res: Result, out, device
     else:  # interleaved: every prefix is a prediction
         traj, target = prefix_trajectory(gd, batch, max(steps), record=steps), batch.ys
     sim = similarity_matrix(layers, traj.to(layers.dtype), target, "error_cosine")
-    match = {
-        "steps": steps,
-        "similarity": sim,
-        "matched_step": best_matching_step(sim, steps),
-        "best_similarity": sim.max(dim=1).values.tolist(),
+    matched, best = best_matching_step(sim, steps), sim.max(dim=1).values.tolist()
+    L = len(matched)
+    curves = {
+        f"matched_gd_step_{tag}": _curve(
+            range(1, L), matched[1:], "layer", "best-matching GD step"
+        ),
+        f"matched_gd_similarity_{tag}": _curve(
+            range(1, L), best[1:], "layer", "similarity of errors (best step)"
+        ),
     }
-    L = len(match["matched_step"])
-    res.curves[f"matched_gd_step_{tag}"] = _curve(
-        range(1, L), match["matched_step"][1:], "layer", "best-matching GD step"
+    scalars = {
+        f"matched_gd_step_last_layer_{tag}": matched[-1],
+        f"matched_gd_similarity_last_layer_{tag}": best[-1],
+    }
+    fig = plot_heatmap(
+        sim[1:].double().cpu().numpy(),
+        out / f"layer_matching_{tag}.png",
+        xlabel=f"GD step on the {depth}-layer network (η = {step_size:g})",
+        ylabel="transformer layer",
+        xticks=steps,
+        yticks=list(range(1, L)),
+        title=f"similarity of errors: layers vs GD steps ({tag})",
     )
-    res.curves[f"matched_gd_similarity_{tag}"] = _curve(
-        range(1, L), match["best_similarity"][1:], "layer", "similarity of errors (best step)"
-    )
-    res.scalars[f"matched_gd_step_last_layer_{tag}"] = match["matched_step"][-1]
-    res.scalars[f"matched_gd_similarity_last_layer_{tag}"] = match["best_similarity"][-1]
-    res.figures.append(
-        plot_heatmap(
-            match["similarity"][1:].double().cpu().numpy(),
-            out / f"layer_matching_{tag}.png",
-            xlabel=f"GD step on the {depth}-layer network (η = {step_size:g})",
-            ylabel="transformer layer",
-            xticks=match["steps"],
-            yticks=list(range(1, L)),
-            title=f"similarity of errors: layers vs GD steps ({tag})",
-        )
-    )
+    return curves, scalars, fig
 
 
-def _ablation(cfg: WuConfig, res: Result, out: Path, device: str, quiet: bool):
-    """R² of transformers of 4/6/8/… layers at 15/30/45 examples (first N and attention)."""
+def ablation(cfg: WuConfig, out: Path, device: str, quiet: bool):
+    """R² of transformers of 4/6/8/… layers at 15/30/45 examples (first N and attention):
+    (curves, scalars, figure)."""
     depth, attention = cfg.depths[0], cfg.attentions[0]
     steps = cfg.ablation_steps or cfg.train.steps
-    curves = {}
+    curves, scalars = {}, {}
     for L in cfg.layer_ablation:
         tcfg = with_device(train_config(cfg, depth, attention, n_layer=L, steps=steps), device)
         trainer = Trainer(tcfg, out / f"train-ablation-L{L}", quiet=quiet)
@@ -446,181 +401,262 @@ def _ablation(cfg: WuConfig, res: Result, out: Path, device: str, quiet: bool):
         )
         tf = transformer_predictions(trainer.model, trainer.fmt, batch)
         for k in cfg.ablation_examples:
-            v = r2(tf[:, k], batch.ys[:, k])
-            res.scalars[f"r2_transformer_layers{L}_k{k}"] = v
+            v = pooled_r2(tf[:, k], batch.ys[:, k])
+            scalars[f"r2_transformer_layers{L}_k{k}"] = v
             c = curves.setdefault(f"k = {k}", _curve([], [], "transformer layers", "R²"))
             c["x"].append(L)
             c["y"].append(v)
-    for name, c in curves.items():
-        res.curves[f"ablation_r2_{name.replace(' = ', '')}"] = c
-    res.figures.append(
-        plot_curves(curves, out / "ablation_layers.png", title="R² vs transformer depth")
-    )
+    fig = plot_curves(curves, out / "ablation_layers.png", title="R² vs transformer depth")
+    return {f"ablation_r2_{name.replace(' = ', '')}": c for name, c in curves.items()}, scalars, fig
 
 
-def _construction(params: dict, res: Result, out: Path):
-    """Theorem 1's construction: per-step distance to GD and one-step error vs the bound η·ε."""
+def construction(params: dict, out: Path):
+    """Theorem 1's construction: per-step distance to GD and one-step error vs the bound η·ε,
+    and the distance to exact GD against the heads: (curves, scalars, figure)."""
     from icsim.constructions.deep_gd import verify_deep_gd
 
     r = verify_deep_gd(**params, figure=out / "deep_gd_construction.png")
-    for k, v in r["scalars"].items():
-        res.scalars[f"construction_{k}"] = v
-    res.scalars["construction_layers_per_step"] = r["layers_per_step"]
-    sw = r["heads_sweep"]
-    # does the distance to exact GD fall as the heads grow? (ends of the sweep, and the share of
-    # the sweep's steps that do not increase it)
-    errs = sw["max_distance_to_gd"]
-    res.scalars["construction_error_fewest_heads"] = errs[0]
-    res.scalars["construction_error_most_heads"] = errs[-1]
-    res.scalars["construction_error_non_increasing_fraction"] = sum(
+    scalars = {f"construction_{k}": v for k, v in r["scalars"].items()}
+    scalars["construction_layers_per_step"] = r["layers_per_step"]
+    sw, errs = r["heads_sweep"], r["heads_sweep"]["max_distance_to_gd"]
+    scalars["construction_error_fewest_heads"] = errs[0]
+    scalars["construction_error_most_heads"] = errs[-1]
+    # the share of the sweep's steps that do not increase the distance to exact GD
+    scalars["construction_error_non_increasing_fraction"] = sum(
         b <= a for a, b in zip(errs, errs[1:])
     ) / max(len(errs) - 1, 1)
-    res.curves["construction_error_vs_heads"] = _curve(
-        sw["heads"], sw["max_distance_to_gd"], "heads per unit (r′ knots)", "max_l ‖w̄ − w̄_GD‖₂"
-    )
-    res.curves["construction_error_vs_step"] = _curve(
-        r["steps"], r["distance_to_gd"], "GD step l", "‖w̄^(l) − w̄^(l)_GD‖₂"
-    )
-    res.curves["construction_one_step_error"] = _curve(
-        r["steps"], r["one_step_error"], "GD step l", "‖ε^(l)‖₂"
-    )
-    res.curves["construction_bound"] = _curve(r["steps"], r["bound"], "GD step l", "η·ε")
-    res.figures.append(Path(r["figure"]))
+    curves = {
+        "construction_error_vs_heads": _curve(
+            sw["heads"], errs, "heads per unit (r′ knots)", "max_l ‖w̄ − w̄_GD‖₂"
+        ),
+        "construction_error_vs_step": _curve(
+            r["steps"], r["distance_to_gd"], "GD step l", "‖w̄^(l) − w̄^(l)_GD‖₂"
+        ),
+        "construction_one_step_error": _curve(
+            r["steps"], r["one_step_error"], "GD step l", "‖ε^(l)‖₂"
+        ),
+        "construction_bound": _curve(r["steps"], r["bound"], "GD step l", "η·ε"),
+    }
+    return curves, scalars, Path(r["figure"])
 
 
-def _headline(cfg: WuConfig, table, res: Result):
-    """The acceptance scalars (first N and attention, in distribution) and the comparison rows."""
-    first = next(r for s, N, a, r in table if s == "in_distribution")
-    for name, v in first.items():
-        res.scalars[f"r2_{name}"] = v
-    tf, net = first["transformer"], first["trained_network"]
-    res.scalars["r2_ratio_transformer_to_trained_network"] = tf / net
+def headline(cfg: WuConfig, scalars: dict) -> dict:
+    """The acceptance scalars: the first N and attention, in distribution."""
+    tag = f"N{cfg.depths[0]}_{cfg.attentions[0]}_in_distribution"
+    out = {f"r2_{p}": scalars[f"r2_{p}_{tag}"] for p in PREDICTORS if f"r2_{p}_{tag}" in scalars}
+    tf, net = out["r2_transformer"], out["r2_trained_network"]
+    out["r2_ratio_transformer_to_trained_network"] = tf / net
     # R² differences are differences of MSE / Var(y); their ratio is the sharper comparison
-    res.scalars["mse_ratio_transformer_to_trained_network"] = (1 - tf) / max(1 - net, 1e-12)
-    rows = res.comparison
-    for s, N, att, r in table:
-        where = f"N = {N}, {att} attention, {s.replace('_', ' ')}"
-        rows.append((f"R² transformer ({where})", r["transformer"], NOT_REPORTED, ""))
-        rows.append((f"R² trained network ({where})", r["trained_network"], NOT_REPORTED, ""))
+    out["mse_ratio_transformer_to_trained_network"] = (1 - tf) / max(1 - net, 1e-12)
+    return out
+
+
+# --- the report: a pure function of (cfg, scalars) -----------------------------------------------
+
+TEMPLATE = Path(__file__).with_suffix(".md")
+MATCH_RATIO = 0.8  # "ICL matches training the network": R² at least 0.8 of the trained network's
+
+
+def _rows(cfg: WuConfig):
+    """(setting, N, attention, scalar tag) of every R² row."""
+    for depth in cfg.depths:
+        for att in cfg.attentions:
+            for setting, _, _ in eval_settings(cfg):
+                yield setting, depth, att, f"N{depth}_{att}_{setting}"
+
+
+def findings(cfg: WuConfig) -> list[Finding]:
+    """The paper's finding (PAPERS.md §4: ICL matches training the N-layer network) per row, and
+    Theorem 1's construction; each with the criterion that decides whether this run shows it."""
+    out = []
+    for setting, depth, att, tag in _rows(cfg):
+        tf, net, mean = (
+            f"r2_{p}_{tag}" for p in ("transformer", "trained_network", "context_mean")
+        )
+        out.append(
+            Finding(
+                f"matches_{tag}",
+                f"in context the transformer matches training the {depth}-layer network "
+                f"({att} attention, {setting.replace('_', ' ')})",
+                f"R² transformer ≥ {MATCH_RATIO:g} × R² of the network trained on the prompt, "
+                "and above the "
+                "context mean's R²",
+                lambda s, tf=tf, net=net, mean=mean: (
+                    s[tf] >= MATCH_RATIO * s[net] and s[tf] > s[mean]
+                ),
+                lambda s, tf=tf, net=net, mean=mean: (
+                    f"R² {s[tf]:.3f} vs {s[net]:.3f} (ratio "
+                    f"{s[tf] / s[net]:.3f}; context mean {s[mean]:.3f})"
+                ),
+            )
+        )
+    if cfg.construction is not None:
+        out += [
+            Finding(
+                "construction_within_bound",
+                "each step of Theorem 1's construction is within η·ε of a GD step",
+                "max one-step error ≤ the bound η·ε (construction_passed)",
+                lambda s: s["construction_passed"] == 1.0,
+                lambda s: (
+                    f"max ‖ε^(l)‖ {s['construction_max_one_step_error']:.3g}, "
+                    f"bound {s['construction_max_bound']:.3g}"
+                ),
+            ),
+            Finding(
+                "construction_heads",
+                "the construction's distance to exact GD falls as the heads grow (Õ(ε⁻²) heads)",
+                "distance at the most heads below the distance at the fewest",
+                lambda s: s["construction_error_most_heads"] < s["construction_error_fewest_heads"],
+                lambda s: (
+                    f"{s['construction_error_fewest_heads']:.3g} → "
+                    f"{s['construction_error_most_heads']:.3g}"
+                ),
+            ),
+        ]
+    return out
+
+
+def comparisons(cfg: WuConfig) -> list[Comparison]:
+    rows = []
+    for setting, depth, att, tag in _rows(cfg):
+        where = f"N = {depth}, {att} attention, {setting.replace('_', ' ')}"
+        rows.append(Comparison(f"R² transformer ({where})", f"r2_transformer_{tag}", NOT_REPORTED))
+        rows.append(
+            Comparison(f"R² trained network ({where})", f"r2_trained_network_{tag}", NOT_REPORTED)
+        )
     rows.append(
-        (
+        Comparison(
             "R² transformer / R² trained network (first row)",
-            tf / net,
+            "r2_ratio_transformer_to_trained_network",
             "≈ 1 (finding, no number)",
-            "acceptance: ≥ 0.8; the context mean alone scores "
-            f"{first['context_mean'] / net:.3g} of the trained network",
+            "acceptance: ≥ 0.8; context mean / trained network: see the notes",
         )
     )
-    s = res.scalars
-    if "construction_passed" in s:
+    if cfg.construction is not None:
+        heads = cfg.construction.get("heads_sweep", "default sweep")
         rows += [
-            (
+            Comparison(
                 "construction layers per GD step",
-                s["construction_layers_per_step"],
+                "construction_layers_per_step",
                 "2N + 4",
                 f"N = {cfg.construction.get('depth', 3)}",
             ),
-            (
-                "construction max one-step error ‖ε^(l)‖ (bound η·ε)",
-                s["construction_max_one_step_error"],
+            Comparison(
+                "construction max one-step error ‖ε^(l)‖",
+                "construction_max_one_step_error",
                 "≤ η·ε",
-                f"ours: bound {s['construction_max_bound']:.3g}, passed = "
-                f"{bool(s['construction_passed'])}",
+                "bound: construction_max_bound",
             ),
-            (
-                "construction distance to GD, fewest → most heads",
-                f"{s['construction_error_fewest_heads']:.3g} → "
-                f"{s['construction_error_most_heads']:.3g}",
+            Comparison(
+                "construction distance to GD, fewest heads",
+                "construction_error_fewest_heads",
                 "falls as heads grow (heads Õ(ε⁻²))",
-                f"heads {cfg.construction.get('heads_sweep', 'default sweep')}",
+                f"heads {heads}",
+            ),
+            Comparison(
+                "construction distance to GD, most heads",
+                "construction_error_most_heads",
+                "falls as heads grow (heads Õ(ε⁻²))",
+                f"heads {heads}",
             ),
         ]
+    return rows
 
 
-def _notes(cfg: WuConfig, table, res: Result) -> str:
-    t = cfg.train
-    head = "| setting | N | attention | " + " | ".join(PREDICTORS) + " |"
-    lines = [head, "|" + "---|" * (3 + len(PREDICTORS))]
-    for s, N, att, r in table:
-        vals = " | ".join(f"{r[p]:.4f}" if p in r else "—" for p in PREDICTORS)
-        lines.append(f"| {s.replace('_', ' ')} | {N} | {att} | {vals} |")
-    sc = res.scalars
-    gd = "skipped" if cfg.gd is None else f"η = {cfg.gd['step_size']}, {cfg.gd['steps']} steps"
-    shift_note = ""
+def _table(cfg: WuConfig, s: dict) -> str:
+    lines = [
+        "| setting | N | attention | " + " | ".join(PREDICTORS) + " |",
+        "|" + "---|" * (3 + len(PREDICTORS)),
+    ]
+    for setting, depth, att, tag in _rows(cfg):
+        vals = " | ".join(f"{s[k]:.4f}" if (k := f"r2_{p}_{tag}") in s else "—" for p in PREDICTORS)
+        lines.append(f"| {setting.replace('_', ' ')} | {depth} | {att} | {vals} |")
+    return "\n".join(lines)
+
+
+def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
+    """(comparison rows, notes) of the report, from the measured numbers alone."""
+    s, t = scalars, cfg.train
+    verdicts = judge_all(findings(cfg), s)
     N0, a0 = cfg.depths[0], cfg.attentions[0]
-    shifted = [(s, r) for s, N, a, r in table if N == N0 and a == a0 and s.startswith("mixture")]
-    if shifted:
-        s_, r = shifted[-1]
-        shift_note = (
-            f"- **Shift** ({s_.replace('_', ' ')}, N = {N0}, {a0}): R² transformer "
+    shift = ""
+    if cfg.mixtures:
+        w1, w2 = cfg.mixtures[-1]
+        tag = f"N{N0}_{a0}_mixture_{w1:g}_{w2:g}"
+        r = {p: s.get(f"r2_{p}_{tag}", float("nan")) for p in PREDICTORS}
+        shift = (
+            f"- **Shift** (mixture {w1:g} {w2:g}, N = {N0}, {a0}): R² transformer "
             f"{r['transformer']:.3f}, trained network {r['trained_network']:.3f}, least squares "
             f"{r['least_squares']:.3f}, context mean {r['context_mean']:.3f}. With inputs on "
-            "both sides of the origin the target's kinks matter: least squares collapses, the "
-            "network trained on the prompt keeps its R², and the transformer, trained on one "
-            "component only, lies in between.\n"
+            "both sides of the origin the target's kinks matter."
         )
-    if t.token_format == "stacked":
-        fmt_note = (
-            "One token [x_i; y_i] per example, the query [x; 0] last (the construction's layout); "
-            "PAPERS.md does not give the paper's format. With Garg et al.'s interleaved x/y "
-            "tokens our small CPU transformers stayed at the context-mean solution (R² ≈ 0.85 "
-            "after 3000 steps, whatever the depth, attention, lr or curriculum we tried), while "
-            "stacked tokens reach least squares' R² in about 1000 steps (see the module's "
-            "comment on PROFILES)."
-        )
-    else:
-        fmt_note = f"`{t.token_format}` tokens (Garg et al.'s x/y interleaving)."
-    if not t.positional:
-        long_note = (
-            "The model has no positional embedding, so a longer prompt is only more context tokens."
-        )
-    else:
-        long_note = (
-            "Positions beyond the training length are learned embeddings that were never "
-            "trained (as in a GPT-2 with more positions than its training prompts)."
-        )
-    return f"""## R² table (pooled over prompts; one query per prompt)
+    gd = "skipped" if cfg.gd is None else f"η = {cfg.gd['step_size']}, {cfg.gd['steps']} steps"
+    net = {f"net_{k}": v for k, v in {**NETWORK, **cfg.network}.items()}
+    text = {**asdict(t), **asdict(cfg), **net, "table": _table(cfg, s), "shift_note": shift}
+    text |= {"gd": gd, "not_reported": NOT_REPORTED, "depths": list(cfg.depths)}
+    text |= {"mean_over_net": s["r2_context_mean"] / s["r2_trained_network"]}
+    text |= {
+        "target_width": t.task_params.get("width", 20),
+        "attentions": ", ".join(cfg.attentions),
+    }
+    text["findings"] = "\n".join(f"- {v.sentence}" for v in verdicts.values())
+    text["fmt_note"] = FMT_NOTE if t.token_format == "stacked" else f"`{t.token_format}` tokens"
+    text["long_note"] = LONG_NOTE[bool(t.positional)]
+    rows = [c.row(s) for c in comparisons(cfg)]
+    return rows, fill(TEMPLATE.read_text(), {**s, **text}, verdicts)
 
-{chr(10).join(lines)}
 
-Predictors: `transformer` (trained in context), `trained_network` (the paper's baseline: an
-N-layer ReLU network of width {cfg.network.get("width", 200)} trained directly on each prompt's
-examples with Adam, {cfg.network.get("epochs", 100)} epochs, lr {cfg.network.get("lr", 0.01)}),
-`gd_network` (GD on the target's own architecture, Theorem 1's algorithm, {gd}),
-`least_squares` (linear, no intercept) and `context_mean` (the mean of the prompt's labels).
+LONG_NOTE = (
+    "The model has no positional embedding, so a longer prompt is only more context tokens.",
+    "Positions beyond the training length are learned embeddings that were never trained (as in "
+    "a GPT-2 with more positions than its training prompts).",
+)
+FMT_NOTE = (
+    "One token [x_i; y_i] per example, the query [x; 0] last (the construction's layout); "
+    "PAPERS.md does not give the paper's format. With Garg et al.'s interleaved x/y "
+    "tokens our small CPU transformers stayed at the context-mean solution (R² ≈ 0.85 "
+    "after 3000 steps, whatever the depth, attention, lr or curriculum we tried), while "
+    "stacked tokens reach least squares' R² in about 1000 steps (see the module's "
+    "comment on PROFILES)."
+)
 
-## What this shows and where it differs from the paper
 
-- **Numbers.** PAPERS.md records the paper's settings and its finding (in-context learning
-  matches training the network directly) but no R² values, so every paper cell reads
-  "{NOT_REPORTED}"; we compare against the finding, not a number.
-- **Headline.** R² transformer {sc["r2_transformer"]:.4f} vs trained network
-  {sc["r2_trained_network"]:.4f} (ratio {sc["r2_ratio_transformer_to_trained_network"]:.3f};
-  MSE ratio {sc["mse_ratio_transformer_to_trained_network"]:.2f}).
-{shift_note}- **R² here is lenient.** The targets have no biases and the training inputs sit
-  around −2·1, so on one component most ReLUs are either always on or always off: the target
-  is nearly linear there (least squares R² {sc["r2_least_squares"]:.3f}), and pooling over prompts
-  credits any predictor that gets each prompt's level right (context mean
-  R² {sc["r2_context_mean"]:.3f}, i.e. {sc["r2_context_mean"] / sc["r2_trained_network"]:.2f}
-  of the trained network: the 0.8 ratio alone is a weak test). The shifted mixtures, with
-  points on both sides of the origin, are where the non-linearity shows.
-- **Scale.** This run: d = {t.dim}, target depths {list(cfg.depths)} (width
-  {t.task_params.get("width", 20)}), {cfg.n_examples} training examples, a {t.n_layer}-layer
-  {t.n_head}-head {t.n_embd}-wide transformer ({", ".join(cfg.attentions)} attention) trained
-  {t.steps} steps at batch {t.batch_size}, lr {t.lr}; {cfg.eval_prompts} test prompts
-  ({cfg.ood_prompts} per longer-prompt or shifted-mixture row). The paper: d = 20,
-  N ∈ {{3, 4, 6}}, GPT-2 12 blocks / 8 heads / 256, ReLU and softmax attention, 500k steps,
-  6400 test prompts (the `full` profile). A smaller model, d and step count: a small-scale
-  check of the paper's finding, not a reproduction of its scale.
-- **Weights.** The targets' weights are He-scaled (std √(2/fan-in)); the paper draws N(0, I)
-  weights, whose outputs grow like (K/2)^((N−1)/2). R² is scale-free and both networks are
-  positively homogeneous, so only the label scale the transformer must fit differs.
-- **Token format.** {fmt_note}
-- **Longer prompts** ({cfg.long_examples} examples; trained on {cfg.n_examples}). {long_note}
-- **Layer matching** compares each layer's ridge read-out with GD steps on the network of the
-  target's architecture (similarity of errors); a trained transformer need not follow GD.
-- **Construction** (Theorem 1): the one-step error is measured against η·ε with ε the error of
-  the gradient computed with the construction's r̂′ (the only approximate layer), so it is
-  within its bound by construction up to rounding; the informative number is how the distance
-  to exact GD falls as the heads grow (figure `deep_gd_construction.png`).
-"""
+@EXPERIMENTS.register("wu2025-deep-optimizers")
+class Wu2025(Experiment):
+    name = "wu2025-deep-optimizers"
+    title = "Transformers train an N-layer ReLU network in context (Wu et al. 2025)"
+    citation = (
+        "Wu, Su, Hu, Song, Liu, *Transformers are Deep Optimizers: Provable In-Context Learning "
+        "for Deep Model Training*, ICML 2025 (arXiv 2411.16549)"
+    )
+    profiles = PROFILES
+
+    def run(self, cfg: WuConfig, out: Path, device: str, quiet: bool) -> Result:
+        curves, scalars, figs = {}, {}, []
+
+        def add(c, s, fig=None):
+            curves.update(c)
+            scalars.update(s)
+            if fig is not None:
+                figs.append(fig)
+
+        for depth in cfg.depths:
+            cache = {}  # baselines depend on the prompts only: shared by the attentions
+            for attention in cfg.attentions:
+                tcfg = with_device(train_config(cfg, depth, attention), device)
+                trainer = Trainer(tcfg, out / f"train-N{depth}-{attention}", quiet=quiet)
+                final, tag = trainer.train(), f"N{depth}_{attention}"
+                scalars[f"final_train_loss_{tag}"] = final["loss"]
+                add(*evaluate(trainer, cfg, depth, attention, cache, device))
+                if cfg.matching is not None:
+                    add(*layer_matching(trainer, cfg, depth, tag, out, device))
+            figs.append(plot_r2_curves(curves, cfg, depth, out))
+            if cfg.mixtures:
+                add(*shift_curves(cfg, scalars, depth, out))
+        if cfg.layer_ablation:
+            add(*ablation(cfg, out, device, quiet))
+        if cfg.construction is not None:
+            add(*construction(cfg.construction, out))
+        scalars.update(headline(cfg, scalars))
+        comparison, notes = report(cfg, scalars)
+        return Result(curves, scalars, dict(PAPER), figs, comparison, notes)
