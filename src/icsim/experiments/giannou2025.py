@@ -14,7 +14,6 @@ The report (`giannou2025.md`, filled by `report`) is a pure function of the scal
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from dataclasses import asdict, dataclass, field
@@ -819,4 +818,4 @@ class Giannou2025(Experiment):
         title = "training loss: MSE of the read-out w against w_N"
         figures.append(plot_curves(losses, out / "training_loss.png", logy=True, title=title))
         comparison, notes = report(cfg, scalars, curves)
-        return Result(curves, scalars, dict(PAPER), figures, comparison, notes)
+        return Result(curves, scalars, dict(PAPER), figures, comparison, notes=notes)

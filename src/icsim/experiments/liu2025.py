@@ -784,4 +784,4 @@ class Liu2025(Experiment):
             scalars["final_train_loss_shared"] = losses["transformer_shared"][-1][1]
         scalars |= summary_scalars(cfg, scalars, curves, K, L)
         comparison, notes = report(cfg, scalars)
-        return Result(curves, scalars, PAPER, figures(cfg, curves, out, K), comparison, notes)
+        return Result(curves, scalars, PAPER, figures(cfg, curves, out, K), comparison, notes=notes)

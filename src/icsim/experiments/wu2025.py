@@ -659,4 +659,4 @@ class Wu2025(Experiment):
             add(*construction(cfg.construction, out))
         scalars.update(headline(cfg, scalars))
         comparison, notes = report(cfg, scalars)
-        return Result(curves, scalars, dict(PAPER), figs, comparison, notes)
+        return Result(curves, scalars, dict(PAPER), figs, comparison, notes=notes)
