@@ -15,7 +15,7 @@ import sys
 import types
 from dataclasses import MISSING, asdict, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 from icsim.errors import InputError, did_you_mean
 
@@ -189,7 +189,7 @@ def _override_mirror(cls, prefix: str = "") -> type | None:
             continue
         kw = {"metavar": leaf.__name__.upper()} if leaf in LEAVES and leaf is not bool else {}
         flag = _arg(_doc(cls, f.name), help_behavior_hint="(default: the profile's)", **kw)
-        specs.append((f.name, Annotated[Optional[leaf], flag], field(default=None)))
+        specs.append((f.name, Annotated[leaf | None, flag], field(default=None)))
     return _command(cls.__name__, specs, cls.__doc__) if specs else None
 
 
@@ -223,7 +223,7 @@ def _reproduce_type(name: str):
         (
             "out",
             Annotated[
-                Optional[str],
+                str | None,
                 _arg(
                     "output directory",
                     metavar="DIR",
@@ -285,7 +285,7 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
             (
                 "config",
                 Annotated[
-                    Optional[str],
+                    str | None,
                     _arg(
                         "JSON file of TrainConfig fields (the flags below override it)",
                         metavar="FILE",
@@ -296,7 +296,7 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
             (
                 "resume",
                 Annotated[
-                    Optional[str],
+                    str | None,
                     _arg(
                         "continue the run in this directory with its saved config",
                         metavar="RUN_DIR",
@@ -360,7 +360,7 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
         cmds["reproduce"] = _command(
             "reproduce",
             [
-                ("experiment", Annotated[Union[tuple(exps)], tyro.conf.arg(name="")]),
+                ("experiment", Annotated[one_of(exps), tyro.conf.arg(name="")]),
             ],
             COMMANDS["reproduce"],
         )
@@ -371,18 +371,18 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 ("name", Annotated[str, tyro.conf.Positional, _arg("construction (icsim list)")]),
                 (
                     "steps",
-                    Annotated[Optional[int], _arg("algorithm steps T (default 3)")],
+                    Annotated[int | None, _arg("algorithm steps T (default 3)")],
                     field(default=None),
                 ),
                 (
                     "dim",
-                    Annotated[Optional[int], _arg("input dimension d (default 5)")],
+                    Annotated[int | None, _arg("input dimension d (default 5)")],
                     field(default=None),
                 ),
                 (
                     "problems",
                     Annotated[
-                        Optional[int], _arg("random problems per condition number (default 1000)")
+                        int | None, _arg("random problems per condition number (default 1000)")
                     ],
                     field(default=None),
                 ),
@@ -398,16 +398,14 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 (
                     "task_params",
                     Annotated[
-                        dict[str, Union[float, int, str]],
+                        dict[str, float | int | str],
                         _arg("task parameters, e.g. --task-params condition_number 100"),
                     ],
                     field(default_factory=dict),
                 ),
                 (
                     "params",
-                    Annotated[
-                        Optional[str], _arg("extra construction parameters as a JSON object")
-                    ],
+                    Annotated[str | None, _arg("extra construction parameters as a JSON object")],
                     field(default=None),
                 ),
                 (
@@ -433,9 +431,7 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 ),
                 (
                     "address",
-                    Annotated[
-                        Optional[str], _arg("an existing Ray cluster (default: a local one)")
-                    ],
+                    Annotated[str | None, _arg("an existing Ray cluster (default: a local one)")],
                     field(default=None),
                 ),
                 ("dry_run", _flag("list the runs and stop"), field(default=False)),
@@ -451,6 +447,11 @@ def _copy_field(f):
     if f.default_factory is not MISSING:
         return field(default_factory=f.default_factory)
     return field(default=f.default)
+
+
+def one_of(options: list):
+    """The union of `options` (tyro's subcommands): `Union[...]` of a list built at run time."""
+    return Union[tuple(options)]  # noqa: UP007
 
 
 def _preparse(argv: list[str], flag: str) -> str | None:
@@ -481,7 +482,7 @@ def parse(argv: list[str]):
         )
         raise SystemExit(EXIT_USAGE)
     cmds = _command_types(command, argv)
-    root = Union[tuple(Annotated[t, tyro.conf.subcommand(n)] for n, t in cmds.items())]
+    root = one_of([Annotated[t, tyro.conf.subcommand(n)] for n, t in cmds.items()])
     return tyro.cli(
         root,
         args=argv,

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from icsim.errors import InputError
 
-
 MARKER = ".icsim"  # written into every directory icsim creates; --overwrite needs it
 
 
