@@ -597,6 +597,7 @@ def _check_train_fits(cfg, seeds: int = 1) -> None:
     gradients, AdamW's two moments, activations of one batch) within what the device has free."""
     from icsim import _validate as V
 
+    V.device(cfg.device)
     V.seed("seed", cfg.seed + seeds - 1)
     params, tokens = _model_size(cfg)
     # 4 float32 copies per weight (weight, grad, AdamW m and v); per layer and token ~16 widths of
@@ -608,7 +609,7 @@ def _check_train_fits(cfg, seeds: int = 1) -> None:
         cfg.device,
         f"training {seeds} x {params:,} parameters on batches of {cfg.batch_size} x {tokens} "
         "tokens",
-        "lower --batch-size, --n-embd, --n-layer or the prompt length",
+        "lower --batch-size, --n-embd, --n-layer, --dim or the prompt length",
     )
 
 
@@ -825,6 +826,16 @@ def cmd_sweep(c) -> int:
     return 0 if all(not r["status"].startswith("failed") for r in rows) else 1
 
 
+def _out_of_memory(e: BaseException) -> bool:
+    text = str(e).lower()
+    return (
+        isinstance(e, MemoryError)
+        or type(e).__name__ == "OutOfMemoryError"
+        or "out of memory" in text
+        or "can't allocate memory" in text
+    )
+
+
 HANDLERS = {
     "list": cmd_list,
     "train": cmd_train,
@@ -842,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = [*argv[1:], "--debug"] if len(argv) > 1 else argv
     try:
         c = parse(argv)
-        debug = c.debug
+        debug = getattr(c, "experiment", c).debug
         return HANDLERS[type(c).__name__](c)
     except InputError as e:
         if debug:
@@ -856,6 +867,16 @@ def main(argv: list[str] | None = None) -> int:
             f"icsim: error: cannot write {e.filename or 'to disk'}: {e.strerror}. Files already "
             "written are kept; free space or choose a writable location (icsim train --resume "
             "RUN_DIR continues a run).",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except (MemoryError, RuntimeError) as e:  # an allocation the estimate did not foresee
+        if debug or not _out_of_memory(e):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(
+            f"icsim: error: out of memory ({first[:200]}); lower the batch size, model size or "
+            "number of prompts.",
             file=sys.stderr,
         )
         return EXIT_USAGE

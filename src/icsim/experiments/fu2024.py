@@ -273,6 +273,16 @@ class Fu2024(Experiment):
             notes=_notes(cfg, scalars),
         )
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {
+        "eval_prompts": 8,
+        "probe_prompts": 64,
+        "algorithms.iterative_newton.steps": 2,
+        "algorithms.gradient_descent.steps": 2,
+        "algorithms.online_gradient_descent.steps": 2,
+    }
+
 
 def _comparison(s: dict, curves: dict) -> list:
     rows = [

@@ -622,6 +622,18 @@ class Liu2025(Experiment):
             notes=notes,
         )
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {
+        "transformer.steps": 2,
+        "transformer.batch_size": 4,
+        "transformer.log_every": 1,
+        "lista_steps": 2,
+        "lista_batch": 4,
+        "probe_prompts": 64,
+        "eval_prompts": 8,
+    }
+
 
 def _at(method: str, K: int, L: int) -> int:
     """Which row of a method's errors is its result: LISTA-type after K layers, ISTA/FISTA after

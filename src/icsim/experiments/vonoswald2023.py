@@ -300,6 +300,10 @@ class VonOswald2023(Experiment):
             notes=_notes(cfg, scalars, scale),
         )
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {"deep_steps": 2, "eval_tasks": 8, "growth_problems": 8}
+
 
 def _train_curve(run_dir: Path) -> dict:
     import json

@@ -267,6 +267,18 @@ class Wu2025(Experiment):
         res.notes = _notes(cfg, table, res)
         return res
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {
+        "ablation_steps": 2,
+        "eval_prompts": 8,
+        "ood_prompts": 8,
+        "network.epochs": 1,
+        "gd.steps": 2,
+        "matching.prompts": 8,
+        "matching.probe_prompts": 64,
+    }
+
 
 def _evaluate(trainer, cfg: WuConfig, depth, attention, cache, res: Result, out, device):
     """R² rows for one trained transformer: in distribution (with R²(k) curves), long prompts,
