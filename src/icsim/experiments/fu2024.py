@@ -278,9 +278,6 @@ class Fu2024(Experiment):
     smoke = {
         "eval_prompts": 8,
         "probe_prompts": 64,
-        "algorithms.iterative_newton.steps": 2,
-        "algorithms.gradient_descent.steps": 2,
-        "algorithms.online_gradient_descent.steps": 2,
     }
 
 
