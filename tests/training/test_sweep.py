@@ -47,7 +47,7 @@ def test_expand_and_bad_specs(tmp_path):
         read_spec(path)
 
 
-def test_four_runs_on_local_ray_then_skip_finished(tmp_path):
+def test_four_runs_on_local_ray_then_skip_finished(tmp_path, capfd):
     pytest.importorskip("ray")
     spec = {
         "out": str(tmp_path / "sweep"),
@@ -56,6 +56,10 @@ def test_four_runs_on_local_ray_then_skip_finished(tmp_path):
     }
     rows = run_sweep(spec, quiet=True)
     assert [r["status"] for r in rows] == ["done"] * 4
+    # Ray's start-up lines go to its own log file, not the terminal (issue 15 item 20)
+    err = capfd.readouterr().err
+    assert "INFO" not in err and "Started a local Ray instance" not in err, err
+    assert (tmp_path / "sweep" / "ray.log").exists()
     assert all(r["step"] == 4 for r in rows)
     for r in rows:
         assert (tmp_path / "sweep" / r["run"] / "config.json").exists()
