@@ -288,3 +288,36 @@ def test_cli_process_one_line_or_traceback_with_debug(tmp_path):
     r = run_cli("train", "--dim", "0", "--debug", "--out", str(tmp_path / "run"))
     assert "Traceback" in r.stderr and "InputError: dim must be a positive" in r.stderr
     assert not (tmp_path / "run").exists()
+
+
+# -- the sweep spec (issue 15 item 17) -----------------------------------------------------------
+spec_values = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {"out": st.one_of(st.just("x"), json_scalars)},
+        optional={
+            "base": st.one_of(st.just(BASE), json_values),
+            "grid": st.dictionaries(
+                st.sampled_from(["lr", "seed", "dim", "dim.x", "curriculum.enabled", "", "a..b"])
+                | st.text(max_size=6),
+                st.lists(json_scalars, max_size=3) | json_scalars,
+                max_size=2,
+            )
+            | json_values,
+            "retries": json_scalars,
+            "cpus_per_run": json_scalars,
+        },
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(spec_values)
+def test_arbitrary_sweep_specs_are_a_spec_or_one_input_error(spec):
+    """Any JSON as a sweep spec: checked whole (every grid point's config), or one InputError."""
+    from icsim.sweep import check_spec
+
+    try:
+        check_spec(spec)
+    except InputError as e:
+        assert "\n" not in str(e)

@@ -47,7 +47,7 @@ def test_expand_and_bad_specs(tmp_path):
         read_spec(path)
 
 
-def test_four_runs_on_local_ray_then_skip_finished(tmp_path):
+def test_four_runs_on_local_ray_then_skip_finished(tmp_path, capfd):
     pytest.importorskip("ray")
     spec = {
         "out": str(tmp_path / "sweep"),
@@ -56,6 +56,10 @@ def test_four_runs_on_local_ray_then_skip_finished(tmp_path):
     }
     rows = run_sweep(spec, quiet=True)
     assert [r["status"] for r in rows] == ["done"] * 4
+    # Ray's start-up lines go to its own log file, not the terminal (issue 15 item 20)
+    err = capfd.readouterr().err
+    assert "INFO" not in err and "Started a local Ray instance" not in err, err
+    assert (tmp_path / "sweep" / "ray.log").exists()
     assert all(r["step"] == 4 for r in rows)
     for r in rows:
         assert (tmp_path / "sweep" / r["run"] / "config.json").exists()
@@ -76,3 +80,50 @@ def test_cli_dry_run_lists_the_grid(tmp_path):
     assert main(["sweep", str(spec), "--dry-run"]) == 0
     spec.write_text(json.dumps({"out": "x", "grid": {"seed": [1]}, "extra": 1}))
     assert main(["sweep", str(spec)]) == 2
+
+
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ({"out": "x", "base": "lr=1"}, "'base' must be an object"),
+        ({"out": "x", "base": [1]}, "'base' must be an object"),
+        ({"out": "x", "base": BASE, "grid": {"dim.x": [1]}}, "'dim' is not a nested config"),
+        ({"out": "x", "retries": -3}, "retries' must be a non-negative integer"),
+        ({"out": "x", "cpus_per_run": "many"}, "cpus_per_run' must be a finite number"),
+        ({"out": "", "grid": {}}, "needs 'out'"),
+        ({"out": "x", "base": BASE, "grid": {"device": ["../../../escaped"]}}, "not supported"),
+        ({"out": "x", "base": BASE, "grid": {"lr": [0.001, 1e-3]}}, "same run once parsed"),
+    ],
+)
+def test_every_part_of_a_spec_is_checked_before_ray(tmp_path, spec, needle):
+    """Issue 15 items 17-19: one InputError before Ray starts, never a traceback."""
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(InputError, match=needle.replace("(", r"\(")):
+        read_spec(path)
+
+
+def test_spec_files_that_are_not_json_text(tmp_path):
+    path = tmp_path / "spec.json"
+    path.write_bytes(b'{"out": "\xff\xfe"}')
+    with pytest.raises(InputError, match="not UTF-8"):
+        read_spec(path)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_spec(path)
+
+
+def test_run_names_are_sanitised_parsed_and_inside_out(tmp_path):
+    base = {**BASE, "task_params": {}}
+    spec = {"out": str(tmp_path), "base": base, "grid": {"lr": [1e-3, 2], "schedule": ["cosine"]}}
+    names = [n for n, _ in expand(spec)]
+    assert names == ["lr=0.001-schedule=cosine", "lr=2.0-schedule=cosine"]
+    odd = {"out": str(tmp_path), "base": base, "grid": {"task": ["a/../../b"]}}
+    with pytest.raises(InputError):  # not a task: refused by the config check itself
+        expand(odd)
+    from dataclasses import replace
+
+    from icsim.sweep import run_name
+
+    cfg = replace(expand(spec)[0][1], device="../x/y")
+    assert run_name(["device"], cfg) == "device=.._x_y"

@@ -5,7 +5,7 @@ config.json, metrics.json (DESIGN.md's shape), PNG figures and report.md into on
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 
 import torch
@@ -110,28 +110,44 @@ def reproduce(
     overwrite: bool = False,
     quiet: bool = False,
     config=None,
+    overrides: dict | None = None,
+    smoke: bool = False,
 ) -> Path:
-    """Run experiment `name` at `profile` (or an explicit `config`) and write its outputs."""
+    """Run experiment `name` at `profile` (or an explicit `config`) and write its outputs.
+
+    `overrides` maps dotted field names of the profile's config to values
+    (`{"train.steps": 200}`); `smoke` cuts training steps and evaluation sizes to the minimum
+    (TrainConfig's steps and batch, the experiment's `smoke` cuts) at the profile's model and
+    prompt shapes. Both are validated before the output directory is touched and recorded in
+    config.json."""
     exp = EXPERIMENTS.get(name)
     cfg = config if config is not None else exp.profile(profile)
+    cuts = smoke_cuts(exp, cfg) if smoke else {}
+    cfg = apply_overrides(cfg, {**cuts, **(overrides or {})})
     if device != "cpu":
         from icsim.training.trainer import resolve_device
 
         resolve_device(device)
-    out = rundir.prepare(out or Path("runs") / f"{name}-{profile}", overwrite=overwrite)
-    meta = {
-        "experiment": name,
-        "profile": profile,
-        "device": provenance.device_name(device),
-        "icsim_version": icsim.__version__,
-        "git_commit": provenance.git_commit(),
-    }
-    # what the seed reproduces: prompts are drawn by generators on the run's device, in this dtype
-    sampling = {"generator_device": torch.device(device).type, "prompt_dtype": exp.prompt_dtype}
-    rundir.write_json(
-        out / "config.json",
-        {**meta, "sampling": sampling, "config": _asdict(cfg), "versions": provenance.versions()},
-    )
+    out = Path("runs") / f"{name}-{profile}{'-smoke' if smoke else ''}" if out is None else out
+    with rundir.replacing(out, overwrite=overwrite) as out:
+        meta = {
+            "experiment": name,
+            "profile": profile,
+            "device": provenance.device_name(device),
+            "icsim_version": icsim.__version__,
+            "git_commit": provenance.git_commit(),
+        }
+        record = {"overrides": dict(overrides or {}), "smoke": smoke}
+        # what the seed reproduces: prompts are drawn by generators on the run's device, in
+        # this dtype
+        record["sampling"] = {
+            "generator_device": torch.device(device).type,
+            "prompt_dtype": exp.prompt_dtype,
+        }
+        rundir.write_json(
+            out / "config.json",
+            {**meta, **record, "config": _asdict(cfg), "versions": provenance.versions()},
+        )
     t0 = time.perf_counter()
     result = exp.run(cfg, out, device, quiet)
     meta["wall_seconds"] = time.perf_counter() - t0
@@ -139,6 +155,102 @@ def reproduce(
     rundir.write_json(out / "metrics.json", metrics)
     write_report(exp, profile, result, meta, out)
     return out
+
+
+# -- overrides and smoke runs ---------------------------------------------------------------
+# A smoke run trains every TrainConfig in the profile for SMOKE_STEPS steps on a tiny batch at
+# its final prompt length (no curriculum): each stage runs once at the real shapes, in seconds.
+SMOKE_STEPS = 2
+SMOKE_BATCH = 4
+
+
+def smoke_cuts(exp: Experiment, cfg) -> dict:
+    """Dotted overrides that cut `cfg` to a smoke run: the generic TrainConfig rule, then the
+    experiment's own `smoke` cuts (evaluation sizes, its non-TrainConfig training settings)."""
+    from icsim.training.config import TrainConfig
+
+    cuts = {}
+    for path, value in _walk(cfg):
+        if isinstance(value, TrainConfig):
+            for key, v in {
+                "steps": SMOKE_STEPS,
+                "batch_size": min(value.batch_size, SMOKE_BATCH),
+                "warmup_steps": 0,
+                "log_every": 1,
+                "checkpoint_every": SMOKE_STEPS,
+                "curriculum.enabled": False,
+            }.items():
+                cuts[f"{path}{key}"] = v
+    return {**cuts, **getattr(exp, "smoke", {})}
+
+
+def _walk(obj, prefix: str = ""):
+    """(dotted prefix, value) of `obj` and of every dataclass nested in it."""
+    yield prefix, obj
+    if is_dataclass(obj):
+        for f in fields(obj):
+            yield from _walk(getattr(obj, f.name), f"{prefix}{f.name}.")
+
+
+def apply_overrides(cfg, overrides: dict):
+    """`cfg` with dotted fields replaced (`{"train.steps": 200, "eval_prompts": 64}`); dicts
+    inside a config are reached the same way. Unknown fields and values of the wrong type are
+    InputErrors; each dataclass's own checks run on the result."""
+    for key, value in overrides.items():
+        cfg = _set(cfg, key.split("."), value, key)
+    return cfg
+
+
+def _set(obj, parts: list[str], value, key: str):
+    head, rest = parts[0], parts[1:]
+    if is_dataclass(obj):
+        names = {f.name for f in fields(obj)}
+        if head not in names:
+            from icsim.errors import did_you_mean
+
+            raise InputError(
+                f"override {key!r}: {type(obj).__name__} has no field {head!r}."
+                f"{did_you_mean(head, names)} Allowed: {', '.join(sorted(names))}."
+            )
+        current = getattr(obj, head)
+        if rest:
+            if current is None:
+                raise InputError(f"override {key!r}: {head} is off (None) in this profile.")
+            return replace(obj, **{head: _set(current, rest, value, key)})
+        return replace(obj, **{head: _typed(current, value, key)})
+    if isinstance(obj, dict):
+        if head not in obj:
+            allowed = ", ".join(sorted(map(str, obj))) or "none"
+            raise InputError(f"override {key!r}: no key {head!r} here; allowed: {allowed}.")
+        new = dict(obj)
+        new[head] = _set(obj[head], rest, value, key) if rest else _typed(obj[head], value, key)
+        return new
+    raise InputError(f"override {key!r}: {head!r} is not a field of a config (a plain value).")
+
+
+def _typed(current, value, key: str):
+    """`value` checked against the kind of the value it replaces (ints stay ints; an int may
+    replace a float; tuples and lists become tuples); None-valued fields take anything."""
+    if current is None or value is None:
+        return value
+    if isinstance(current, bool) or isinstance(value, bool):
+        ok = isinstance(current, bool) and isinstance(value, bool)
+    elif isinstance(current, int):
+        ok = isinstance(value, int)
+    elif isinstance(current, float):
+        ok = isinstance(value, (int, float))
+        value = float(value) if ok else value
+    elif isinstance(current, (tuple, list)):
+        ok = isinstance(value, (tuple, list))
+        value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, type(current))
+    if not ok:
+        raise InputError(
+            f"override {key!r} must be {type(current).__name__} like the profile's "
+            f"{current!r}, got {value!r}."
+        )
+    return value
 
 
 def _asdict(cfg):

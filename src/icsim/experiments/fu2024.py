@@ -319,6 +319,13 @@ class Fu2024(Experiment):
             notes=notes,
         )
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {
+        "eval_prompts": 8,
+        "probe_prompts": 64,
+    }
+
 
 def similarity_figures(matches: dict, out: Path, sfx: str) -> list:
     return [

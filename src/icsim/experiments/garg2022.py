@@ -115,6 +115,14 @@ class Garg2022(Experiment):
             notes=notes,
         )
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {
+        "eval_prompts": 8,
+        "baselines.gradient_descent.steps": 2,
+        "baselines.iterative_newton.steps": 2,
+    }
+
 
 def summarise(curves: dict, d: int, n: int) -> dict:
     """The scalars of record read off the error curves."""

@@ -799,6 +799,17 @@ class Giannou2025(Experiment):
     )
     profiles = PROFILES
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {
+        "eval_prompts": 8,
+        "construction.prompts": 2,
+        "construction.table_prompts": 2,
+        "training.steps": 2,
+        "training.batch_size": 4,
+        "training.log_every": 1,
+    }
+
     def run(self, cfg: GiannouConfig, out: Path, device: str, quiet: bool) -> Result:
         def say(msg):
             if not quiet:

@@ -731,6 +731,18 @@ class Liu2025(Experiment):
     )
     profiles = PROFILES
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {
+        "transformer.steps": 2,
+        "transformer.batch_size": 4,
+        "transformer.log_every": 1,
+        "lista_steps": 2,
+        "lista_batch": 4,
+        "probe_prompts": 64,
+        "eval_prompts": 8,
+    }
+
     def run(self, cfg: LiuConfig, out: Path, device: str, quiet: bool) -> Result:
         base = {"dim": cfg.dim, "sparsity": cfg.sparsity, "noise_std": cfg.noise_std}
         L = cfg.transformer.n_layer

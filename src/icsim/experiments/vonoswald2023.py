@@ -176,6 +176,10 @@ class VonOswald2023(Experiment):
             notes=notes,
         )
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {"deep_steps": 2, "eval_tasks": 8, "growth_problems": 8}
+
 
 def measure_depth(trainer, K: int, cfg: VonOswaldConfig, task, batch, tune_batch, device) -> dict:
     """A trained K-layer model against K steps of GD (and of GD++ for K > 1) and against the

@@ -631,6 +631,18 @@ class Wu2025(Experiment):
     )
     profiles = PROFILES
 
+    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
+    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    smoke = {
+        "ablation_steps": 2,
+        "eval_prompts": 8,
+        "ood_prompts": 8,
+        "network.epochs": 1,
+        "gd.steps": 2,
+        "matching.prompts": 8,
+        "matching.probe_prompts": 64,
+    }
+
     def run(self, cfg: WuConfig, out: Path, device: str, quiet: bool) -> Result:
         curves, scalars, figs = {}, {}, []
 
