@@ -61,7 +61,7 @@ def test_overwrite_replaces_icsim_runs_and_keeps_the_old_one_when_the_new_one_fa
 
     import torch
 
-    import icsim.training.trainer as T
+    import icsim.models as T
 
     def no_memory(*a, **k):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
