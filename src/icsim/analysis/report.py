@@ -101,6 +101,19 @@ class Finding:
     of_paper: bool = True  # False: a check of our own code (e.g. a construction), not a claim
     needs: tuple[str, ...] = ()  # scalars that must be present and finite to judge at all
 
+    @classmethod
+    def below(cls, name, claim, criterion, ours, than, margin=0.0, unit="", measured=None, **kw):
+        """Holds when scalar `ours` < scalar `than` + `margin` ("ours below theirs")."""
+        u = f" {unit}" if unit else ""
+        text = measured or (lambda s: f"{s[ours]:.1f}{u} against {s[than]:.1f}{u}")
+        return cls(name, claim, criterion, lambda s: s[ours] < s[than] + margin, text, **kw)
+
+    @classmethod
+    def flag(cls, name, claim, criterion, key, measured=None, **kw) -> Finding:
+        """Holds when the 0/1 scalar `key` (a check computed with the numbers) is 1."""
+        text = measured or (lambda s: "yes" if s[key] else "no")
+        return cls(name, claim, criterion, lambda s: s[key] == 1.0, text, **kw)
+
     def judge(self, scalars: Mapping) -> Verdict:
         missing = [k for k in self.needs if not finite(scalars.get(k))]
         if missing:

@@ -31,9 +31,17 @@ from icsim.algorithms.logistic import (
     logistic_loss,
     newton_solution,
 )
+from icsim.analysis.evaluation import in_chunks
 from icsim.analysis.metrics import matched_steps, mean_and_interval_by_column, w_error
 from icsim.analysis.plots import plot_curves, plot_panels
-from icsim.analysis.report import Comparison, Curve, Finding, fill, judge_all
+from icsim.analysis.report import (
+    Comparison,
+    Curve,
+    Finding,
+    fill,
+    findings_markdown,
+    judge_all,
+)
 from icsim.constructions.logistic_newton import (
     DEFAULT_WIDTH,
     error_table,
@@ -318,20 +326,9 @@ def construction_trajectory(cfg: GiannouConfig, batch, k, device) -> tuple[torch
         dtype=torch.float64,
     )
     model = model.to(device)
-    ws = [
-        weights_per_step(model, fmt, _rows(batch, i, i + c.chunk))
-        for i in range(0, batch.batch_size, c.chunk)
-    ]
+    ws = in_chunks(lambda part: weights_per_step(model, fmt, part), batch, c.chunk, dim=1)
     info = model.construction
-    return torch.cat(ws, dim=1), info.hyperparameters["newton_schulz_steps"], info.layers_per_step
-
-
-def _rows(batch, start: int, stop: int):
-    """The prompts start..stop−1 of a TaskBatch (truth included)."""
-    from icsim.tasks.base import TaskBatch
-
-    truth = {k: v[start:stop] for k, v in batch.truth.items()}
-    return TaskBatch(xs=batch.xs[start:stop], ys=batch.ys[start:stop], task=batch.task, truth=truth)
+    return ws, info.hyperparameters["newton_schulz_steps"], info.layers_per_step
 
 
 def depth_vs_newton(cfg: GiannouConfig, kappa: float, dev, out: Path, say) -> tuple[dict, dict]:
@@ -379,7 +376,7 @@ def depth_vs_newton(cfg: GiannouConfig, kappa: float, dev, out: Path, say) -> tu
     exact = LogisticDampedNewton(mu=cfg.mu).run(problem, c.table_steps).iterates[:, :sub]
     cons = {}  # k -> (blocks per Newton step, w_error curve)
     for k in c.newton_schulz_steps:
-        traj, kk, lps = construction_trajectory(cfg, _rows(batch, 0, sub), k, dev)
+        traj, kk, lps = construction_trajectory(cfg, batch.rows(0, sub), k, dev)
         layers = [T * lps for T in range(c.table_steps + 1)]
         cons[kk] = (
             lps,
@@ -545,11 +542,11 @@ def findings(cfg: GiannouConfig) -> list[Finding]:
                 f"at width {s['construction_max_error_T3_width']}"
             ),
         ),
-        Finding(
+        Finding.flag(
             "floor_falls_with_width",
             "the construction's error floor falls as its MLP width grows (Thm 5.1)",
             "the floor falls at every doubling of the width W",
-            lambda s: s["construction_floor_decreases_with_width"] == 1.0,
+            "construction_floor_decreases_with_width",
             lambda s: (
                 f"a factor {s['construction_floor_factor_per_doubling']:.2f} per doubling "
                 "(piecewise-linear interpolation: O(W⁻²), a factor 4)"
@@ -562,13 +559,12 @@ def findings(cfg: GiannouConfig) -> list[Finding]:
         better = f"{tag}_trained_better_per_layer_than_construction"
         m = [f"{tag}_depth{d}_newton_steps_matched" for d in depths]
         out += [
-            Finding(
+            Finding.flag(
                 f"better_per_layer_{tag}",
                 f"at κ = {kappa:g} trained transformers are closer to w_N "
                 "than the construction with as many layers",
                 "every trained depth closer than the construction at every k",
-                lambda s, b=better: s[b] == 1.0,
-                lambda s, b=better: "yes" if s[b] else "no",
+                better,
             ),
             Finding(
                 f"deeper_is_more_newton_{tag}",
@@ -762,8 +758,8 @@ def report(cfg: GiannouConfig, scalars: dict, curves: dict) -> tuple[list, str]:
         "not_run": "not run",
         "depth_tables": _depth_tables(cfg, scalars, curves),
         "trained_summary": _trained_summary(cfg, scalars, curves),
-        "trained_verdicts": "\n".join(
-            f"- {v.sentence}" for k, v in verdicts.items() if k.startswith(("better_", "deeper_"))
+        "trained_verdicts": findings_markdown(
+            [v for k, v in verdicts.items() if k.startswith(("better_", "deeper_"))]
         ),
         "table_width": c.table_width,
         "table_prompts": min(c.table_prompts, cfg.eval_prompts),

@@ -31,16 +31,16 @@ import torch
 import icsim
 from icsim import _validate as V
 from icsim.algorithms import sparse
+from icsim.analysis.evaluation import in_chunks
 from icsim.analysis.matching import fit_line
 from icsim.analysis.metrics import first_step_at_or_below, nmse_db, nmse_db_interval
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import LayerProbes, fit_probes, layer_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill, judge_all
+from icsim.analysis.report import Comparison, Curve, Finding, fill, findings_markdown, judge_all
 from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, build
 from icsim.models.formats import Stacked
-from icsim.tasks.base import TaskBatch
 
 METHODS = ("transformer", "ista", "fista", "lista", "lista_cp", "lasso")
 STEPPED = ("ista", "fista", "lista", "lista_cp")  # methods with a per-step curve
@@ -277,14 +277,9 @@ def transformer_predictions(model, batch, n_demos, probes: LayerProbes | None = 
     its own output, or [L+1, B, Q] through per-layer `probes`."""
     model.eval()
     fmt = Stacked(dim=batch.dim, n_queries=batch.n_points - n_demos)
-    out = []
-    for s in range(0, batch.batch_size, chunk):
-        part = TaskBatch(xs=batch.xs[s : s + chunk], ys=batch.ys[s : s + chunk], task="")
-        if probes is None:
-            out.append(fmt.run(model, part).unsqueeze(0))
-        else:
-            out.append(layer_predictions(model, fmt, part, probes))
-    return torch.cat(out, 1)
+    if probes is None:
+        return in_chunks(lambda part: fmt.run(model, part).unsqueeze(0), batch, chunk, 1)
+    return in_chunks(lambda part: layer_predictions(model, fmt, part, probes), batch, chunk, 1)
 
 
 def noiseless_targets(batch, n_demos: int) -> torch.Tensor:
@@ -536,14 +531,8 @@ def _gaps(s) -> dict:
 def findings(cfg: LiuConfig) -> list[Finding]:
     """The paper's claims (PAPERS.md §9) and the criteria deciding whether this run shows them."""
 
-    def below(name, claim, criterion, ours, than, margin=0.0):  # ours < than + margin (dB)
-        return Finding(
-            name,
-            claim,
-            criterion,
-            lambda s: s[ours] < s[than] + margin,
-            lambda s: f"{s[ours]:.1f} dB against {s[than]:.1f} dB",
-        )
+    def below(*args, margin=0.0):  # ours < than + margin (dB)
+        return Finding.below(*args, margin=margin, unit="dB")
 
     tf = "train_matrix.transformer_db"
     out = [
@@ -563,7 +552,7 @@ def findings(cfg: LiuConfig) -> list[Finding]:
             f"transformer within {COMPETITIVE_DB:g} dB of LISTA (or below it)",
             tf,
             "train_matrix.lista_db",
-            COMPETITIVE_DB + 1e-12,
+            margin=COMPETITIVE_DB + 1e-12,
         )
     )
     for k, label in (
@@ -709,7 +698,7 @@ def report(cfg: LiuConfig, scalars: dict) -> tuple[list, str]:
         "shared_line": shared if cfg.shared_support_steps else "",
     }
     text |= {k: f"{s[f'train_matrix.{k}_db']:.1f}" for k in ("transformer", "lista", "lasso")}
-    text["findings"] = "\n".join(f"- {v.sentence}" for v in verdicts.values())
+    text["findings"] = findings_markdown(list(verdicts.values()))
     values = {**s, **_gaps(s), **text}
     return [c.row(values) for c in comparisons(cfg, K, L)], fill(
         TEMPLATE.read_text(), values, verdicts
