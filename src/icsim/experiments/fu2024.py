@@ -285,16 +285,7 @@ class Fu2024(Experiment):
                 title="error of each layer's read-out",
             )
         )
-        comparison, verdicts, notes = report(cfg, scalars, curves)
-        return Result(
-            curves=curves,
-            scalars=scalars,
-            paper=PAPER,
-            figures=figures,
-            comparison=comparison,
-            verdicts=verdicts,
-            notes=notes,
-        )
+        return Result(curves, scalars, PAPER, figures, *report(cfg, scalars, curves))
 
 
 def similarity_figures(matches: dict, out: Path, sfx: str) -> list:

@@ -98,16 +98,7 @@ class Garg2022(Experiment):
         scalars = {"dim": d, "n_points": n, "train_steps": final["step"]}
         scalars["final_train_loss"] = final["loss"]
         scalars.update(summarise(curves, d, n))
-        comparison, verdicts, notes = report(cfg, scalars, curves)
-        return Result(
-            curves=curves,
-            scalars=scalars,
-            paper=PAPER,
-            figures=[fig],
-            comparison=comparison,
-            verdicts=verdicts,
-            notes=notes,
-        )
+        return Result(curves, scalars, PAPER, [fig], *report(cfg, scalars, curves))
 
 
 def summarise(curves: dict, d: int, n: int) -> dict:

@@ -53,6 +53,7 @@ from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, Stacked, Transformer
 from icsim.training import checkpoint as ckpt
+from icsim.training.optim import Optim
 from icsim.training.trainer import resolve_device
 
 __all__ = ["GiannouConfig", "matched_steps", "newton_solution", "report", "w_error"]
@@ -143,7 +144,7 @@ class GiannouConfig:
             V.number("condition_numbers", kappa, low=1)
         for name in ("n_embd", "n_head", "steps", "batch_size", "log_every"):
             V.positive_int(f"training.{name}", getattr(t, name))
-        V.number("training.lr", t.lr, low=0, low_open=True)
+        Optim.like(t)  # checks lr, schedule, ... as every training run does
 
 
 PROFILES = {
@@ -220,7 +221,7 @@ def train_to_newton(cfg: GiannouConfig, task, depth: int, device, log_path: Path
 
     The paper's logistic models output the whole weight vector w_N of the full context (their
     train.py, output_type "w"): the batch carries w_N as its target (`losses.mse_to_target`)."""
-    from icsim.training import Optim, Run, Trainer, losses
+    from icsim.training import Run, Trainer, losses
 
     t = cfg.training
     fmt = Stacked(cfg.dim, n_queries=1)

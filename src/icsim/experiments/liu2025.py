@@ -41,6 +41,7 @@ from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, build
 from icsim.models.formats import Stacked
+from icsim.training.optim import Optim
 
 METHODS = ("transformer", "ista", "fista", "lista", "lista_cp", "lasso")
 STEPPED = ("ista", "fista", "lista", "lista_cp")  # methods with a per-step curve
@@ -82,8 +83,7 @@ class TransformerConfig:
                 f"min_demos={self.min_demos} exceeds max_demos={self.max_demos}; "
                 "set min_demos <= max_demos."
             )
-        V.number("lr", self.lr, low=0, low_open=True)
-        V.choice("schedule", self.schedule, ("constant", "cosine", "linear"))
+        Optim.like(self)  # checks lr, betas, schedule, ... as every training run does
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
     one model serves every N. (The interleaved format, tried first, stayed on the predict-zero
     plateau for 2000+ steps at the quick profile's size.) Loss: mean squared error on the
     queries' (noisy) y_q."""
-    from icsim.training import Optim, Run, Trainer, losses
+    from icsim.training import Run, Trainer, losses
 
     dev = torch.device(device)
     fmt = Stacked(dim=task.dim, n_queries=tc.n_queries)

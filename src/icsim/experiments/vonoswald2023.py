@@ -165,16 +165,7 @@ class VonOswald2023(Experiment):
             )
         ]
         figures += construction_growth(cfg, out, curves, scalars)
-        comparison, verdicts, notes = report(cfg, scalars, curves)
-        return Result(
-            curves=curves,
-            scalars=scalars,
-            paper=PAPER,
-            figures=figures,
-            comparison=comparison,
-            verdicts=verdicts,
-            notes=notes,
-        )
+        return Result(curves, scalars, PAPER, figures, *report(cfg, scalars, curves))
 
 
 def measure_depth(trainer, K: int, cfg: VonOswaldConfig, task, batch, tune_batch, device) -> dict:
