@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +162,12 @@ def findings_markdown(verdicts: Sequence[Verdict]) -> str:
         return "✅" if v.holds else "⚪" if v.sentence.startswith("Not measured") else "❌"
 
     return "\n".join(f"- {mark(v)} {v.sentence}" for v in verdicts)
+
+
+def markdown_table(heads: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """A markdown table: the header, then one line per row (cells are formatted by the caller)."""
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
 
 
 def template_beside(module_file: str | Path) -> str:

@@ -12,7 +12,7 @@ import torch
 
 import icsim
 from icsim import provenance, rundir
-from icsim.analysis.report import Comparison, findings_markdown
+from icsim.analysis.report import Comparison, findings_markdown, markdown_table
 from icsim.errors import InputError
 from icsim.registry import Registry
 
@@ -86,10 +86,11 @@ def report_markdown(exp: Experiment, profile: str, result: Result, meta: dict, o
         "",
         "## Our numbers beside the paper's",
         "",
-        "| quantity | ours | paper | note |",
-        "|---|---|---|---|",
+        markdown_table(
+            ["quantity", "ours", "paper", "note"],
+            [(q, _fmt(o), _fmt(p), n) for q, o, p, n in comparison_rows(result)],
+        ),
     ]
-    lines += [f"| {q} | {_fmt(o)} | {_fmt(p)} | {n} |" for q, o, p, n in comparison_rows(result)]
     if result.verdicts:
         lines += ["", "## The paper's findings, judged from our numbers", ""]
         lines += [findings_markdown(result.verdicts)]

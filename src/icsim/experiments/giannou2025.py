@@ -41,6 +41,7 @@ from icsim.analysis.report import (
     fill,
     findings_markdown,
     judge_all,
+    markdown_table,
 )
 from icsim.constructions.logistic_newton import (
     DEFAULT_WIDTH,
@@ -663,48 +664,37 @@ def _depth_tables(cfg: GiannouConfig, s: dict, curves: dict) -> str:
     lines = []
     for kappa in cfg.condition_numbers:
         tag, ks = _kappa(kappa), _ks(curves, _kappa(kappa))
-        lines += [
-            f"### κ = {kappa:g}",
-            "",
-            "| Newton steps T | k | layers (ours) | layers (paper's formula) "
-            "| ‖ŵ_T − w_T‖ | ‖ŵ_T − w_N‖²/d | f(ŵ_T) − f(w_N) |",
-            "|---" * 7 + "|",
-        ]
+        rows = []
         for k in ks:
             err, exc, ex = (
                 curves[f"construction_k{k}_{q}_{tag}"]
                 for q in ("w_error", "excess_loss", "to_exact")
             )
-            lines += [
-                f"| {T} | {k} | {err['x'][T]} | {T * (11 + 2 * k)} | {ex['y'][T]:.2e} "
-                f"| {err['y'][T]:.2e} "
-                f"| {exc['y'][T]:.2e} |"
+            rows += [
+                [T, k, err["x"][T], T * (11 + 2 * k)] + [f"{c['y'][T]:.2e}" for c in (ex, err, exc)]
                 for T in range(1, len(err["x"]))
             ]
+        trained = [
+            [d, f"{s[p + '_w_error']:.2e}", f"{s[p + '_excess_loss']:.2e}"]
+            + [_cell(s.get(p + "_newton_steps_matched"), ".2f")]
+            + [_cell(s.get(p + "_gd_steps_matched"), ".1f")]
+            + [_cell(s.get(f"{p}_construction_layers_matched_k{k}"), "d") for k in ks]
+            for d in cfg.training.depths
+            if (p := f"{tag}_depth{d}")
+        ]
+        lines += [f"### κ = {kappa:g}", "", markdown_table(CONSTRUCTION_HEADS, rows), ""]
         lines += [
-            "",
             TRAINED_TABLE,
             "",
-            "| depth | ‖ŵ − w_N‖²/d | f(ŵ) − f(w_N) | Newton steps | GD steps | "
-            + " | ".join(f"construction layers (k = {k})" for k in ks)
-            + " |",
-            "|---" * (5 + len(ks)) + "|",
+            markdown_table(TRAINED_HEADS + [f"construction layers (k = {k})" for k in ks], trained),
+            "",
         ]
-        for d in cfg.training.depths:
-            p = f"{tag}_depth{d}"
-            cells = [
-                str(d),
-                f"{s[p + '_w_error']:.2e}",
-                f"{s[p + '_excess_loss']:.2e}",
-                _cell(s.get(p + "_newton_steps_matched"), ".2f"),
-                _cell(s.get(p + "_gd_steps_matched"), ".1f"),
-            ]
-            cells += [_cell(s.get(f"{p}_construction_layers_matched_k{k}"), "d") for k in ks]
-            lines += ["| " + " | ".join(cells) + " |"]
-        lines.append("")
     return "\n".join(lines)
 
 
+CONSTRUCTION_HEADS = ["Newton steps T", "k", "layers (ours)", "layers (paper's formula)"]
+CONSTRUCTION_HEADS += ["‖ŵ_T − w_T‖", "‖ŵ_T − w_N‖²/d", "f(ŵ_T) − f(w_N)"]
+TRAINED_HEADS = ["depth", "‖ŵ − w_N‖²/d", "f(ŵ) − f(w_N)", "Newton steps", "GD steps"]
 TRAINED_TABLE = (
     "Trained transformers (one per depth): the damped-Newton and GD steps, and the construction "
     "layers, that reach the same mean distance to w_N (steps are log-interpolated between "

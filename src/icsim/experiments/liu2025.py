@@ -36,7 +36,15 @@ from icsim.analysis.matching import fit_line
 from icsim.analysis.metrics import first_step_at_or_below, nmse_db, nmse_db_interval
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import LayerProbes, fit_probes, layer_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill, findings_markdown, judge_all
+from icsim.analysis.report import (
+    Comparison,
+    Curve,
+    Finding,
+    fill,
+    findings_markdown,
+    judge_all,
+    markdown_table,
+)
 from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, build
@@ -664,12 +672,11 @@ def _table(cfg: LiuConfig, s: dict, K: int, L: int) -> str:
         "lista": f"LISTA ({K} layers)",
     }
     heads |= {"lista_cp": f"LISTA-CP ({K} layers)", "lasso": "LASSO (converged)"}
-    lines = ["| setting | " + " | ".join(heads.values()) + " | paper's claim |"]
-    lines.append("|---|" + "---|" * (len(heads) + 1))
-    for name, (_, n, what) in settings(cfg).items():
-        cells = " | ".join(f"{s[f'{name}.{m}_db']:.1f}" for m in heads)
-        lines.append(f"| {name}: {what} (N = {n}) | {cells} | {CLAIMS[name]} |")
-    return "\n".join(lines)
+    rows = [
+        [f"{name}: {what} (N = {n})", *(f"{s[f'{name}.{m}_db']:.1f}" for m in heads), CLAIMS[name]]
+        for name, (_, n, what) in settings(cfg).items()
+    ]
+    return markdown_table(["setting", *heads.values(), "paper's claim"], rows)
 
 
 SHARED_LINE = (

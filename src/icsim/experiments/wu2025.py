@@ -30,7 +30,15 @@ from icsim.analysis.matching import best_matching_step, prefix_trajectory, simil
 from icsim.analysis.metrics import pooled_r2
 from icsim.analysis.plots import plot_curves, plot_heatmap
 from icsim.analysis.probes import fit_probes, layer_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill, findings_markdown, judge_all
+from icsim.analysis.report import (
+    Comparison,
+    Curve,
+    Finding,
+    fill,
+    findings_markdown,
+    judge_all,
+    markdown_table,
+)
 from icsim.experiments.base import (
     EXPERIMENTS,
     Experiment,
@@ -550,14 +558,12 @@ def comparisons(cfg: WuConfig) -> list[Comparison]:
 
 
 def _table(cfg: WuConfig, s: dict) -> str:
-    lines = [
-        "| setting | N | attention | " + " | ".join(PREDICTORS) + " |",
-        "|" + "---|" * (3 + len(PREDICTORS)),
+    rows = [
+        [setting.replace("_", " "), depth, att]
+        + [f"{s[k]:.4f}" if (k := f"r2_{p}_{tag}") in s else "—" for p in PREDICTORS]
+        for setting, depth, att, tag in _rows(cfg)
     ]
-    for setting, depth, att, tag in _rows(cfg):
-        vals = " | ".join(f"{s[k]:.4f}" if (k := f"r2_{p}_{tag}") in s else "—" for p in PREDICTORS)
-        lines.append(f"| {setting.replace('_', ' ')} | {depth} | {att} | {vals} |")
-    return "\n".join(lines)
+    return markdown_table(["setting", "N", "attention", *PREDICTORS], rows)
 
 
 def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
