@@ -40,6 +40,15 @@ class Curve:
         mean, low, high = mean_and_interval(values, generator=generator)
         return cls(list(x), mean.tolist(), x_label, y_label, low.tolist(), high.tolist())
 
+    @classmethod
+    def of_training(cls, rows, y_label: str, scale: float = 1.0) -> Curve:
+        """The training loss (× `scale`) against the step, from a run's log rows (`Trainer.history`
+        or metrics.jsonl); rows without a float loss are skipped."""
+        rows = [r for r in rows if isinstance(r.get("loss"), float)]
+        return cls(
+            [r["step"] for r in rows], [scale * r["loss"] for r in rows], "training step", y_label
+        )
+
     def to_json(self) -> dict:
         out = {"x": list(self.x), "y": list(self.y), "x_label": self.x_label}
         out["y_label"] = self.y_label

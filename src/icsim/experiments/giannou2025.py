@@ -433,9 +433,7 @@ def trained_depth(cfg: GiannouConfig, task, depth, tag, dev, out: Path, batch, s
         "experiment": asdict(cfg),
     }
     ckpt.save(models_dir / f"{tag}_depth{depth}", tr.steps, model, {}, meta, keep=1)
-    loss = Curve(
-        [h["step"] for h in hist], [h["loss"] for h in hist], "training step", "MSE(w, w_N)"
-    )
+    loss = Curve.of_training(hist, "MSE(w, w_N)")
     with torch.no_grad():
         w_hat = fmt.run(model, batch.to(dtype=torch.float32))[:, 0].double()
     scalars = {

@@ -216,7 +216,7 @@ PAPER = {
 
 
 def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_dir=None):
-    """Train a GPT-2-block transformer on in-context sparse recovery; returns (model, losses).
+    """Train a GPT-2-block transformer on in-context sparse recovery; returns (model, log rows).
 
     Every prompt is `Stacked(d, n_queries=Q)`: tokens [x_i; y_i] and Q query tokens [x_q; 0]
     that attend to the demonstrations only (Q independent targets per prompt). N is drawn anew
@@ -271,7 +271,7 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
     )
     trainer.train()
     model.eval()
-    return model, [(row["step"], row["loss"]) for row in trainer.history]
+    return model, trainer.history
 
 
 # --------------------------------------------------------------------------------------------
@@ -757,11 +757,8 @@ class Liu2025(Experiment):
         )
         scalars, curves = measure(cfg, base, models, nets, probes, g, device, K, L)
         for name, hist in losses.items():
-            curves[f"train_loss_{name}"] = Curve(
-                [st for st, _ in hist],
-                [v for _, v in hist],
-                "training step",
-                "mean squared error on y_q",
+            curves[f"train_loss_{name}"] = Curve.of_training(
+                hist, "mean squared error on y_q"
             ).to_json()
         scalars |= {
             "dim": cfg.dim,
@@ -772,12 +769,12 @@ class Liu2025(Experiment):
             "train_steps": cfg.transformer.steps,
             "train_seconds": train_seconds,
             "train_steps_per_second": cfg.transformer.steps / train_seconds,
-            "final_train_loss": losses["transformer"][-1][1],
+            "final_train_loss": losses["transformer"][-1]["loss"],
             "lista_final_train_loss": lista_loss["lista"],
             "lista_cp_final_train_loss": lista_loss["lista_cp"],
         }
         if "transformer_shared" in losses:
-            scalars["final_train_loss_shared"] = losses["transformer_shared"][-1][1]
+            scalars["final_train_loss_shared"] = losses["transformer_shared"][-1]["loss"]
         scalars |= summary_scalars(cfg, scalars, curves, K, L)
         comparison, notes = report(cfg, scalars)
         return Result(curves, scalars, PAPER, figures(cfg, curves, out, K), comparison, notes=notes)

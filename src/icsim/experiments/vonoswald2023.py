@@ -247,13 +247,7 @@ def construction_growth(cfg: VonOswaldConfig, out: Path, curves: dict, scalars: 
 
 def train_curve(run_dir: Path) -> Curve:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if "loss" in r and isinstance(r["loss"], float)]
-    return Curve(
-        [r["step"] for r in rows],
-        [0.5 * r["loss"] for r in rows],
-        "training step",
-        "½·MSE (training batch)",
-    )
+    return Curve.of_training(rows, "½·MSE (training batch)", scale=0.5)
 
 
 def findings(cfg: VonOswaldConfig) -> list[Finding]:
