@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from icsim.analysis.metrics import mean_and_interval
+from icsim.analysis.metrics import mean_and_interval, mean_and_interval_by_column
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,12 @@ class Curve:
 
     @classmethod
     def of_prompts(
-        cls, values: torch.Tensor, x, x_label: str = "", y_label: str = "", generator=None
+        cls, values: torch.Tensor, x, x_label="", y_label="", generator=None, per_column=False
     ) -> Curve:
-        """Mean over prompts of per-prompt values [P, len(x)] with a bootstrap 95% band."""
-        mean, low, high = mean_and_interval(values, generator=generator)
+        """Mean over prompts of per-prompt values [P, len(x)] with a bootstrap 95% band (one
+        resample of every column at once, or `per_column`: one per column, in order)."""
+        band = mean_and_interval_by_column if per_column else mean_and_interval
+        mean, low, high = band(values, generator=generator)
         return cls(list(x), mean.tolist(), x_label, y_label, low.tolist(), high.tolist())
 
     @classmethod

@@ -32,7 +32,7 @@ from icsim.algorithms.logistic import (
     newton_solution,
 )
 from icsim.analysis.evaluation import in_chunks
-from icsim.analysis.metrics import matched_steps, mean_and_interval_by_column, w_error
+from icsim.analysis.metrics import matched_steps, w_error
 from icsim.analysis.plots import plot_curves, plot_panels
 from icsim.analysis.report import (
     Comparison,
@@ -179,13 +179,6 @@ PAPER = {  # PAPERS.md §3; the paper gives its trained-model results as figures
     "code_depths": "0, 1, 6, 12, 15, 20",
     "code_condition_numbers": "1, 10, 50",
 }
-
-
-def _band(values: torch.Tensor, x, x_label: str, y_label: str, gen) -> dict:
-    """Curve (metrics.json shape) of per-prompt values [P, len(x)]: mean and bootstrap 95%, one
-    column at a time (the draws this experiment has always made)."""
-    mean, low, high = mean_and_interval_by_column(values, generator=gen)
-    return Curve(list(x), mean.tolist(), x_label, y_label, low.tolist(), high.tolist()).to_json()
 
 
 def _kappa(kappa: float) -> str:
@@ -361,7 +354,9 @@ def depth_vs_newton(cfg: GiannouConfig, kappa: float, dev, out: Path, say) -> tu
         return (f - f_n[:n]).T
 
     def add(name, per_prompt, x, x_label, y_label):
-        curves[f"{name}_{tag}"] = _band(per_prompt, x, x_label, y_label, boot)
+        curves[f"{name}_{tag}"] = Curve.of_prompts(
+            per_prompt, x, x_label, y_label, boot, True
+        ).to_json()
         return curves[f"{name}_{tag}"]["y"]
 
     newton = LogisticDampedNewton(mu=cfg.mu).run(problem, cfg.newton_steps).iterates
