@@ -26,7 +26,7 @@ import torch
 
 import icsim
 from icsim.analysis.evaluation import in_chunks, model_prefix_predictions
-from icsim.analysis.matching import best_matching_step, prefix_trajectory, similarity_matrix
+from icsim.analysis.matching import match_layers
 from icsim.analysis.metrics import pooled_r2
 from icsim.analysis.plots import plot_curves, plot_heatmap
 from icsim.analysis.probes import fit_probes, layer_predictions
@@ -341,18 +341,12 @@ def layer_matching(trainer, cfg: WuConfig, depth, tag, out: Path, device):
     )
     batch = trainer.task.sample(m["prompts"], n_points, generator=g, device=device)
     layers = layer_predictions(trainer.model, fmt, batch, probes)  # [L+1, B, queries]
-    step_size = (cfg.gd or GD)["step_size"]
-    gd = icsim.algorithms.get(
-        "relu_network_gd", depth=depth, width=trainer.task.width, step_size=step_size
-    )
-    steps = list(m["steps"])
-    if stacked:  # the queries after the n context examples
-        traj = gd.run(batch.split(n), max(steps)).predictions[steps]
-        target = batch.ys[:, n:]
-    else:  # interleaved: every prefix is a prediction
-        traj, target = prefix_trajectory(gd, batch, max(steps), record=steps), batch.ys
-    sim = similarity_matrix(layers, traj.to(layers.dtype), target, "error_cosine")
-    matched, best = best_matching_step(sim, steps), sim.max(dim=1).values.tolist()
+    step_size, steps = (cfg.gd or GD)["step_size"], list(m["steps"])
+    params = {"depth": depth, "width": trainer.task.width, "step_size": step_size}
+    spec = {"gd": {"algorithm": "relu_network_gd", "params": params, "steps": steps}}
+    # stacked: the queries after the n context examples; interleaved: every prefix
+    gd = match_layers(layers, batch, spec, n_context=n if stacked else None)["gd"]
+    sim, matched, best = gd["similarity"], gd["matched_step"], gd["best_similarity"]
     L = len(matched)
     curves = {
         f"matched_gd_step_{tag}": _curve(
