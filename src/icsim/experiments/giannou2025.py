@@ -42,6 +42,7 @@ from icsim.analysis.report import (
     findings_markdown,
     judge_all,
     markdown_table,
+    template_beside,
 )
 from icsim.constructions.logistic_newton import (
     DEFAULT_WIDTH,
@@ -515,8 +516,6 @@ def plot_depth_vs_newton(cfg: GiannouConfig, kappa: float, curves: dict, out: Pa
 
 # --- the report: a pure function of (cfg, scalars, curves) ---------------------------------------
 
-TEMPLATE = Path(__file__).with_suffix(".md")
-
 
 def _ks(curves: dict, tag: str) -> list[int]:
     """The Newton–Schulz steps k the depth table ran at this condition number."""
@@ -763,7 +762,7 @@ def report(cfg: GiannouConfig, scalars: dict, curves: dict) -> tuple[list, str]:
         "quick_note": "" if cfg.eval_prompts >= 1000 and t.steps >= 10_000 else QUICK_NOTE,
     }
     rows = [row.row({**scalars, **text}) for row in comparisons(cfg)]
-    return rows, fill(TEMPLATE.read_text(), {**scalars, **text}, verdicts)
+    return rows, fill(template_beside(__file__), {**scalars, **text}, verdicts)
 
 
 # --- the experiment ------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from icsim.analysis.report import (
     findings_markdown,
     judge_all,
     markdown_table,
+    template_beside,
 )
 from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
@@ -507,7 +508,6 @@ def figures(cfg: LiuConfig, curves: dict, out: Path, K: int) -> list:
 # the report: a pure function of (cfg, scalars)
 # --------------------------------------------------------------------------------------------
 
-TEMPLATE = Path(__file__).with_suffix(".md")
 CLAIMS = {  # the paper's claim for each evaluation setting (PAPERS.md §9), in words
     "train_matrix": "transformer beats ISTA/FISTA; competitive with LISTA-type on their own X",
     "new_matrix": "transformer generalises to unseen X; LISTA-type methods do not",
@@ -706,7 +706,7 @@ def report(cfg: LiuConfig, scalars: dict) -> tuple[list, str]:
     text["findings"] = findings_markdown(list(verdicts.values()))
     values = {**s, **text}
     return [c.row(values) for c in comparisons(cfg, K, L)], fill(
-        TEMPLATE.read_text(), values, verdicts
+        template_beside(__file__), values, verdicts
     )
 
 

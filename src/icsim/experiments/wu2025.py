@@ -38,6 +38,7 @@ from icsim.analysis.report import (
     findings_markdown,
     judge_all,
     markdown_table,
+    template_beside,
 )
 from icsim.experiments.base import (
     EXPERIMENTS,
@@ -440,7 +441,6 @@ def headline(cfg: WuConfig, scalars: dict) -> dict:
 
 # --- the report: a pure function of (cfg, scalars) -----------------------------------------------
 
-TEMPLATE = Path(__file__).with_suffix(".md")
 MATCH_RATIO = 0.8  # "ICL matches training the network": R² at least 0.8 of the trained network's
 
 
@@ -589,7 +589,7 @@ def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
     text["fmt_note"] = FMT_NOTE if t.token_format == "stacked" else f"`{t.token_format}` tokens"
     text["long_note"] = LONG_NOTE[bool(t.positional)]
     rows = [c.row(s) for c in comparisons(cfg)]
-    return rows, fill(TEMPLATE.read_text(), {**s, **text}, verdicts)
+    return rows, fill(template_beside(__file__), {**s, **text}, verdicts)
 
 
 LONG_NOTE = (
