@@ -186,9 +186,16 @@ def template_beside(module_file: str | Path) -> str:
     return Path(module_file).with_suffix(".md").read_text()
 
 
+def fill_beside(module_file: str | Path, scalars: Mapping, verdicts: Mapping[str, Verdict]) -> str:
+    """`fill` the report template beside an experiment module."""
+    return fill(template_beside(module_file), scalars, verdicts)
+
+
 def fill(template: str, scalars: Mapping, verdicts: Mapping[str, Verdict]) -> str:
     """Fill a report template: `$name` is a scalar (formatted), `$verdict_name` a verdict's
-    sentence. An unknown placeholder is an error, so a template cannot silently lose a verdict."""
-    values = {k: fmt(v) for k, v in scalars.items()}
+    sentence, `$findings` every verdict as a marked list (unless `scalars` gives it). An unknown
+    placeholder is an error, so a template cannot silently lose a verdict."""
+    values = {"findings": findings_markdown(list(verdicts.values()))}
+    values |= {k: fmt(v) for k, v in scalars.items()}
     values.update({f"verdict_{k}": v.sentence for k, v in verdicts.items()})
     return string.Template(template).substitute(values)

@@ -22,7 +22,7 @@ from icsim.analysis.matching import (
 from icsim.analysis.metrics import normalised_squared_error, paired_difference
 from icsim.analysis.plots import plot_curves, plot_heatmap
 from icsim.analysis.probes import fit_probes, layer_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill, fmt, judge_all, template_beside
+from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, fmt, judge_all
 from icsim.experiments.base import (
     EXPERIMENTS,
     Experiment,
@@ -522,7 +522,7 @@ def report(cfg: FuConfig, scalars: dict, curves: dict):
         "gd_grid_end": GD_STEPS[-1],
         "weight_queries": cfg.weight_queries or 4 * t.dim,
     }
-    notes = fill(template_beside(__file__), {**scalars, **ctx}, verdicts)
+    notes = fill_beside(__file__, {**scalars, **ctx}, verdicts)
     return comparisons(cfg), list(verdicts.values()), notes
 
 

@@ -11,7 +11,7 @@ import torch
 from icsim.analysis import baseline_predictions, evaluate_against_baselines
 from icsim.analysis.evaluation import model_prefix_predictions
 from icsim.analysis.plots import plot_curves
-from icsim.analysis.report import Comparison, Finding, fill, fmt, judge_all, template_beside
+from icsim.analysis.report import Comparison, Finding, fill_beside, fmt, judge_all
 from icsim.experiments.base import (
     EXPERIMENTS,
     Experiment,
@@ -181,5 +181,5 @@ def report(cfg: GargConfig, scalars: dict, curves: dict):
         "n_head": t.n_head, "n_embd": t.n_embd, "batch_size": t.batch_size,
         "n_points": t.n_points, "curriculum": "on" if t.curriculum.enabled else "off",
     }  # fmt: skip
-    notes = fill(template_beside(__file__), {**scalars, **ctx}, verdicts)
+    notes = fill_beside(__file__, {**scalars, **ctx}, verdicts)
     return comparison, list(verdicts.values()), notes

@@ -38,11 +38,10 @@ from icsim.analysis.report import (
     Comparison,
     Curve,
     Finding,
-    fill,
+    fill_beside,
     findings_markdown,
     judge_all,
     markdown_table,
-    template_beside,
 )
 from icsim.constructions.logistic_newton import (
     DEFAULT_WIDTH,
@@ -762,7 +761,7 @@ def report(cfg: GiannouConfig, scalars: dict, curves: dict) -> tuple[list, str]:
         "quick_note": "" if cfg.eval_prompts >= 1000 and t.steps >= 10_000 else QUICK_NOTE,
     }
     rows = [row.row({**scalars, **text}) for row in comparisons(cfg)]
-    return rows, fill(template_beside(__file__), {**scalars, **text}, verdicts)
+    return rows, fill_beside(__file__, {**scalars, **text}, verdicts)
 
 
 # --- the experiment ------------------------------------------------------------------------------

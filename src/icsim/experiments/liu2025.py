@@ -36,16 +36,7 @@ from icsim.analysis.matching import fit_line
 from icsim.analysis.metrics import first_step_at_or_below, nmse_db, nmse_db_interval
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import LayerProbes, fit_probes, layer_predictions
-from icsim.analysis.report import (
-    Comparison,
-    Curve,
-    Finding,
-    fill,
-    findings_markdown,
-    judge_all,
-    markdown_table,
-    template_beside,
-)
+from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, judge_all, markdown_table
 from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, build
@@ -703,11 +694,8 @@ def report(cfg: LiuConfig, scalars: dict) -> tuple[list, str]:
         "shared_line": shared if cfg.shared_support_steps else "",
     }
     text |= {k: f"{s[f'train_matrix.{k}_db']:.1f}" for k in ("transformer", "lista", "lasso")}
-    text["findings"] = findings_markdown(list(verdicts.values()))
     values = {**s, **text}
-    return [c.row(values) for c in comparisons(cfg, K, L)], fill(
-        template_beside(__file__), values, verdicts
-    )
+    return [c.row(values) for c in comparisons(cfg, K, L)], fill_beside(__file__, values, verdicts)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from icsim.analysis.construction_figures import plot_error_growth
 from icsim.analysis.metrics import half_mse, sensitivity_agreement
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import model_sensitivity
-from icsim.analysis.report import Comparison, Curve, Finding, fill, fmt, judge_all, template_beside
+from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, fmt, judge_all
 from icsim.constructions.verify import error_growth
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result, with_device
 from icsim.training import Curriculum, TrainConfig, Trainer
@@ -356,5 +356,5 @@ def report(cfg: VonOswaldConfig, scalars: dict, curves: dict):
         "scale": f"{scale:g}", "deep_steps": deep,
         "deep_vs_paper": "far fewer than" if deep < 50_000 else "as many as",
     }  # fmt: skip
-    notes = fill(template_beside(__file__), {**scalars, **ctx}, verdicts)
+    notes = fill_beside(__file__, {**scalars, **ctx}, verdicts)
     return rows, list(verdicts.values()), notes

@@ -30,16 +30,7 @@ from icsim.analysis.matching import match_layers
 from icsim.analysis.metrics import pooled_r2
 from icsim.analysis.plots import plot_curves, plot_heatmap
 from icsim.analysis.probes import fit_probes, layer_predictions
-from icsim.analysis.report import (
-    Comparison,
-    Curve,
-    Finding,
-    fill,
-    findings_markdown,
-    judge_all,
-    markdown_table,
-    template_beside,
-)
+from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, judge_all, markdown_table
 from icsim.experiments.base import (
     EXPERIMENTS,
     Experiment,
@@ -585,11 +576,10 @@ def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
         "target_width": t.task_params.get("width", 20),
         "attentions": ", ".join(cfg.attentions),
     }
-    text["findings"] = findings_markdown(list(verdicts.values()))
     text["fmt_note"] = FMT_NOTE if t.token_format == "stacked" else f"`{t.token_format}` tokens"
     text["long_note"] = LONG_NOTE[bool(t.positional)]
     rows = [c.row(s) for c in comparisons(cfg)]
-    return rows, fill(template_beside(__file__), {**s, **text}, verdicts)
+    return rows, fill_beside(__file__, {**s, **text}, verdicts)
 
 
 LONG_NOTE = (
