@@ -54,7 +54,7 @@ from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, Stacked, Transformer
 from icsim.training import checkpoint as ckpt
-from icsim.training.optim import Optim
+from icsim.training.optim import Optim, OptimSettings
 from icsim.training.trainer import resolve_device
 
 __all__ = ["GiannouConfig", "matched_steps", "newton_solution", "report", "w_error"]
@@ -80,9 +80,10 @@ class ConstructionSettings:
     chunk: int = 128  # prompts per forward pass (hidden states of ~120 layers are kept)
 
 
-@dataclass(frozen=True)
-class TrainingSettings:
-    """Part (b): one transformer per depth, trained to output w_N (MSE on w, their code)."""
+@dataclass(frozen=True, kw_only=True)
+class TrainingSettings(OptimSettings):
+    """Part (b): one transformer per depth, trained to output w_N (MSE on w, their code); AdamW
+    at lr 1e-3 with cosine decay (the other optimiser settings: `OptimSettings`' defaults)."""
 
     depths: tuple[int, ...] = (1, 2, 4)
     n_embd: int = 32
@@ -92,11 +93,7 @@ class TrainingSettings:
     steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 0
     schedule: str = "cosine"
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0  # 0 = off
     log_every: int = 250
 
 

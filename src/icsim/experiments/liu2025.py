@@ -41,17 +41,18 @@ from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, build
 from icsim.models.formats import Stacked
-from icsim.training.optim import Optim
+from icsim.training.optim import Optim, OptimSettings
 
 METHODS = ("transformer", "ista", "fista", "lista", "lista_cp", "lasso")
 STEPPED = ("ista", "fista", "lista", "lista_cp")  # methods with a per-step curve
 
 
-@dataclass(frozen=True)
-class TransformerConfig:
+@dataclass(frozen=True, kw_only=True)
+class TransformerConfig(OptimSettings):
     """The trained transformer (GPT-2 blocks: softmax attention, LayerNorm, GELU MLP) and its
     training run. Every step draws N ~ U{min_demos..max_demos} demonstrations and `n_queries`
-    query rows per prompt, with a new measurement matrix and β* in every prompt."""
+    query rows per prompt, with a new measurement matrix and β* in every prompt. The optimiser
+    settings (lr, schedule, ...) are `OptimSettings`' (Optim's defaults)."""
 
     n_layer: int = 12
     n_head: int = 8
@@ -61,13 +62,6 @@ class TransformerConfig:
     n_queries: int = 8
     min_demos: int = 1
     max_demos: int = 40
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 0
-    schedule: str = "constant"  # constant | cosine | linear (as TrainConfig)
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
     seed: int = 0
     amp: bool = False  # bf16 autocast, GPU only
     compile: bool = False  # torch.compile, GPU only
