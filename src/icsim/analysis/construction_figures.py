@@ -16,6 +16,18 @@ def _plt():
     return plt
 
 
+def save(fig, path):
+    from icsim.analysis.plots import save
+
+    return save(fig, path)
+
+
+def finish(ax, fontsize: int = 8):
+    from icsim.analysis.plots import finish
+
+    finish(ax, fontsize)
+
+
 def format_construction(info, n_parameters: int) -> list[str]:
     """The lines describing a construction's size and what it implements."""
     hp = ", ".join(f"{k}={v}" for k, v in info.hyperparameters.items())
@@ -67,12 +79,8 @@ def plot_error_growth(curves: dict, path: str | Path, *, title: str = "") -> Pat
     ax.set_ylabel(first["y_label"])
     ax.set_yscale("log")
     ax.set_title(title or "construction vs algorithm (dashed: max)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    finish(ax)
+    return save(fig, path)
 
 
 def plot_error_table(table: dict, path: str | Path) -> Path:
@@ -102,12 +110,8 @@ def plot_error_table(table: dict, path: str | Path) -> Path:
     left.set_title("construction vs damped Newton, per step")
     right.set_title("distance to the optimum")
     for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+        finish(ax, 7)
+    return save(fig, path)
 
 
 def plot_deep_gd(result: dict, path: str | Path) -> Path:
@@ -145,12 +149,7 @@ def plot_deep_gd(result: dict, path: str | Path) -> Path:
         )
     b.set(xlabel="GD step l (block)", ylabel="‖w̄^(l) − w̄^(l)_GD‖₂", title="error against L")
     b.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def format_deep_gd(result: dict) -> str:

@@ -16,6 +16,12 @@ def prefix_problem(batch: TaskBatch, k: int) -> Problem:
     return Problem(batch.xs[:, :k], batch.ys[:, :k], batch.xs[:, k : k + 1], batch.ys[:, k : k + 1])
 
 
+def in_chunks(fn, batch: TaskBatch, chunk: int, dim: int = 0) -> torch.Tensor:
+    """`fn` applied to `chunk` prompts at a time, concatenated along `dim` (bounded memory)."""
+    parts = [fn(batch.rows(i, i + chunk)) for i in range(0, batch.batch_size, chunk)]
+    return torch.cat(parts, dim)
+
+
 @torch.no_grad()
 def model_prefix_predictions(model, fmt, batch: TaskBatch) -> torch.Tensor:
     """[B, n]: the prediction for y_k from the first k examples and x_k, for every k.

@@ -91,20 +91,30 @@ def fit_matched_steps(layers, matched) -> dict:
 
 
 def match_layers(
-    layer_preds: torch.Tensor, batch: TaskBatch, algorithms: dict, measure: str = "error_cosine"
+    layer_preds: torch.Tensor,
+    batch: TaskBatch,
+    algorithms: dict,
+    measure: str = "error_cosine",
+    n_context: int | None = None,
 ) -> dict:
     """Match every layer against every algorithm at once.
 
     `algorithms`: curve name -> {"algorithm": registry name (default the curve name),
     "params": {...}, "steps": list of steps to compare}. Use `every_algorithm(...)` for all.
+    `layer_preds` [L+1, B, n] predict every prefix, or with `n_context` [L+1, B, n − n_context]
+    the queries after the first n_context points.
     Returns name -> {"steps", "similarity" [L+1, S], "matched_step" per layer, "fits"}.
     """
-    target = batch.ys
+    target = batch.ys if n_context is None else batch.ys[:, n_context:]
     out = {}
     for name, spec in algorithms.items():
         alg = icsim.algorithms.get(spec.get("algorithm", name), **spec.get("params", {}))
         steps = list(spec["steps"])
-        traj = prefix_trajectory(alg, batch, max(steps), record=steps).to(layer_preds.dtype)
+        if n_context is None:
+            traj = prefix_trajectory(alg, batch, max(steps), record=steps)
+        else:
+            traj = alg.run(batch.split(n_context), max(steps)).predictions[steps]
+        traj = traj.to(layer_preds.dtype)
         sim = similarity_matrix(layer_preds, traj, target, measure)
         matched = best_matching_step(sim, steps)
         layers = list(range(layer_preds.shape[0]))

@@ -10,6 +10,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save(fig, path: str | Path) -> Path:
+    """Lay out, write (PNG, 120 dpi; the folder is made if missing) and close a figure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def finish(ax, fontsize: int = 8) -> None:
+    """The legend and light grid every panel gets."""
+    ax.legend(fontsize=fontsize)
+    ax.grid(alpha=0.3)
+
+
 def plot_curves(
     curves: dict,
     path: str | Path,
@@ -38,12 +54,8 @@ def plot_curves(
     for label, level in (hlines or {}).items():
         ax.axhline(level, linestyle="--", lw=1, color="black", alpha=0.6, label=label)
     ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    finish(ax)
+    return save(fig, path)
 
 
 def plot_heatmap(
@@ -60,10 +72,7 @@ def plot_heatmap(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save(fig, path)
 
 
 # --- panels of curves (giannou2025's depth-vs-Newton figure) ----------------------------------
@@ -83,9 +92,5 @@ def plot_panels(panels: list[dict], path: str | Path) -> Path:
         ax.set(xlabel=p.get("xlabel", ""), ylabel=p.get("ylabel", ""), title=p.get("title", ""))
         if p.get("ymin") is not None:
             ax.set_ylim(bottom=max(ax.get_ylim()[0], p["ymin"]))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+        finish(ax, 7)
+    return save(fig, path)

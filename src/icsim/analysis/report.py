@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from icsim.analysis.metrics import mean_and_interval
+from icsim.analysis.metrics import mean_and_interval, mean_and_interval_by_column
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,22 @@ class Curve:
 
     @classmethod
     def of_prompts(
-        cls, values: torch.Tensor, x, x_label: str = "", y_label: str = "", generator=None
+        cls, values: torch.Tensor, x, x_label="", y_label="", generator=None, per_column=False
     ) -> Curve:
-        """Mean over prompts of per-prompt values [P, len(x)] with a bootstrap 95% band."""
-        mean, low, high = mean_and_interval(values, generator=generator)
+        """Mean over prompts of per-prompt values [P, len(x)] with a bootstrap 95% band (one
+        resample of every column at once, or `per_column`: one per column, in order)."""
+        band = mean_and_interval_by_column if per_column else mean_and_interval
+        mean, low, high = band(values, generator=generator)
         return cls(list(x), mean.tolist(), x_label, y_label, low.tolist(), high.tolist())
+
+    @classmethod
+    def of_training(cls, rows, y_label: str, scale: float = 1.0) -> Curve:
+        """The training loss (× `scale`) against the step, from a run's log rows (`Trainer.history`
+        or metrics.jsonl); rows without a float loss are skipped."""
+        rows = [r for r in rows if isinstance(r.get("loss"), float)]
+        return cls(
+            [r["step"] for r in rows], [scale * r["loss"] for r in rows], "training step", y_label
+        )
 
     def to_json(self) -> dict:
         out = {"x": list(self.x), "y": list(self.y), "x_label": self.x_label}
@@ -101,6 +112,19 @@ class Finding:
     of_paper: bool = True  # False: a check of our own code (e.g. a construction), not a claim
     needs: tuple[str, ...] = ()  # scalars that must be present and finite to judge at all
 
+    @classmethod
+    def below(cls, name, claim, criterion, ours, than, margin=0.0, unit="", measured=None, **kw):
+        """Holds when scalar `ours` < scalar `than` + `margin` ("ours below theirs")."""
+        u = f" {unit}" if unit else ""
+        text = measured or (lambda s: f"{s[ours]:.1f}{u} against {s[than]:.1f}{u}")
+        return cls(name, claim, criterion, lambda s: s[ours] < s[than] + margin, text, **kw)
+
+    @classmethod
+    def flag(cls, name, claim, criterion, key, measured=None, **kw) -> Finding:
+        """Holds when the 0/1 scalar `key` (a check computed with the numbers) is 1."""
+        text = measured or (lambda s: "yes" if s[key] else "no")
+        return cls(name, claim, criterion, lambda s: s[key] == 1.0, text, **kw)
+
     def judge(self, scalars: Mapping) -> Verdict:
         missing = [k for k in self.needs if not finite(scalars.get(k))]
         if missing:
@@ -151,14 +175,27 @@ def findings_markdown(verdicts: Sequence[Verdict]) -> str:
     return "\n".join(f"- {mark(v)} {v.sentence}" for v in verdicts)
 
 
+def markdown_table(heads: Sequence[str], rows: Iterable[Sequence]) -> str:
+    """A markdown table: the header, then one line per row (cells are formatted by the caller)."""
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+
 def template_beside(module_file: str | Path) -> str:
     """The report template beside an experiment module (`garg2022.py` -> `garg2022.md`)."""
     return Path(module_file).with_suffix(".md").read_text()
 
 
+def fill_beside(module_file: str | Path, scalars: Mapping, verdicts: Mapping[str, Verdict]) -> str:
+    """`fill` the report template beside an experiment module."""
+    return fill(template_beside(module_file), scalars, verdicts)
+
+
 def fill(template: str, scalars: Mapping, verdicts: Mapping[str, Verdict]) -> str:
     """Fill a report template: `$name` is a scalar (formatted), `$verdict_name` a verdict's
-    sentence. An unknown placeholder is an error, so a template cannot silently lose a verdict."""
-    values = {k: fmt(v) for k, v in scalars.items()}
+    sentence, `$findings` every verdict as a marked list (unless `scalars` gives it). An unknown
+    placeholder is an error, so a template cannot silently lose a verdict."""
+    values = {"findings": findings_markdown(list(verdicts.values()))}
+    values |= {k: fmt(v) for k, v in scalars.items()}
     values.update({f"verdict_{k}": v.sentence for k, v in verdicts.items()})
     return string.Template(template).substitute(values)

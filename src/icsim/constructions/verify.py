@@ -106,19 +106,11 @@ def verify_model(
 ) -> Verification:
     """`verify` for an already built construction (e.g. one whose weights were changed).
     `params`: its build parameters, for checks that rebuild it (logistic_newton's)."""
-    info = info_of(model)
-    check = _check_of(info.name)
-    V.positive_int("n_problems", n_problems)
-    dtype = float_dtype(dtype)
     if tolerance is not None:
         V.number("tolerance", tolerance, low=0)
-    problems, refs = _draw(
-        check, info, fmt, n_problems, condition_numbers, seed, n_context, task_params
-    )
-    run = Run(check, model, fmt, dict(params or {}), dtype, tolerance, problems, refs)
-    model_run = in_dtype(model, dtype)
-    run.errors = dict(zip(condition_numbers, run.errors_of(model_run)))
-    crit = check.criterion(run)
+    run = _run(model, fmt, n_problems, dtype, condition_numbers, seed, n_context, task_params)
+    run.params, run.tolerance = dict(params or {}), tolerance
+    info, dtype, crit = info_of(model), run.dtype, run.check.criterion(run)
     per_kappa = {f"{k:g}": e.amax(dim=1).tolist() for k, e in run.errors.items()}
     per_step = torch.stack([e.amax(dim=1) for e in run.errors.values()]).amax(dim=0)
     worst = run.max_error
@@ -287,6 +279,14 @@ def step_errors(
 ) -> dict[float, torch.Tensor]:
     """Relative errors [T+1, n_problems] of a built construction per condition number; the
     reference always runs in float64."""
+    return _run(
+        model, fmt, n_problems, dtype, condition_numbers, seed, n_context, task_params
+    ).errors
+
+
+def _run(model, fmt, n_problems, dtype, condition_numbers, seed, n_context, task_params) -> Run:
+    """Draw the problems and references and run the model on them in `dtype` (`.errors`: κ ->
+    relative errors [T+1, n_problems])."""
     info = info_of(model)
     check = _check_of(info.name)
     V.positive_int("n_problems", n_problems)
@@ -295,7 +295,8 @@ def step_errors(
         check, info, fmt, n_problems, condition_numbers, seed, n_context, task_params
     )
     run = Run(check, model, fmt, {}, dtype, None, problems, refs)
-    return dict(zip(condition_numbers, run.errors_of(in_dtype(model, dtype))))
+    run.errors = dict(zip(condition_numbers, run.errors_of(in_dtype(model, dtype))))
+    return run
 
 
 def error_growth(

@@ -12,7 +12,7 @@ import torch
 
 import icsim
 from icsim import provenance, rundir
-from icsim.analysis.report import Comparison, findings_markdown
+from icsim.analysis.report import Comparison, findings_markdown, markdown_table
 from icsim.errors import InputError
 from icsim.registry import Registry
 
@@ -86,10 +86,11 @@ def report_markdown(exp: Experiment, profile: str, result: Result, meta: dict, o
         "",
         "## Our numbers beside the paper's",
         "",
-        "| quantity | ours | paper | note |",
-        "|---|---|---|---|",
+        markdown_table(
+            ["quantity", "ours", "paper", "note"],
+            [(q, _fmt(o), _fmt(p), n) for q, o, p, n in comparison_rows(result)],
+        ),
     ]
-    lines += [f"| {q} | {_fmt(o)} | {_fmt(p)} | {n} |" for q, o, p, n in comparison_rows(result)]
     if result.verdicts:
         lines += ["", "## The paper's findings, judged from our numbers", ""]
         lines += [findings_markdown(result.verdicts)]
@@ -263,6 +264,30 @@ def with_device(train_cfg, device: str):
     return replace(
         train_cfg, device=device, amp=train_cfg.amp and gpu, compile=train_cfg.compile and gpu
     )
+
+
+# What the training runs of the profiles share. "full": Garg et al. 2022's GPT-2 run (TrainConfig's
+# defaults: 12 layers / 8 heads / width 256, d = 20, batch 64, Adam 1e-4, 500k steps) on a GPU.
+# "quick": 2 CPU cores, d = 5, 4 heads, width 64, lr 1e-3 with warm-up and cosine decay.
+FULL_TRAIN = dict(steps=500_000, log_every=500, checkpoint_every=10_000, amp=True, compile=True)
+QUICK_TRAIN = dict(
+    dim=5, n_head=4, n_embd=64, batch_size=64, lr=1e-3, warmup_steps=200, schedule="cosine",
+    log_every=100, checkpoint_every=1000,
+)  # fmt: skip
+
+
+def full_train(**changes):
+    """The TrainConfig of a "full" profile: `FULL_TRAIN` with `changes`."""
+    from icsim.training import TrainConfig
+
+    return TrainConfig(**{**FULL_TRAIN, **changes})
+
+
+def quick_train(**changes):
+    """The TrainConfig of a "quick" profile: `QUICK_TRAIN` with `changes`."""
+    from icsim.training import TrainConfig
+
+    return TrainConfig(**{**QUICK_TRAIN, **changes})
 
 
 def check_profile(value: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from icsim.analysis.evaluation import model_prefix_predictions
+from icsim.analysis.evaluation import in_chunks, model_prefix_predictions
 from icsim.analysis.matching import (
     at_grid_end,
     best_step_per_prompt,
@@ -22,8 +22,15 @@ from icsim.analysis.matching import (
 from icsim.analysis.metrics import normalised_squared_error, paired_difference
 from icsim.analysis.plots import plot_curves, plot_heatmap
 from icsim.analysis.probes import fit_probes, layer_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill, fmt, judge_all, template_beside
-from icsim.experiments.base import EXPERIMENTS, Experiment, Result, with_device
+from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, fmt, judge_all
+from icsim.experiments.base import (
+    EXPERIMENTS,
+    Experiment,
+    Result,
+    full_train,
+    quick_train,
+    with_device,
+)
 from icsim.training import Curriculum, TrainConfig, Trainer
 
 # Fu et al. 2024 §4 and their code: GD at lr 0.01 on a log grid of steps 2⁰…2¹², Newton steps
@@ -69,35 +76,16 @@ PROFILES = {
     # The paper: GPT-2 12 layers, 8 heads, width 256, d = 20, 41 points, Garg et al.'s training
     # recipe (curriculum, batch 64, Adam 1e-4, 500k steps); LSTM 10 layers; κ = 1 and κ = 100.
     "full": FuConfig(
-        transformer=TrainConfig(
-            steps=500_000, log_every=500, checkpoint_every=10_000, amp=True, compile=True
-        ),
-        lstm=TrainConfig(
-            model="lstm",
-            n_layer=10,
-            n_embd=256,
-            steps=500_000,
-            log_every=500,
-            checkpoint_every=10_000,
-            amp=True,
-        ),
+        transformer=full_train(),
+        lstm=full_train(model="lstm", n_layer=10, compile=False),
         condition_numbers=(1.0, 100.0),
     ),
     # 2 CPU cores: d = 5, 16 points, an 8-layer 64-wide transformer and a 4-layer LSTM; κ = 100
     # too, where GD (slow on the λ_max/κ directions) and Newton part ways (issue 23 item 7).
     "quick": FuConfig(
-        transformer=TrainConfig(
-            dim=5,
+        transformer=quick_train(
             n_layer=8,
-            n_head=4,
-            n_embd=64,
             steps=4000,
-            batch_size=64,
-            lr=1e-3,
-            warmup_steps=200,
-            schedule="cosine",
-            log_every=100,
-            checkpoint_every=1000,
             curriculum=Curriculum(
                 dims_start=2,
                 dims_end=5,
@@ -107,17 +95,12 @@ PROFILES = {
                 interval=400,
             ),
         ),
-        lstm=TrainConfig(
+        lstm=quick_train(
             model="lstm",
-            dim=5,
             n_layer=4,
-            n_embd=64,
+            n_head=8,
             steps=1500,
-            batch_size=64,
-            lr=1e-3,
             warmup_steps=100,
-            schedule="cosine",
-            log_every=100,
             checkpoint_every=1500,
             curriculum=Curriculum(
                 enabled=False, dims_start=5, dims_end=5, points_start=16, points_end=16
@@ -256,19 +239,13 @@ def weights_matches(trainer: Trainer, probes, cfg: FuConfig, device: str):
     n = d + (cfg.weight_queries or 4 * d)
     batch = trainer.task.sample(cfg.eval_prompts, n, generator=g, device=device)
 
-    def predict(bb, chunk=2048):  # the B·Q copies, in chunks
-        parts = [
-            layer_predictions(trainer.model, trainer.fmt, _rows(bb, i, chunk), probes)
-            for i in range(0, bb.batch_size, chunk)
-        ]
-        return torch.cat(parts, dim=1)
+    def predict(bb):  # the B·Q copies, in chunks
+        return in_chunks(
+            lambda part: layer_predictions(trainer.model, trainer.fmt, part, probes), bb, 2048, 1
+        )
 
     w_model = induced_weights(predict, batch, d)  # [L+1, B, d]
     return match_induced_weights(w_model, batch, d, cfg.algorithms), w_model[-1]
-
-
-def _rows(batch, start: int, size: int):
-    return replace(batch, xs=batch.xs[start : start + size], ys=batch.ys[start : start + size])
 
 
 @EXPERIMENTS.register("fu2024-second-order")
@@ -308,16 +285,7 @@ class Fu2024(Experiment):
                 title="error of each layer's read-out",
             )
         )
-        comparison, verdicts, notes = report(cfg, scalars, curves)
-        return Result(
-            curves=curves,
-            scalars=scalars,
-            paper=PAPER,
-            figures=figures,
-            comparison=comparison,
-            verdicts=verdicts,
-            notes=notes,
-        )
+        return Result(curves, scalars, PAPER, figures, *report(cfg, scalars, curves))
 
     # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
     # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
@@ -561,7 +529,7 @@ def report(cfg: FuConfig, scalars: dict, curves: dict):
         "gd_grid_end": GD_STEPS[-1],
         "weight_queries": cfg.weight_queries or 4 * t.dim,
     }
-    notes = fill(template_beside(__file__), {**scalars, **ctx}, verdicts)
+    notes = fill_beside(__file__, {**scalars, **ctx}, verdicts)
     return comparisons(cfg), list(verdicts.values()), notes
 
 

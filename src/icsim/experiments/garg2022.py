@@ -11,8 +11,15 @@ import torch
 from icsim.analysis import baseline_predictions, evaluate_against_baselines
 from icsim.analysis.evaluation import model_prefix_predictions
 from icsim.analysis.plots import plot_curves
-from icsim.analysis.report import Comparison, Finding, fill, fmt, judge_all, template_beside
-from icsim.experiments.base import EXPERIMENTS, Experiment, Result, with_device
+from icsim.analysis.report import Comparison, Finding, fill_beside, fmt, judge_all
+from icsim.experiments.base import (
+    EXPERIMENTS,
+    Experiment,
+    Result,
+    full_train,
+    quick_train,
+    with_device,
+)
 from icsim.training import Curriculum, TrainConfig, Trainer
 
 # curve name -> algorithm spec; iterative solvers get a fixed budget of steps.
@@ -39,25 +46,12 @@ class GargConfig:
 
 PROFILES = {
     # The paper: GPT-2 12L/8H/256, d = 20, 41 points, batch 64, Adam 1e-4, 500k steps.
-    "full": GargConfig(
-        train=TrainConfig(
-            steps=500_000, log_every=500, checkpoint_every=10_000, amp=True, compile=True
-        )
-    ),
+    "full": GargConfig(train=full_train()),
     # 2 CPU cores, minutes: d = 5, 2d + 1 = 11 points, a 4-layer 64-wide model.
     "quick": GargConfig(
-        train=TrainConfig(
-            dim=5,
+        train=quick_train(
             n_layer=4,
-            n_head=4,
-            n_embd=64,
             steps=6000,
-            batch_size=64,
-            lr=1e-3,
-            warmup_steps=200,
-            schedule="cosine",
-            log_every=100,
-            checkpoint_every=1000,
             curriculum=Curriculum(
                 dims_start=2, dims_end=5, points_start=5, points_end=11, points_inc=2, interval=500
             ),
@@ -104,16 +98,7 @@ class Garg2022(Experiment):
         scalars = {"dim": d, "n_points": n, "train_steps": final["step"]}
         scalars["final_train_loss"] = final["loss"]
         scalars.update(summarise(curves, d, n))
-        comparison, verdicts, notes = report(cfg, scalars, curves)
-        return Result(
-            curves=curves,
-            scalars=scalars,
-            paper=PAPER,
-            figures=[fig],
-            comparison=comparison,
-            verdicts=verdicts,
-            notes=notes,
-        )
+        return Result(curves, scalars, PAPER, [fig], *report(cfg, scalars, curves))
 
     # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
     # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
@@ -204,5 +189,5 @@ def report(cfg: GargConfig, scalars: dict, curves: dict):
         "n_head": t.n_head, "n_embd": t.n_embd, "batch_size": t.batch_size,
         "n_points": t.n_points, "curriculum": "on" if t.curriculum.enabled else "off",
     }  # fmt: skip
-    notes = fill(template_beside(__file__), {**scalars, **ctx}, verdicts)
+    notes = fill_beside(__file__, {**scalars, **ctx}, verdicts)
     return comparison, list(verdicts.values()), notes

@@ -31,9 +31,18 @@ from icsim.algorithms.logistic import (
     logistic_loss,
     newton_solution,
 )
-from icsim.analysis.metrics import matched_steps, mean_and_interval_by_column, w_error
+from icsim.analysis.evaluation import in_chunks
+from icsim.analysis.metrics import matched_steps, w_error
 from icsim.analysis.plots import plot_curves, plot_panels
-from icsim.analysis.report import Comparison, Curve, Finding, fill, judge_all
+from icsim.analysis.report import (
+    Comparison,
+    Curve,
+    Finding,
+    fill_beside,
+    findings_markdown,
+    judge_all,
+    markdown_table,
+)
 from icsim.constructions.logistic_newton import (
     DEFAULT_WIDTH,
     error_table,
@@ -45,6 +54,7 @@ from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, Stacked, Transformer
 from icsim.training import checkpoint as ckpt
+from icsim.training.optim import Optim, OptimSettings
 from icsim.training.trainer import resolve_device
 
 __all__ = ["GiannouConfig", "matched_steps", "newton_solution", "report", "w_error"]
@@ -70,9 +80,10 @@ class ConstructionSettings:
     chunk: int = 128  # prompts per forward pass (hidden states of ~120 layers are kept)
 
 
-@dataclass(frozen=True)
-class TrainingSettings:
-    """Part (b): one transformer per depth, trained to output w_N (MSE on w, their code)."""
+@dataclass(frozen=True, kw_only=True)
+class TrainingSettings(OptimSettings):
+    """Part (b): one transformer per depth, trained to output w_N (MSE on w, their code); AdamW
+    at lr 1e-3 with cosine decay (the other optimiser settings: `OptimSettings`' defaults)."""
 
     depths: tuple[int, ...] = (1, 2, 4)
     n_embd: int = 32
@@ -82,11 +93,7 @@ class TrainingSettings:
     steps: int = 2000
     batch_size: int = 64
     lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 0
     schedule: str = "cosine"
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0  # 0 = off
     log_every: int = 250
 
 
@@ -135,7 +142,7 @@ class GiannouConfig:
             V.number("condition_numbers", kappa, low=1)
         for name in ("n_embd", "n_head", "steps", "batch_size", "log_every"):
             V.positive_int(f"training.{name}", getattr(t, name))
-        V.number("training.lr", t.lr, low=0, low_open=True)
+        Optim.like(t)  # checks lr, schedule, ... as every training run does
 
 
 PROFILES = {
@@ -169,13 +176,6 @@ PAPER = {  # PAPERS.md §3; the paper gives its trained-model results as figures
     "code_depths": "0, 1, 6, 12, 15, 20",
     "code_condition_numbers": "1, 10, 50",
 }
-
-
-def _band(values: torch.Tensor, x, x_label: str, y_label: str, gen) -> dict:
-    """Curve (metrics.json shape) of per-prompt values [P, len(x)]: mean and bootstrap 95%, one
-    column at a time (the draws this experiment has always made)."""
-    mean, low, high = mean_and_interval_by_column(values, generator=gen)
-    return Curve(list(x), mean.tolist(), x_label, y_label, low.tolist(), high.tolist()).to_json()
 
 
 def _kappa(kappa: float) -> str:
@@ -212,7 +212,7 @@ def train_to_newton(cfg: GiannouConfig, task, depth: int, device, log_path: Path
 
     The paper's logistic models output the whole weight vector w_N of the full context (their
     train.py, output_type "w"): the batch carries w_N as its target (`losses.mse_to_target`)."""
-    from icsim.training import Optim, Run, Trainer, losses
+    from icsim.training import Run, Trainer, losses
 
     t = cfg.training
     fmt = Stacked(cfg.dim, n_queries=1)
@@ -318,20 +318,9 @@ def construction_trajectory(cfg: GiannouConfig, batch, k, device) -> tuple[torch
         dtype=torch.float64,
     )
     model = model.to(device)
-    ws = [
-        weights_per_step(model, fmt, _rows(batch, i, i + c.chunk))
-        for i in range(0, batch.batch_size, c.chunk)
-    ]
+    ws = in_chunks(lambda part: weights_per_step(model, fmt, part), batch, c.chunk, dim=1)
     info = model.construction
-    return torch.cat(ws, dim=1), info.hyperparameters["newton_schulz_steps"], info.layers_per_step
-
-
-def _rows(batch, start: int, stop: int):
-    """The prompts start..stop−1 of a TaskBatch (truth included)."""
-    from icsim.tasks.base import TaskBatch
-
-    truth = {k: v[start:stop] for k, v in batch.truth.items()}
-    return TaskBatch(xs=batch.xs[start:stop], ys=batch.ys[start:stop], task=batch.task, truth=truth)
+    return ws, info.hyperparameters["newton_schulz_steps"], info.layers_per_step
 
 
 def depth_vs_newton(cfg: GiannouConfig, kappa: float, dev, out: Path, say) -> tuple[dict, dict]:
@@ -362,7 +351,9 @@ def depth_vs_newton(cfg: GiannouConfig, kappa: float, dev, out: Path, say) -> tu
         return (f - f_n[:n]).T
 
     def add(name, per_prompt, x, x_label, y_label):
-        curves[f"{name}_{tag}"] = _band(per_prompt, x, x_label, y_label, boot)
+        curves[f"{name}_{tag}"] = Curve.of_prompts(
+            per_prompt, x, x_label, y_label, boot, True
+        ).to_json()
         return curves[f"{name}_{tag}"]["y"]
 
     newton = LogisticDampedNewton(mu=cfg.mu).run(problem, cfg.newton_steps).iterates
@@ -379,7 +370,7 @@ def depth_vs_newton(cfg: GiannouConfig, kappa: float, dev, out: Path, say) -> tu
     exact = LogisticDampedNewton(mu=cfg.mu).run(problem, c.table_steps).iterates[:, :sub]
     cons = {}  # k -> (blocks per Newton step, w_error curve)
     for k in c.newton_schulz_steps:
-        traj, kk, lps = construction_trajectory(cfg, _rows(batch, 0, sub), k, dev)
+        traj, kk, lps = construction_trajectory(cfg, batch.rows(0, sub), k, dev)
         layers = [T * lps for T in range(c.table_steps + 1)]
         cons[kk] = (
             lps,
@@ -434,9 +425,7 @@ def trained_depth(cfg: GiannouConfig, task, depth, tag, dev, out: Path, batch, s
         "experiment": asdict(cfg),
     }
     ckpt.save(models_dir / f"{tag}_depth{depth}", tr.steps, model, {}, meta, keep=1)
-    loss = Curve(
-        [h["step"] for h in hist], [h["loss"] for h in hist], "training step", "MSE(w, w_N)"
-    )
+    loss = Curve.of_training(hist, "MSE(w, w_N)")
     with torch.no_grad():
         w_hat = fmt.run(model, batch.to(dtype=torch.float32))[:, 0].double()
     scalars = {
@@ -523,8 +512,6 @@ def plot_depth_vs_newton(cfg: GiannouConfig, kappa: float, curves: dict, out: Pa
 
 # --- the report: a pure function of (cfg, scalars, curves) ---------------------------------------
 
-TEMPLATE = Path(__file__).with_suffix(".md")
-
 
 def _ks(curves: dict, tag: str) -> list[int]:
     """The Newton–Schulz steps k the depth table ran at this condition number."""
@@ -545,11 +532,11 @@ def findings(cfg: GiannouConfig) -> list[Finding]:
                 f"at width {s['construction_max_error_T3_width']}"
             ),
         ),
-        Finding(
+        Finding.flag(
             "floor_falls_with_width",
             "the construction's error floor falls as its MLP width grows (Thm 5.1)",
             "the floor falls at every doubling of the width W",
-            lambda s: s["construction_floor_decreases_with_width"] == 1.0,
+            "construction_floor_decreases_with_width",
             lambda s: (
                 f"a factor {s['construction_floor_factor_per_doubling']:.2f} per doubling "
                 "(piecewise-linear interpolation: O(W⁻²), a factor 4)"
@@ -562,13 +549,12 @@ def findings(cfg: GiannouConfig) -> list[Finding]:
         better = f"{tag}_trained_better_per_layer_than_construction"
         m = [f"{tag}_depth{d}_newton_steps_matched" for d in depths]
         out += [
-            Finding(
+            Finding.flag(
                 f"better_per_layer_{tag}",
                 f"at κ = {kappa:g} trained transformers are closer to w_N "
                 "than the construction with as many layers",
                 "every trained depth closer than the construction at every k",
-                lambda s, b=better: s[b] == 1.0,
-                lambda s, b=better: "yes" if s[b] else "no",
+                better,
             ),
             Finding(
                 f"deeper_is_more_newton_{tag}",
@@ -666,48 +652,37 @@ def _depth_tables(cfg: GiannouConfig, s: dict, curves: dict) -> str:
     lines = []
     for kappa in cfg.condition_numbers:
         tag, ks = _kappa(kappa), _ks(curves, _kappa(kappa))
-        lines += [
-            f"### κ = {kappa:g}",
-            "",
-            "| Newton steps T | k | layers (ours) | layers (paper's formula) "
-            "| ‖ŵ_T − w_T‖ | ‖ŵ_T − w_N‖²/d | f(ŵ_T) − f(w_N) |",
-            "|---" * 7 + "|",
-        ]
+        rows = []
         for k in ks:
             err, exc, ex = (
                 curves[f"construction_k{k}_{q}_{tag}"]
                 for q in ("w_error", "excess_loss", "to_exact")
             )
-            lines += [
-                f"| {T} | {k} | {err['x'][T]} | {T * (11 + 2 * k)} | {ex['y'][T]:.2e} "
-                f"| {err['y'][T]:.2e} "
-                f"| {exc['y'][T]:.2e} |"
+            rows += [
+                [T, k, err["x"][T], T * (11 + 2 * k)] + [f"{c['y'][T]:.2e}" for c in (ex, err, exc)]
                 for T in range(1, len(err["x"]))
             ]
+        trained = [
+            [d, f"{s[p + '_w_error']:.2e}", f"{s[p + '_excess_loss']:.2e}"]
+            + [_cell(s.get(p + "_newton_steps_matched"), ".2f")]
+            + [_cell(s.get(p + "_gd_steps_matched"), ".1f")]
+            + [_cell(s.get(f"{p}_construction_layers_matched_k{k}"), "d") for k in ks]
+            for d in cfg.training.depths
+            if (p := f"{tag}_depth{d}")
+        ]
+        lines += [f"### κ = {kappa:g}", "", markdown_table(CONSTRUCTION_HEADS, rows), ""]
         lines += [
-            "",
             TRAINED_TABLE,
             "",
-            "| depth | ‖ŵ − w_N‖²/d | f(ŵ) − f(w_N) | Newton steps | GD steps | "
-            + " | ".join(f"construction layers (k = {k})" for k in ks)
-            + " |",
-            "|---" * (5 + len(ks)) + "|",
+            markdown_table(TRAINED_HEADS + [f"construction layers (k = {k})" for k in ks], trained),
+            "",
         ]
-        for d in cfg.training.depths:
-            p = f"{tag}_depth{d}"
-            cells = [
-                str(d),
-                f"{s[p + '_w_error']:.2e}",
-                f"{s[p + '_excess_loss']:.2e}",
-                _cell(s.get(p + "_newton_steps_matched"), ".2f"),
-                _cell(s.get(p + "_gd_steps_matched"), ".1f"),
-            ]
-            cells += [_cell(s.get(f"{p}_construction_layers_matched_k{k}"), "d") for k in ks]
-            lines += ["| " + " | ".join(cells) + " |"]
-        lines.append("")
     return "\n".join(lines)
 
 
+CONSTRUCTION_HEADS = ["Newton steps T", "k", "layers (ours)", "layers (paper's formula)"]
+CONSTRUCTION_HEADS += ["‖ŵ_T − w_T‖", "‖ŵ_T − w_N‖²/d", "f(ŵ_T) − f(w_N)"]
+TRAINED_HEADS = ["depth", "‖ŵ − w_N‖²/d", "f(ŵ) − f(w_N)", "Newton steps", "GD steps"]
 TRAINED_TABLE = (
     "Trained transformers (one per depth): the damped-Newton and GD steps, and the construction "
     "layers, that reach the same mean distance to w_N (steps are log-interpolated between "
@@ -762,8 +737,8 @@ def report(cfg: GiannouConfig, scalars: dict, curves: dict) -> tuple[list, str]:
         "not_run": "not run",
         "depth_tables": _depth_tables(cfg, scalars, curves),
         "trained_summary": _trained_summary(cfg, scalars, curves),
-        "trained_verdicts": "\n".join(
-            f"- {v.sentence}" for k, v in verdicts.items() if k.startswith(("better_", "deeper_"))
+        "trained_verdicts": findings_markdown(
+            [v for k, v in verdicts.items() if k.startswith(("better_", "deeper_"))]
         ),
         "table_width": c.table_width,
         "table_prompts": min(c.table_prompts, cfg.eval_prompts),
@@ -783,7 +758,7 @@ def report(cfg: GiannouConfig, scalars: dict, curves: dict) -> tuple[list, str]:
         "quick_note": "" if cfg.eval_prompts >= 1000 and t.steps >= 10_000 else QUICK_NOTE,
     }
     rows = [row.row({**scalars, **text}) for row in comparisons(cfg)]
-    return rows, fill(TEMPLATE.read_text(), {**scalars, **text}, verdicts)
+    return rows, fill_beside(__file__, {**scalars, **text}, verdicts)
 
 
 # --- the experiment ------------------------------------------------------------------------------

@@ -31,26 +31,28 @@ import torch
 import icsim
 from icsim import _validate as V
 from icsim.algorithms import sparse
+from icsim.analysis.evaluation import in_chunks
 from icsim.analysis.matching import fit_line
 from icsim.analysis.metrics import first_step_at_or_below, nmse_db, nmse_db_interval
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import LayerProbes, fit_probes, layer_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill, judge_all
+from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, judge_all, markdown_table
 from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, build
 from icsim.models.formats import Stacked
-from icsim.tasks.base import TaskBatch
+from icsim.training.optim import Optim, OptimSettings
 
 METHODS = ("transformer", "ista", "fista", "lista", "lista_cp", "lasso")
 STEPPED = ("ista", "fista", "lista", "lista_cp")  # methods with a per-step curve
 
 
-@dataclass(frozen=True)
-class TransformerConfig:
+@dataclass(frozen=True, kw_only=True)
+class TransformerConfig(OptimSettings):
     """The trained transformer (GPT-2 blocks: softmax attention, LayerNorm, GELU MLP) and its
     training run. Every step draws N ~ U{min_demos..max_demos} demonstrations and `n_queries`
-    query rows per prompt, with a new measurement matrix and β* in every prompt."""
+    query rows per prompt, with a new measurement matrix and β* in every prompt. The optimiser
+    settings (lr, schedule, ...) are `OptimSettings`' (Optim's defaults)."""
 
     n_layer: int = 12
     n_head: int = 8
@@ -60,13 +62,6 @@ class TransformerConfig:
     n_queries: int = 8
     min_demos: int = 1
     max_demos: int = 40
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 0
-    schedule: str = "constant"  # constant | cosine | linear (as TrainConfig)
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
     seed: int = 0
     amp: bool = False  # bf16 autocast, GPU only
     compile: bool = False  # torch.compile, GPU only
@@ -82,8 +77,7 @@ class TransformerConfig:
                 f"min_demos={self.min_demos} exceeds max_demos={self.max_demos}; "
                 "set min_demos <= max_demos."
             )
-        V.number("lr", self.lr, low=0, low_open=True)
-        V.choice("schedule", self.schedule, ("constant", "cosine", "linear"))
+        Optim.like(self)  # checks lr, betas, schedule, ... as every training run does
 
 
 @dataclass(frozen=True)
@@ -208,7 +202,7 @@ PAPER = {
 
 
 def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_dir=None):
-    """Train a GPT-2-block transformer on in-context sparse recovery; returns (model, losses).
+    """Train a GPT-2-block transformer on in-context sparse recovery; returns (model, log rows).
 
     Every prompt is `Stacked(d, n_queries=Q)`: tokens [x_i; y_i] and Q query tokens [x_q; 0]
     that attend to the demonstrations only (Q independent targets per prompt). N is drawn anew
@@ -217,7 +211,7 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
     one model serves every N. (The interleaved format, tried first, stayed on the predict-zero
     plateau for 2000+ steps at the quick profile's size.) Loss: mean squared error on the
     queries' (noisy) y_q."""
-    from icsim.training import Optim, Run, Trainer, losses
+    from icsim.training import Run, Trainer, losses
 
     dev = torch.device(device)
     fmt = Stacked(dim=task.dim, n_queries=tc.n_queries)
@@ -263,7 +257,7 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
     )
     trainer.train()
     model.eval()
-    return model, [(row["step"], row["loss"]) for row in trainer.history]
+    return model, trainer.history
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,14 +271,9 @@ def transformer_predictions(model, batch, n_demos, probes: LayerProbes | None = 
     its own output, or [L+1, B, Q] through per-layer `probes`."""
     model.eval()
     fmt = Stacked(dim=batch.dim, n_queries=batch.n_points - n_demos)
-    out = []
-    for s in range(0, batch.batch_size, chunk):
-        part = TaskBatch(xs=batch.xs[s : s + chunk], ys=batch.ys[s : s + chunk], task="")
-        if probes is None:
-            out.append(fmt.run(model, part).unsqueeze(0))
-        else:
-            out.append(layer_predictions(model, fmt, part, probes))
-    return torch.cat(out, 1)
+    if probes is None:
+        return in_chunks(lambda part: fmt.run(model, part).unsqueeze(0), batch, chunk, 1)
+    return in_chunks(lambda part: layer_predictions(model, fmt, part, probes), batch, chunk, 1)
 
 
 def noiseless_targets(batch, n_demos: int) -> torch.Tensor:
@@ -504,7 +493,6 @@ def figures(cfg: LiuConfig, curves: dict, out: Path, K: int) -> list:
 # the report: a pure function of (cfg, scalars)
 # --------------------------------------------------------------------------------------------
 
-TEMPLATE = Path(__file__).with_suffix(".md")
 CLAIMS = {  # the paper's claim for each evaluation setting (PAPERS.md §9), in words
     "train_matrix": "transformer beats ISTA/FISTA; competitive with LISTA-type on their own X",
     "new_matrix": "transformer generalises to unseen X; LISTA-type methods do not",
@@ -521,12 +509,12 @@ OFF_X_A = ("new_matrix", "fresh_matrices", "correlated", "fewer_demos", "more_de
 
 
 def _gaps(s) -> dict:
-    """Transformer − LISTA on X_A, − the best LISTA-type method elsewhere, and the shared-support
-    model's gain (dB): < 0 means the transformer wins."""
-    gaps = {"gap_train_matrix": s["train_matrix.transformer_db"] - s["train_matrix.lista_db"]}
+    """The best LISTA-type method off X_A; transformer − LISTA on X_A, − that best elsewhere, and
+    the shared-support model's gain (dB): < 0 means the transformer wins."""
+    gaps = {f"{k}.best_lista_db": min(s[f"{k}.lista_db"], s[f"{k}.lista_cp_db"]) for k in OFF_X_A}
+    gaps["gap_train_matrix"] = s["train_matrix.transformer_db"] - s["train_matrix.lista_db"]
     for k in OFF_X_A:
-        best = min(s[f"{k}.lista_db"], s[f"{k}.lista_cp_db"])
-        gaps[f"gap_{k}"] = s[f"{k}.transformer_db"] - best
+        gaps[f"gap_{k}"] = s[f"{k}.transformer_db"] - gaps[f"{k}.best_lista_db"]
     if "shared_supports.transformer_shared_db" in s:
         gain = s["shared_supports.transformer_db"] - s["shared_supports.transformer_shared_db"]
         gaps["shared_gain"] = gain
@@ -536,14 +524,8 @@ def _gaps(s) -> dict:
 def findings(cfg: LiuConfig) -> list[Finding]:
     """The paper's claims (PAPERS.md §9) and the criteria deciding whether this run shows them."""
 
-    def below(name, claim, criterion, ours, than, margin=0.0):  # ours < than + margin (dB)
-        return Finding(
-            name,
-            claim,
-            criterion,
-            lambda s: s[ours] < s[than] + margin,
-            lambda s: f"{s[ours]:.1f} dB against {s[than]:.1f} dB",
-        )
+    def below(*args, margin=0.0):  # ours < than + margin (dB)
+        return Finding.below(*args, margin=margin, unit="dB")
 
     tf = "train_matrix.transformer_db"
     out = [
@@ -563,7 +545,7 @@ def findings(cfg: LiuConfig) -> list[Finding]:
             f"transformer within {COMPETITIVE_DB:g} dB of LISTA (or below it)",
             tf,
             "train_matrix.lista_db",
-            COMPETITIVE_DB + 1e-12,
+            margin=COMPETITIVE_DB + 1e-12,
         )
     )
     for k, label in (
@@ -675,12 +657,11 @@ def _table(cfg: LiuConfig, s: dict, K: int, L: int) -> str:
         "lista": f"LISTA ({K} layers)",
     }
     heads |= {"lista_cp": f"LISTA-CP ({K} layers)", "lasso": "LASSO (converged)"}
-    lines = ["| setting | " + " | ".join(heads.values()) + " | paper's claim |"]
-    lines.append("|---|" + "---|" * (len(heads) + 1))
-    for name, (_, n, what) in settings(cfg).items():
-        cells = " | ".join(f"{s[f'{name}.{m}_db']:.1f}" for m in heads)
-        lines.append(f"| {name}: {what} (N = {n}) | {cells} | {CLAIMS[name]} |")
-    return "\n".join(lines)
+    rows = [
+        [f"{name}: {what} (N = {n})", *(f"{s[f'{name}.{m}_db']:.1f}" for m in heads), CLAIMS[name]]
+        for name, (_, n, what) in settings(cfg).items()
+    ]
+    return markdown_table(["setting", *heads.values(), "paper's claim"], rows)
 
 
 SHARED_LINE = (
@@ -694,9 +675,7 @@ def report(cfg: LiuConfig, scalars: dict) -> tuple[list, str]:
     """(comparison rows, notes) of the report, from the measured numbers alone."""
     t = cfg.transformer
     L, K = t.n_layer, cfg.lista_layers or t.n_layer
-    s = dict(scalars)
-    for k in OFF_X_A[:2] + OFF_X_A[3:]:  # the best LISTA-type method, for the findings
-        s[f"{k}.best_lista_db"] = min(s[f"{k}.lista_db"], s[f"{k}.lista_cp_db"])
+    s = {**scalars, **_gaps(scalars)}
     verdicts = judge_all(findings(cfg), s)
     more = [
         f"> {cfg.algorithm_steps}" if n > cfg.algorithm_steps else str(n)
@@ -709,11 +688,8 @@ def report(cfg: LiuConfig, scalars: dict) -> tuple[list, str]:
         "shared_line": shared if cfg.shared_support_steps else "",
     }
     text |= {k: f"{s[f'train_matrix.{k}_db']:.1f}" for k in ("transformer", "lista", "lasso")}
-    text["findings"] = "\n".join(f"- {v.sentence}" for v in verdicts.values())
-    values = {**s, **_gaps(s), **text}
-    return [c.row(values) for c in comparisons(cfg, K, L)], fill(
-        TEMPLATE.read_text(), values, verdicts
-    )
+    values = {**s, **text}
+    return [c.row(values) for c in comparisons(cfg, K, L)], fill_beside(__file__, values, verdicts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -773,11 +749,8 @@ class Liu2025(Experiment):
         )
         scalars, curves = measure(cfg, base, models, nets, probes, g, device, K, L)
         for name, hist in losses.items():
-            curves[f"train_loss_{name}"] = Curve(
-                [st for st, _ in hist],
-                [v for _, v in hist],
-                "training step",
-                "mean squared error on y_q",
+            curves[f"train_loss_{name}"] = Curve.of_training(
+                hist, "mean squared error on y_q"
             ).to_json()
         scalars |= {
             "dim": cfg.dim,
@@ -788,12 +761,12 @@ class Liu2025(Experiment):
             "train_steps": cfg.transformer.steps,
             "train_seconds": train_seconds,
             "train_steps_per_second": cfg.transformer.steps / train_seconds,
-            "final_train_loss": losses["transformer"][-1][1],
+            "final_train_loss": losses["transformer"][-1]["loss"],
             "lista_final_train_loss": lista_loss["lista"],
             "lista_cp_final_train_loss": lista_loss["lista_cp"],
         }
         if "transformer_shared" in losses:
-            scalars["final_train_loss_shared"] = losses["transformer_shared"][-1][1]
+            scalars["final_train_loss_shared"] = losses["transformer_shared"][-1]["loss"]
         scalars |= summary_scalars(cfg, scalars, curves, K, L)
         comparison, notes = report(cfg, scalars)
         return Result(curves, scalars, PAPER, figures(cfg, curves, out, K), comparison, notes=notes)

@@ -16,7 +16,7 @@ from icsim.analysis.construction_figures import plot_error_growth
 from icsim.analysis.metrics import half_mse, sensitivity_agreement
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import model_sensitivity
-from icsim.analysis.report import Comparison, Curve, Finding, fill, fmt, judge_all, template_beside
+from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, fmt, judge_all
 from icsim.constructions.verify import error_growth
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result, with_device
 from icsim.training import Curriculum, TrainConfig, Trainer
@@ -165,16 +165,7 @@ class VonOswald2023(Experiment):
             )
         ]
         figures += construction_growth(cfg, out, curves, scalars)
-        comparison, verdicts, notes = report(cfg, scalars, curves)
-        return Result(
-            curves=curves,
-            scalars=scalars,
-            paper=PAPER,
-            figures=figures,
-            comparison=comparison,
-            verdicts=verdicts,
-            notes=notes,
-        )
+        return Result(curves, scalars, PAPER, figures, *report(cfg, scalars, curves))
 
     # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
     # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
@@ -260,13 +251,7 @@ def construction_growth(cfg: VonOswaldConfig, out: Path, curves: dict, scalars: 
 
 def train_curve(run_dir: Path) -> Curve:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if "loss" in r and isinstance(r["loss"], float)]
-    return Curve(
-        [r["step"] for r in rows],
-        [0.5 * r["loss"] for r in rows],
-        "training step",
-        "½·MSE (training batch)",
-    )
+    return Curve.of_training(rows, "½·MSE (training batch)", scale=0.5)
 
 
 def findings(cfg: VonOswaldConfig) -> list[Finding]:
@@ -375,5 +360,5 @@ def report(cfg: VonOswaldConfig, scalars: dict, curves: dict):
         "scale": f"{scale:g}", "deep_steps": deep,
         "deep_vs_paper": "far fewer than" if deep < 50_000 else "as many as",
     }  # fmt: skip
-    notes = fill(template_beside(__file__), {**scalars, **ctx}, verdicts)
+    notes = fill_beside(__file__, {**scalars, **ctx}, verdicts)
     return rows, list(verdicts.values()), notes

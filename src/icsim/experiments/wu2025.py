@@ -25,13 +25,20 @@ from pathlib import Path
 import torch
 
 import icsim
-from icsim.analysis.evaluation import model_prefix_predictions
-from icsim.analysis.matching import best_matching_step, prefix_trajectory, similarity_matrix
+from icsim.analysis.evaluation import in_chunks, model_prefix_predictions
+from icsim.analysis.matching import match_layers
 from icsim.analysis.metrics import pooled_r2
 from icsim.analysis.plots import plot_curves, plot_heatmap
 from icsim.analysis.probes import fit_probes, layer_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill, judge_all
-from icsim.experiments.base import EXPERIMENTS, Experiment, Result, with_device
+from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, judge_all, markdown_table
+from icsim.experiments.base import (
+    EXPERIMENTS,
+    Experiment,
+    Result,
+    full_train,
+    quick_train,
+    with_device,
+)
 from icsim.models.formats import Stacked
 from icsim.tasks.relu_network import NetworkShape, network_forward
 from icsim.training import Curriculum, TrainConfig, Trainer
@@ -98,17 +105,11 @@ PROFILES = {
     # test on 75 examples, shifted mixtures, 6400 prompts; depth ablation 4/6/8/10 layers at
     # 15/30/45 examples. Batch size and lr are not stated: Garg et al.'s 64 and 1e-4.
     "full": WuConfig(
-        train=TrainConfig(
+        train=full_train(
             task="relu_network_regression",
-            dim=20,
             token_format="stacked",
             positional=False,
-            steps=500_000,
-            log_every=500,
-            checkpoint_every=10_000,
             warmup_steps=1000,
-            amp=True,
-            compile=True,
         ),
         # ‖x‖² ≈ 5d: η scaled by 5/d from the step size tuned at d = 5 (not tuned at d = 20)
         gd={"step_size": 0.0025, "steps": 1000},
@@ -119,20 +120,12 @@ PROFILES = {
     # paper's 1.5×), one 4-layer 64-wide softmax transformer, 2000 steps; 500 test prompts (300
     # per out-of-distribution row: the width-200 baseline fits dominate the time); no ablation.
     "quick": WuConfig(
-        train=TrainConfig(
+        train=quick_train(
             task="relu_network_regression",
-            dim=5,
             token_format="stacked",
             positional=False,
             n_layer=4,
-            n_head=4,
-            n_embd=64,
             steps=2000,
-            batch_size=64,
-            lr=1e-3,
-            warmup_steps=200,
-            schedule="cosine",
-            log_every=100,
             checkpoint_every=2000,
             curriculum=Curriculum(enabled=False, dims_start=5, dims_end=5),  # replaced per run
         ),
@@ -193,13 +186,7 @@ def train_config(cfg: WuConfig, depth: int, attention: str, **over) -> TrainConf
 @torch.no_grad()
 def transformer_predictions(model, fmt, batch, chunk: int = 256) -> torch.Tensor:
     """[B, n]: the model's prediction for y_k from the first k examples, every k (chunked)."""
-    parts = [
-        model_prefix_predictions(
-            model, fmt, replace(batch, xs=batch.xs[i : i + chunk], ys=batch.ys[i : i + chunk])
-        )
-        for i in range(0, batch.xs.shape[0], chunk)
-    ]
-    return torch.cat(parts)
+    return in_chunks(lambda part: model_prefix_predictions(model, fmt, part), batch, chunk)
 
 
 @torch.no_grad()
@@ -210,9 +197,7 @@ def baseline_predictions(batch, k: int, depth: int, width: int, cfg: WuConfig) -
     shape = NetworkShape(batch.xs.shape[-1], depth, net.width)
     out = {"trained_network": [], "gd_network": [], "least_squares": []}
     for i in range(0, B, cfg.chunk):
-        sub = batch.prefix(k + 1)
-        sub = replace(sub, xs=sub.xs[i : i + cfg.chunk], ys=sub.ys[i : i + cfg.chunk], truth={})
-        problem = sub.split(k)
+        problem = batch.prefix(k + 1).rows(i, i + cfg.chunk).split(k)
         # one Adam per prompt, all at once (relu_network_trained is batched over problems)
         w = net.fit(problem)
         out["trained_network"].append(network_forward(shape, w, problem.X_query)[:, 0])
@@ -348,18 +333,12 @@ def layer_matching(trainer, cfg: WuConfig, depth, tag, out: Path, device):
     )
     batch = trainer.task.sample(m["prompts"], n_points, generator=g, device=device)
     layers = layer_predictions(trainer.model, fmt, batch, probes)  # [L+1, B, queries]
-    step_size = (cfg.gd or GD)["step_size"]
-    gd = icsim.algorithms.get(
-        "relu_network_gd", depth=depth, width=trainer.task.width, step_size=step_size
-    )
-    steps = list(m["steps"])
-    if stacked:  # the queries after the n context examples
-        traj = gd.run(batch.split(n), max(steps)).predictions[steps]
-        target = batch.ys[:, n:]
-    else:  # interleaved: every prefix is a prediction
-        traj, target = prefix_trajectory(gd, batch, max(steps), record=steps), batch.ys
-    sim = similarity_matrix(layers, traj.to(layers.dtype), target, "error_cosine")
-    matched, best = best_matching_step(sim, steps), sim.max(dim=1).values.tolist()
+    step_size, steps = (cfg.gd or GD)["step_size"], list(m["steps"])
+    params = {"depth": depth, "width": trainer.task.width, "step_size": step_size}
+    spec = {"gd": {"algorithm": "relu_network_gd", "params": params, "steps": steps}}
+    # stacked: the queries after the n context examples; interleaved: every prefix
+    gd = match_layers(layers, batch, spec, n_context=n if stacked else None)["gd"]
+    sim, matched, best = gd["similarity"], gd["matched_step"], gd["best_similarity"]
     L = len(matched)
     curves = {
         f"matched_gd_step_{tag}": _curve(
@@ -453,7 +432,6 @@ def headline(cfg: WuConfig, scalars: dict) -> dict:
 
 # --- the report: a pure function of (cfg, scalars) -----------------------------------------------
 
-TEMPLATE = Path(__file__).with_suffix(".md")
 MATCH_RATIO = 0.8  # "ICL matches training the network": R² at least 0.8 of the trained network's
 
 
@@ -492,22 +470,23 @@ def findings(cfg: WuConfig) -> list[Finding]:
         )
     if cfg.construction is not None:
         out += [
-            Finding(
+            Finding.flag(
                 "construction_within_bound",
                 "each step of Theorem 1's construction is within η·ε of a GD step",
                 "max one-step error ≤ the bound η·ε (construction_passed)",
-                lambda s: s["construction_passed"] == 1.0,
+                "construction_passed",
                 lambda s: (
                     f"max ‖ε^(l)‖ {s['construction_max_one_step_error']:.3g}, "
                     f"bound {s['construction_max_bound']:.3g}"
                 ),
             ),
-            Finding(
+            Finding.below(
                 "construction_heads",
                 "the construction's distance to exact GD falls as the heads grow (Õ(ε⁻²) heads)",
                 "distance at the most heads below the distance at the fewest",
-                lambda s: s["construction_error_most_heads"] < s["construction_error_fewest_heads"],
-                lambda s: (
+                "construction_error_most_heads",
+                "construction_error_fewest_heads",
+                measured=lambda s: (
                     f"{s['construction_error_fewest_heads']:.3g} → "
                     f"{s['construction_error_most_heads']:.3g}"
                 ),
@@ -564,14 +543,12 @@ def comparisons(cfg: WuConfig) -> list[Comparison]:
 
 
 def _table(cfg: WuConfig, s: dict) -> str:
-    lines = [
-        "| setting | N | attention | " + " | ".join(PREDICTORS) + " |",
-        "|" + "---|" * (3 + len(PREDICTORS)),
+    rows = [
+        [setting.replace("_", " "), depth, att]
+        + [f"{s[k]:.4f}" if (k := f"r2_{p}_{tag}") in s else "—" for p in PREDICTORS]
+        for setting, depth, att, tag in _rows(cfg)
     ]
-    for setting, depth, att, tag in _rows(cfg):
-        vals = " | ".join(f"{s[k]:.4f}" if (k := f"r2_{p}_{tag}") in s else "—" for p in PREDICTORS)
-        lines.append(f"| {setting.replace('_', ' ')} | {depth} | {att} | {vals} |")
-    return "\n".join(lines)
+    return markdown_table(["setting", "N", "attention", *PREDICTORS], rows)
 
 
 def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
@@ -599,11 +576,10 @@ def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
         "target_width": t.task_params.get("width", 20),
         "attentions": ", ".join(cfg.attentions),
     }
-    text["findings"] = "\n".join(f"- {v.sentence}" for v in verdicts.values())
     text["fmt_note"] = FMT_NOTE if t.token_format == "stacked" else f"`{t.token_format}` tokens"
     text["long_note"] = LONG_NOTE[bool(t.positional)]
     rows = [c.row(s) for c in comparisons(cfg)]
-    return rows, fill(TEMPLATE.read_text(), {**s, **text}, verdicts)
+    return rows, fill_beside(__file__, {**s, **text}, verdicts)
 
 
 LONG_NOTE = (

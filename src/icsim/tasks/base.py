@@ -53,6 +53,14 @@ class TaskBatch:
             self, xs=mv(self.xs), ys=mv(self.ys), truth={k: mv(v) for k, v in self.truth.items()}
         )
 
+    def rows(self, start: int, stop: int) -> TaskBatch:
+        """Prompts start..stop−1 (per-prompt truth entries, those with B rows, sliced too)."""
+        B = self.batch_size
+        truth = {
+            k: v[start:stop] if v.dim() and v.shape[0] == B else v for k, v in self.truth.items()
+        }
+        return replace(self, xs=self.xs[start:stop], ys=self.ys[start:stop], truth=truth)
+
     def prefix(self, n: int) -> TaskBatch:
         """The first n points of every prompt."""
         return replace(self, xs=self.xs[:, :n], ys=self.ys[:, :n])

@@ -11,19 +11,26 @@ import torch
 from icsim import _validate as V
 
 
+@dataclass(frozen=True, kw_only=True)
+class OptimSettings:
+    """The settings an experiment's training settings share with `Optim` (all but `steps` and
+    `kind`): inherit them instead of repeating them; `Optim.like` reads them back."""
+
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    warmup_steps: int = 0
+    schedule: str = "constant"  # constant | cosine | linear (decay after warm-up)
+    min_lr_ratio: float = 0.1  # final lr / lr for cosine and linear decay
+
+
 @dataclass(frozen=True)
-class Optim:
+class Optim(OptimSettings):
     """AdamW (or Adam) for `steps` steps: linear warm-up, then a constant, cosine or linear
     decay to lr * min_lr_ratio; gradients clipped to a global norm of `grad_clip` (0 = off)."""
 
     steps: int
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    warmup_steps: int = 0
-    schedule: str = "constant"  # constant | cosine | linear
-    min_lr_ratio: float = 0.1
     kind: str = "adamw"  # adamw | adam (Adam: L2 penalty instead of decoupled decay)
 
     def __post_init__(self):
