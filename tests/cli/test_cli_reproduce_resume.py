@@ -161,3 +161,56 @@ def test_resume_refuses_another_experiment_a_changed_profile_and_another_device(
     (reproduction / "config.json").write_text(json.dumps(saved))
     assert main(["reproduce", "--resume", str(reproduction), "--device", "cpu"]) == 2
     one_line_error(capsys, "started on 'cuda'", "--device cuda")
+
+
+# Giannou et al.: one trained model per depth, then evaluations. Killed while its second depth
+# trains, the first depth is loaded from its final checkpoint and the second continues.
+G_STEPS = 120  # a checkpoint every 10 log rows: 20 steps
+GIANNOU = """
+import sys
+from icsim.experiments.base import reproduce, resume
+from icsim.experiments.giannou2025 import (
+    ConstructionSettings, GiannouConfig, TrainingSettings)
+cfg = GiannouConfig(
+    eval_prompts=32, gd_steps=20, newton_steps=4,
+    construction=ConstructionSettings(widths=(64, 128), steps=5, prompts=8,
+        newton_schulz_steps=(1, None), table_steps=2, table_prompts=16),
+    training=TrainingSettings(depths=(1, 2), steps=STEPS, batch_size=16, log_every=2))
+if sys.argv[1] == "resume":
+    resume(sys.argv[2], config=cfg)
+else:
+    reproduce("giannou2025-newton", "quick", sys.argv[2], config=cfg, quiet=True)
+""".replace("STEPS", str(G_STEPS))
+
+
+def test_a_reproduction_of_several_models_killed_in_its_second_resumes(tmp_path):
+    t0 = time.perf_counter()
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    python = [sys.executable, "-c", GIANNOU]
+    run = subprocess.run([*python, "new", str(whole)], env=ENV, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    proc = subprocess.Popen([*python, "new", str(cut)], env=ENV, stderr=subprocess.PIPE, text=True)
+    second = cut / "models" / "train-cond1_depth2"
+    deadline = time.monotonic() + 240
+    while newest_step(second) < 20:  # the first depth is done, the second under way
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the second depth never reached a checkpoint"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    killed_at = newest_step(second)
+    assert killed_at < G_STEPS and not (cut / "metrics.json").exists()
+    first = newest_step(cut / "models" / "train-cond1_depth1")
+    assert first == G_STEPS
+
+    run = subprocess.run([*python, "resume", str(cut)], env=ENV, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    # depth 1 is not trained again, depth 2 continues after its checkpoint
+    trained = [ln for ln in run.stderr.splitlines() if ": step " in ln]
+    assert trained and all("depth 2" in ln for ln in trained), trained
+    assert trained[0].split(": step ")[1].startswith(f"{killed_at + 2}/{G_STEPS} ")
+    assert numbers(cut) == numbers(whole)
+    for log in ("cond1_depth1.jsonl", "cond1_depth2.jsonl"):  # no row written twice
+        rows = [json.loads(ln)["step"] for ln in open(cut / "models" / log)]
+        assert rows == list(range(2, G_STEPS + 1, 2))
+    print(f"giannou: killed at depth 2 step {killed_at}; test in {time.perf_counter() - t0:.0f} s")
