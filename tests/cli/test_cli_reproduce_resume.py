@@ -131,6 +131,18 @@ def reproduction(tmp_path):
     return out
 
 
+def test_a_reproduction_in_use_is_not_resumed_twice(reproduction, capsys):
+    from icsim.training import run as runs
+
+    held = runs.lock(reproduction)  # as the running (or resuming) reproduction holds it
+    try:
+        assert main(["reproduce", "--resume", str(reproduction)]) == 2
+    finally:
+        held.close()
+    one_line_error(capsys, "in use by another icsim process")
+    assert not (reproduction / "metrics.json").exists()
+
+
 @pytest.mark.parametrize(
     "flags, needle",
     [

@@ -157,11 +157,19 @@ def _run(exp: Experiment, profile: str, cfg, out: Path, device: str, quiet: bool
     """Run the experiment into `out` (holding the lock on its config.json, so a second process
     resuming it refuses), then write metrics.json and report.md."""
     from icsim.training import run as runs
+    from icsim.training.errors import TrainingInterrupted
 
     held = runs.lock(out)
     try:
         t0 = time.perf_counter()
-        result = exp.run(cfg, out, device, quiet)
+        try:
+            result = exp.run(cfg, out, device, quiet)
+        except TrainingInterrupted:  # SIGTERM/SIGINT: the stage in training saved a checkpoint
+            print(
+                f"icsim: continue the reproduction with: icsim reproduce --resume {out}",
+                file=sys.stderr,
+            )
+            raise
         meta["wall_seconds"] = time.perf_counter() - t0
         metrics = {
             **meta,
