@@ -226,3 +226,24 @@ def test_a_reproduction_of_several_models_killed_in_its_second_resumes(tmp_path)
         rows = [json.loads(ln)["step"] for ln in open(cut / "models" / log)]
         assert rows == list(range(2, G_STEPS + 1, 2))
     print(f"giannou: killed at depth 2 step {killed_at}; test in {time.perf_counter() - t0:.0f} s")
+
+
+def test_resuming_mode_continues_started_runs_only(tmp_path):
+    """Which Trainers a `resuming` block continues: started runs under its root; a directory
+    killed before its config.json starts afresh; runs elsewhere are left alone."""
+    from icsim import rundir
+    from icsim.training import Run
+    from icsim.training import run as runs
+
+    started, bare = (rundir.prepare(tmp_path / "r" / n) for n in ("a", "b"))
+    (started / "config.json").write_text("{}")
+    other = rundir.prepare(tmp_path / "elsewhere")
+    (other / "config.json").write_text("{}")
+    with runs.resuming(tmp_path / "r"):
+        assert runs.resumed(Run(dir=started, overwrite=True)).resume
+        assert not runs.resumed(Run(dir=started, overwrite=True)).overwrite
+        assert runs.resumed(Run(dir=bare)) == Run(dir=bare, overwrite=True)
+        assert runs.resumed(Run(dir=tmp_path / "r" / "d")) == Run(dir=tmp_path / "r" / "d")
+        assert runs.resumed(Run(dir=other)) == Run(dir=other)
+        assert runs.resumed(Run()) == Run()
+    assert runs.resumed(Run(dir=started)) == Run(dir=started)

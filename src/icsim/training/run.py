@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from icsim import _validate as V
+from icsim import rundir
 from icsim.errors import InputError
 
 
@@ -66,7 +67,9 @@ def resumed(run: Run) -> Run:
     if not d.is_relative_to(root):
         return run
     if not (d / "config.json").is_file() and not any(d.glob("seed_*/config.json")):
-        return run
+        # killed between creating the directory and writing its config.json: start it afresh
+        empty = d.is_dir() and {p.name for p in d.iterdir()} <= {rundir.MARKER}
+        return replace(run, overwrite=True) if empty else run
     return replace(run, resume=True, overwrite=False)
 
 
