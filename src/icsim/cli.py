@@ -27,7 +27,8 @@ COMMANDS = {
     "list": "List tasks, algorithms, models, token formats, constructions and experiments.",
     "train": "Train a model on an in-context task (flags override --config).",
     "eval": "Error against the number of in-context examples for a trained run.",
-    "reproduce": "Reproduce a paper's experiment: config.json, metrics.json, figures, report.md.",
+    "reproduce": "Reproduce a paper's experiment: config.json, metrics.json, figures, report.md "
+    "(`icsim reproduce --resume DIR` continues a killed one).",
     "construct": "Build a hand-made transformer and check it against its algorithm.",
     "sweep": "Run a grid of training runs on Ray (the icsim[ray] extra).",
 }
@@ -481,6 +482,8 @@ def parse(argv: list[str]):
             file=sys.stderr,
         )
         raise SystemExit(EXIT_USAGE)
+    if command == "reproduce" and _resuming(argv) and not _wants_help(argv):
+        return _parse_reproduce_resume(argv)
     cmds = _command_types(command, argv)
     root = one_of([Annotated[t, tyro.conf.subcommand(n)] for n, t in cmds.items()])
     return tyro.cli(
@@ -725,11 +728,61 @@ def cmd_reproduce(c) -> int:
         overrides=overrides,
         smoke=e.smoke,
     )
+    return _print_reproduction(out)
+
+
+def _print_reproduction(out: Path) -> int:
     metrics = json.loads((out / "metrics.json").read_text())
     print(f"wrote {out}/report.md, metrics.json and figures ({metrics['wall_seconds']:.0f} s)")
     for k, v in metrics["scalars"].items():
         print(f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}")
     return 0
+
+
+def _resuming(argv: list[str]) -> bool:
+    return any(a == "--resume" or a.startswith("--resume=") for a in argv[1:])
+
+
+def _parse_reproduce_resume(argv: list[str]):
+    """`icsim reproduce [NAME] --resume DIR [--device D] [--quiet] [--debug]`: the experiment,
+    profile, overrides and smoke setting come from DIR/config.json, so any other flag is refused
+    (like `icsim train --resume`)."""
+    values: dict = {"name": None, "resume": None, "device": None, "quiet": False, "debug": False}
+    args, given, i = argv[1:], [], 0
+    while i < len(args):
+        a = args[i]
+        key, eq, value = a.partition("=")
+        if key in ("--resume", "--device"):
+            if not eq:
+                if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                    raise InputError(f"{key} needs a value, e.g. {key} runs/garg2022-quick.")
+                i, value = i + 1, args[i + 1]
+            values[key[2:]] = value
+        elif a in ("--quiet", "--debug"):
+            values[a[2:]] = True
+        elif i == 0 and not a.startswith("-"):
+            values["name"] = a
+        else:
+            given.append(key)
+        i += 1
+    if given:
+        raise InputError(
+            "--resume continues a reproduction with the experiment, profile and settings saved "
+            f"in its config.json; drop {', '.join(given)}."
+        )
+    if not str(values["resume"]).strip():
+        raise InputError("--resume needs the reproduction's directory, e.g. --resume runs/x.")
+    spec = [(k, object, field(default=v)) for k, v in values.items()]
+    return _command("reproduce_resume", spec, "continue a killed reproduction")(**values)
+
+
+def cmd_reproduce_resume(c) -> int:
+    from icsim import _validate as V
+    from icsim.experiments.base import resume
+
+    device = None if c.device is None else V.device(c.device)
+    out = resume(c.resume, device=device, quiet=c.quiet, experiment=c.name)
+    return _print_reproduction(out)
 
 
 # -- construct ------------------------------------------------------------------------------
@@ -812,6 +865,7 @@ HANDLERS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "reproduce": cmd_reproduce,
+    "reproduce_resume": cmd_reproduce_resume,
     "construct": cmd_construct,
     "sweep": cmd_sweep,
 }

@@ -4,6 +4,8 @@ config.json, metrics.json (DESIGN.md's shape), PNG figures and report.md into on
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -149,13 +151,134 @@ def reproduce(
             out / "config.json",
             {**meta, **record, "config": _asdict(cfg), "versions": provenance.versions()},
         )
-    t0 = time.perf_counter()
-    result = exp.run(cfg, out, device, quiet)
-    meta["wall_seconds"] = time.perf_counter() - t0
-    metrics = {**meta, "curves": result.curves, "scalars": result.scalars, "paper": result.paper}
-    rundir.write_json(out / "metrics.json", metrics)
-    write_report(exp, profile, result, meta, out)
+    return _run(exp, profile, cfg, out, device, quiet, meta)
+
+
+def _run(exp: Experiment, profile: str, cfg, out: Path, device: str, quiet: bool, meta) -> Path:
+    """Run the experiment into `out` (holding the lock on its config.json, so a second process
+    resuming it refuses), then write metrics.json and report.md."""
+    from icsim.training import run as runs
+    from icsim.training.errors import TrainingInterrupted
+
+    held = runs.lock(out)
+    try:
+        t0 = time.perf_counter()
+        try:
+            result = exp.run(cfg, out, device, quiet)
+        except TrainingInterrupted:  # SIGTERM/SIGINT: the stage in training saved a checkpoint
+            print(
+                f"icsim: continue the reproduction with: icsim reproduce --resume {out}",
+                file=sys.stderr,
+            )
+            raise
+        meta["wall_seconds"] = time.perf_counter() - t0
+        metrics = {
+            **meta,
+            "curves": result.curves,
+            "scalars": result.scalars,
+            "paper": result.paper,
+        }
+        rundir.write_json(out / "metrics.json", metrics)
+        write_report(exp, profile, result, meta, out)
+    finally:
+        if held is not None:
+            held.close()
     return out
+
+
+def resume(
+    out: str | Path,
+    *,
+    device: str | None = None,
+    quiet: bool = False,
+    config=None,
+    experiment: str | None = None,
+) -> Path:
+    """Continue the reproduction in `out` (killed, preempted) with the experiment, profile,
+    overrides and smoke setting in its config.json: trained models that finished load their
+    final checkpoint, an interrupted training resumes from its newest intact checkpoint, the
+    stages after it run, and metrics.json equals an uninterrupted run's (same seed, CPU).
+    Stages that train nothing (evaluations, curves) are computed again. A finished
+    reproduction (metrics.json written) is left as it is. `config` is the explicit config of a
+    reproduction started with `reproduce(config=...)`; it must equal the recorded one;
+    `experiment`, if given, must be the one recorded."""
+    from icsim.training import run as runs
+
+    out = rundir.check_out(out)
+    saved = _reproduction_record(out)
+    exp = EXPERIMENTS.get(saved["experiment"])
+    if experiment is not None and experiment != exp.name:
+        raise InputError(
+            f"cannot resume {out} as {experiment}: it is a reproduction of {exp.name}; drop the "
+            "name or give that one."
+        )
+    profile = saved["profile"]
+    if config is None:
+        cfg = exp.profile(profile)
+        cuts = smoke_cuts(exp, cfg) if saved.get("smoke") else {}
+        cfg = apply_overrides(cfg, {**cuts, **(saved.get("overrides") or {})})
+    else:
+        cfg = config
+    if _json(_asdict(cfg)) != _json(saved["config"]):
+        raise InputError(
+            f"cannot resume {out}: {exp.name}'s {profile!r} settings are no longer those it was "
+            "started with (icsim changed since); start it again with --overwrite."
+        )
+    recorded = (saved.get("sampling") or {}).get("generator_device", "cpu")
+    device = recorded if device is None else device
+    if torch.device(device).type != recorded:
+        raise InputError(
+            f"cannot resume {out} on device {device!r}: it was started on {recorded!r} and "
+            f"its random draws depend on the device; resume it with --device {recorded}."
+        )
+    if device != "cpu":
+        from icsim.training.trainer import resolve_device
+
+        resolve_device(device)
+    if (out / "metrics.json").is_file():
+        if not quiet:
+            print(f"icsim: {out} is a finished reproduction: nothing to resume.", file=sys.stderr)
+        return out
+    meta = {
+        "experiment": exp.name,
+        "profile": profile,
+        "device": provenance.device_name(device),
+        "icsim_version": icsim.__version__,
+        "git_commit": provenance.git_commit(),
+    }
+    with runs.resuming(out):
+        return _run(exp, profile, cfg, out, device, quiet, meta)
+
+
+def _reproduction_record(out: Path) -> dict:
+    """The config.json of the reproduction in `out`; an InputError if `out` is not one."""
+    what = "--resume continues a directory written by icsim reproduce"
+    if not out.is_dir():
+        raise InputError(f"cannot resume {out}: no such directory; {what}.")
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        saved = None
+    if not rundir.made_by_icsim(out) or not isinstance(saved, dict):
+        raise InputError(
+            f"cannot resume {out}: it is not an icsim reproduction (no {rundir.MARKER} marker "
+            f"and readable config.json); {what}."
+        )
+    if "train" in saved and "experiment" not in saved:
+        raise InputError(
+            f"cannot resume {out} as a reproduction: it is an icsim train run; continue it "
+            f"with icsim train --resume {out}."
+        )
+    if not isinstance(saved.get("experiment"), str) or not isinstance(saved.get("config"), dict):
+        raise InputError(
+            f"cannot resume {out}: its config.json names no experiment and config; {what}."
+        )
+    return saved
+
+
+def _json(obj):
+    """`obj` as it reads back from config.json (tuples become lists)."""
+    return json.loads(json.dumps(obj, default=rundir._jsonable))
 
 
 # -- overrides and smoke runs ---------------------------------------------------------------

@@ -236,7 +236,15 @@ def train_to_newton(cfg: GiannouConfig, task, depth: int, device, log_path: Path
         sample=sample,
         loss=losses.mse_to_target(fmt),
         optim=Optim.like(t),
-        run=Run(log_every=t.log_every, log_file=log_path, quiet=True),
+        # checkpoints beside the log, so `icsim reproduce --resume` continues a killed depth
+        run=Run(
+            dir=log_path.with_name(f"train-{log_path.stem}"),
+            log_every=t.log_every,
+            checkpoint_every=min(t.steps, 10 * t.log_every),
+            keep_checkpoints=1,
+            log_file=log_path,
+            quiet=True,
+        ),
         seeds=(cfg.seed + 1000 * depth,),
         device=device,
         on_log=progress,

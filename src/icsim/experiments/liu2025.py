@@ -239,7 +239,8 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
         run=Run(
             dir=run_dir,
             log_every=tc.log_every,
-            checkpoint_every=tc.steps,  # one checkpoint, of the trained model
+            # one checkpoint kept: the trained model, or where a killed run resumes
+            checkpoint_every=min(tc.steps, 10 * tc.log_every),
             keep_checkpoints=1,
             quiet=quiet,
             overwrite=True,

@@ -4,18 +4,20 @@ random streams of a seed, the advisory lock on a run directory, stop-on-signal, 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import hashlib
 import json
 import math
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from icsim import _validate as V
+from icsim import rundir
 from icsim.errors import InputError
 
 
@@ -36,6 +38,39 @@ class Run:
     def __post_init__(self):
         for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
             V.positive_int(name, getattr(self, name))
+
+
+_RESUMING: contextvars.ContextVar[Path | None] = contextvars.ContextVar("resuming", default=None)
+
+
+@contextlib.contextmanager
+def resuming(root: str | Path):
+    """While active, every Trainer whose run directory lies under `root` and was already started
+    there continues it from its newest intact checkpoint (a finished one loads its final
+    checkpoint and trains no further) instead of starting again. This is how `icsim reproduce
+    --resume` continues a killed reproduction with no resume code in the experiments."""
+    token = _RESUMING.set(Path(root).resolve())
+    try:
+        yield
+    finally:
+        _RESUMING.reset(token)
+
+
+def resumed(run: Run) -> Run:
+    """`run` set to resume when a `resuming` block covers its directory and the run was started
+    in it (its config.json, or its seeds' ones, exist); otherwise `run` unchanged (a stage the
+    killed reproduction never reached starts afresh)."""
+    root = _RESUMING.get()
+    if root is None or run.dir is None or run.resume:
+        return run
+    d = Path(run.dir).resolve()
+    if not d.is_relative_to(root):
+        return run
+    if not (d / "config.json").is_file() and not any(d.glob("seed_*/config.json")):
+        # killed between creating the directory and writing its config.json: start it afresh
+        empty = d.is_dir() and {p.name for p in d.iterdir()} <= {rundir.MARKER}
+        return replace(run, overwrite=True) if empty else run
+    return replace(run, resume=True, overwrite=False)
 
 
 class Rng:

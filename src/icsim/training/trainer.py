@@ -103,7 +103,8 @@ class Trainer:
             raise InputError(
                 f"{len(models)} models for {len(self.seeds)} seeds; give one model per seed."
             )
-        self.fmt, self.optim, self.run = fmt, optim, run or Run()
+        # under `runs.resuming` (icsim reproduce --resume) a started run continues
+        self.fmt, self.optim, self.run = fmt, optim, runs.resumed(run or Run())
         self.sample_fn, self.loss_fn = sample, loss
         self.record, self.log_extra, self.on_log = record, log_extra, on_log
         self.quiet = self.run.quiet
@@ -336,6 +337,7 @@ class Trainer:
         self._n_acc = int(metas[0].get("log_n", 0))
         self.step = metas[0]["step"]
         self._truncate_logs(self.step)
+        self._read_histories()
         self._notice(f"resumed {self.run.dir} from step {self.step}.")
         return self.step
 
@@ -393,6 +395,16 @@ class Trainer:
                 if s < step or (s == step and (s % self.run.log_every == 0 or self._n_acc == 0)):
                     keep.append(ln)
             rundir.write_text(path, "".join(ln + "\n" for ln in keep))
+
+    def _read_histories(self) -> None:
+        """The log rows kept on resume, as if this process had logged them (callers read
+        `history`, and a finished run resumed returns its last logged loss)."""
+        for k in range(self.n_models):
+            path = self._log_path(k)
+            if path is None or not path.exists():
+                continue
+            rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+            self.histories[k] = [r for r in rows if "diverged" not in r]
 
     # -- the step ------------------------------------------------------------------------
     def loss(self, batch) -> torch.Tensor:
@@ -469,7 +481,8 @@ class Trainer:
             dynamic_ncols=True,
         )
         t_last, since = time.perf_counter(), 0
-        last = [float("nan")] * self.n_models
+        # a resumed run that trains no further reports the loss it last logged
+        last = [h[-1]["loss"] if h else float("nan") for h in self.histories]
         try:
             with runs.stop_on_signals() as stop:
                 while self.step < end:
