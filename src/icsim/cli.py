@@ -569,9 +569,14 @@ def _train(c) -> int:
         raise InputError(f"--seeds must be >= 1, got {c.seeds}.")
     _check_train_fits(cfg, c.seeds)
     out = rundir.check_out(c.out)
+    from icsim.training.distributed import world
+
     if c.seeds == 1:
-        with rundir.replacing(out, overwrite=c.overwrite):  # the old run stays until this starts
-            trainer = Trainer(cfg, out, quiet=c.quiet, overwrite=True)
+        if world()[0] > 0:  # under torchrun, rank 0 alone prepares and writes `out`
+            trainer = Trainer(cfg, out, quiet=c.quiet, overwrite=c.overwrite)
+        else:
+            with rundir.replacing(out, overwrite=c.overwrite):  # the old run stays until it starts
+                trainer = Trainer(cfg, out, quiet=c.quiet, overwrite=True)
         print(json.dumps({"run_dir": str(out), **trainer.train()}))
         return 0
     from dataclasses import replace
