@@ -115,9 +115,12 @@ def test_the_report_follows_the_numbers_not_the_paper(run):
         f"r2_transformer_N2_softmax_{r}": 0.5 * s[f"r2_trained_network_N2_softmax_{r}"]
         for r in rows[:2]
     }
-    disagree["r2_transformer_N2_softmax_mixture_0.5_0.5"] = s[
-        "r2_context_mean_N2_softmax_mixture_0.5_0.5"
-    ]
+    # as good as the network trained on the prompt, but no better than the context mean: only
+    # the context-mean clause can reject it
+    disagree |= {
+        f"r2_{p}_N2_softmax_mixture_0.5_0.5": 0.6
+        for p in ("transformer", "trained_network", "context_mean")
+    }
     disagree |= {"construction_passed": 0.0, "construction_error_most_heads": 1.0}
     claims = [
         "in context the transformer matches training the 2-layer network "
