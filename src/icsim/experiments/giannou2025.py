@@ -788,6 +788,8 @@ class Giannou2025(Experiment):
         "eval_prompts": 8,
         "construction.prompts": 2,
         "construction.table_prompts": 2,
+        "construction.steps": 3,  # Newton steps of the per-width figure (3: the check's T)
+        "construction.table_steps": 1,  # Newton steps of the depth table
         "training.steps": 2,
         "training.batch_size": 4,
         "training.log_every": 1,

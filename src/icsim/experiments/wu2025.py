@@ -115,6 +115,8 @@ PROFILES = {
         gd={"step_size": 0.0025, "steps": 1000},
         ablation_steps=100_000,
         chunk=1600,  # a GPU: bounded by the N = 6 networks' Adam state
+        # verify_deep_gd's default sweep, named so that a smoke run can cut it
+        construction={"heads_sweep": (3, 5, 9, 17, 33, 65, 129, 257, 513, 1025, 4097, 16385)},
     ),
     # 2 CPU cores in ≤ 20 min: d = 5, 3-layer targets of width 20, 20 examples (30 at test, the
     # paper's 1.5×), one 4-layer 64-wide softmax transformer, 2000 steps; 500 test prompts (300
@@ -617,6 +619,8 @@ class Wu2025(Experiment):
         "gd.steps": 2,
         "matching.prompts": 8,
         "matching.probe_prompts": 64,
+        "matching.steps": (0, 1, 2),
+        "construction.heads_sweep": (3, 5),
     }
 
     def run(self, cfg: WuConfig, out: Path, device: str, quiet: bool) -> Result:
