@@ -141,3 +141,20 @@ def test_eval_records_provenance_and_refuses_to_replace_an_earlier_eval(tmp_path
     assert json.loads((out / "eval/metrics.json").read_text())["eval_seed"] == 1
     assert main(["eval", str(out), "--prompts", str(10**10), "--overwrite"]) == 2
     one_line_error(capsys, "GiB free", "--prompts")
+
+
+def test_sigint_during_start_up_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    """Issue 15 item 4: Ctrl-C before the first step (while the model is being built) prints one
+    line, not a KeyboardInterrupt traceback, and leaves no half-made run directory."""
+    import icsim.models as M
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(M, "build", interrupted)
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *TINY]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("icsim: interrupted") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert not out.exists()
