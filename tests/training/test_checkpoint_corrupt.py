@@ -3,7 +3,6 @@ and load fall back to the newest intact one (issue 8)."""
 
 import json
 import pickle
-import shutil
 
 import pytest
 import torch
@@ -14,24 +13,10 @@ from icsim.errors import InputError
 from icsim.training import Curriculum, TrainConfig, Trainer, load_trained
 from icsim.training import checkpoint as ckpt
 
-CFG = TrainConfig(
+CFG = TrainConfig(  # the `trained` and `run` fixtures (conftest.py): checkpoints at 5, 10, 15
     dim=3, n_layer=1, n_head=1, n_embd=8, steps=15, batch_size=4, log_every=5,
     checkpoint_every=5, curriculum=Curriculum(enabled=False, dims_end=3, points_end=5),
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished run with checkpoints at steps 5, 10 and 15 (built once, copied per test)."""
-    run = tmp_path_factory.mktemp("trained") / "run"
-    Trainer(CFG, run, quiet=True).train()
-    return run
-
-
-@pytest.fixture
-def run(trained, tmp_path):
-    shutil.copytree(trained, tmp_path / "run")
-    return tmp_path / "run"
 
 
 def step_dir(run, step):
