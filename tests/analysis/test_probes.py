@@ -20,16 +20,14 @@ def test_fit_probes_with_a_target_is_the_ridge_fit_to_that_target():
         return torch.einsum("bqd,bd->bq", batch.xs[:, -3:], batch.beta_star)
 
     ridge = 1e-3
-    probes = fit_probes(
-        model,
-        fmt,
-        task,
-        n_prompts=64,
-        n_points=9,
-        generator=torch.Generator().manual_seed(1),
-        ridge=ridge,
-        target=noiseless,
-    )
+
+    def fit(**target):  # the same prompts (seed 1) for both fits
+        return fit_probes(
+            model, fmt, task, n_prompts=64, n_points=9,
+            generator=torch.Generator().manual_seed(1), ridge=ridge, **target,
+        )  # fmt: skip
+
+    probes = fit(target=noiseless)
     batch = task.sample(64, 9, generator=torch.Generator().manual_seed(1))
     h = hidden_at_predictions(model, fmt, batch).double().numpy()  # [L+1, B, Q, E]
     y = noiseless(batch).double().numpy().reshape(-1)
@@ -43,13 +41,5 @@ def test_fit_probes_with_a_target_is_the_ridge_fit_to_that_target():
         )
         assert abs(probes.bias[layer].item() - sol[-1]) < 1e-5
     # the noisy labels (the default) give another fit
-    default = fit_probes(
-        model,
-        fmt,
-        task,
-        n_prompts=64,
-        n_points=9,
-        generator=torch.Generator().manual_seed(1),
-        ridge=ridge,
-    )
+    default = fit()
     assert not torch.allclose(default.weight, probes.weight)
