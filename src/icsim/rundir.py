@@ -13,10 +13,15 @@ from icsim.errors import InputError
 MARKER = ".icsim"  # written into every directory icsim creates; --overwrite needs it
 
 
-def check_out(out: str | Path | None) -> Path:
+def check_out(out: str | Path | None, name: str = "--out") -> Path:
     """`out` as a Path; an empty one (which would mean the working directory) is refused."""
     if out is None or not str(out).strip():
-        raise InputError("--out must not be empty; name the directory for the run's files.")
+        raise InputError(f"{name} must not be empty; name the directory for the run's files.")
+    if "\x00" in str(out):
+        raise InputError(
+            f"{name} {str(out)!r} contains a NUL byte, which no file system allows in a path; "
+            "choose a directory name without it."
+        )
     return Path(out)
 
 

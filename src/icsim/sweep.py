@@ -21,6 +21,7 @@ from pathlib import Path
 
 from icsim import _validate as V
 from icsim.errors import InputError
+from icsim.rundir import check_out
 from icsim.training import checkpoint as ckpt
 from icsim.training.config import TrainConfig, from_dict
 
@@ -122,7 +123,7 @@ def expand(spec: dict) -> list[tuple[str, TrainConfig]]:
             raise InputError(
                 f"sweep grid key {k!r} is not a field name (e.g. 'lr', 'curriculum.enabled')."
             )
-    out = Path(spec["out"]).resolve()
+    out = check_out(spec["out"], "sweep spec 'out'").resolve()
     runs, seen = [], {}
     for values in itertools.product(*(grid[k] for k in keys)):
         data = dict(spec.get("base", {}))
