@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 import torch
+from tests.environments.test_bandit_envs import _gamma_numpy
 
 import icsim.environments as E
 from icsim.environments.base import BanditBatch
 from icsim.environments.policies import get
 from icsim.environments.rollout import play_all, rollout, rollout_mixture, split_sizes
 from icsim.errors import InputError
-
-from tests.environments.test_bandit_envs import _gamma_numpy
 
 T = 25
 
@@ -117,8 +116,9 @@ ARMS = [("bernoulli_ucb", {}), ("bernoulli_thompson", {}), ("empirical_mean", {}
 def test_policies_match_numpy_per_environment_with_the_same_draws(env_kind):
     g = torch.Generator().manual_seed(0)
     if env_kind == "bernoulli":
-        env = E.get("bernoulli_bandit", n_actions=4, horizon=T).sample(6, generator=g,
-                                                                         dtype=torch.float64)
+        env = E.get("bernoulli_bandit", n_actions=4, horizon=T).sample(
+            6, generator=g, dtype=torch.float64
+        )
     elif env_kind == "linear":
         env = E.get("linear_bandit", dim=3, n_actions=5, horizon=T).sample(
             6, generator=g, dtype=torch.float64)  # fmt: skip
@@ -148,7 +148,8 @@ def test_a_wrong_bonus_is_caught_by_the_reference():
 
 def test_regret_ordering_on_the_papers_linear_bandit():
     """LinUCB < Thompson sampling, empirical mean < uniform on d = 5, K = 10, T = 100."""
-    env = E.get("linear_bandit", horizon=100).sample(300, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    env = E.get("linear_bandit", horizon=100).sample(300, generator=g)
     names = ["linucb", "thompson", "empirical_mean", "uniform", "oracle"]
     runs = play_all(env, {n: get(n) for n in names})
     final = {n: r.cumulative_regret()[:, -1].mean().item() for n, r in runs.items()}
@@ -157,7 +158,8 @@ def test_regret_ordering_on_the_papers_linear_bandit():
 
 
 def test_mixture_splits_environments_and_labels_with_the_expert():
-    env = E.get("bernoulli_bandit", horizon=10).sample(10, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    env = E.get("bernoulli_bandit", horizon=10).sample(10, generator=g)
     ts = get("bernoulli_thompson")
     mix = rollout_mixture(env, [(get("uniform"), 9), (ts, 1)], expert=ts)
     assert mix.actions.shape == (10, 10) and mix.expert_probs.shape == (10, 10, 5)

@@ -85,8 +85,14 @@ def split_sizes(n: int, weights: Sequence[float]) -> list[int]:
     return [b - a for a, b in zip([0] + edges[:-1], edges)]
 
 
-def rollout_mixture(env: BanditBatch, behaviours: Sequence[tuple[Policy, float]],
-                    horizon=None, generator=None, *, expert: Policy | None = None) -> Rollout:  # fmt: skip
+def rollout_mixture(
+    env: BanditBatch,
+    behaviours: Sequence[tuple[Policy, float]],
+    horizon=None,
+    generator=None,
+    *,
+    expert: Policy | None = None,
+) -> Rollout:
     """Histories from several behaviours at ratios: the environments are split in proportion to
     the weights (rows 0.. to the first behaviour, ...; they are i.i.d.) and each part is played by
     its behaviour, labelled by `expert` (Lin et al.'s distribution-ratio experiment: ½ uniform +
