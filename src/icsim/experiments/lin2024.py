@@ -1,0 +1,344 @@
+"""Lin, Bai, Mei, ICLR 2024, "Transformers as decision makers: provable in-context reinforcement
+learning via supervised pretraining" (PAPERS.md §5): a transformer trained offline on bandit
+histories acts online. On linear bandits, trained by Algorithm Distillation on LinUCB's own
+histories, it tracks LinUCB and beats Thompson sampling and the empirical mean; on Bernoulli
+bandits, trained on histories from ½ uniform + ½ Thompson sampling labelled by Thompson sampling,
+it tracks Thompson sampling, and a larger uniform share (9:1) hurts.
+
+Every policy, the trained models included, plays the same fresh environments with the same
+reward noise (`play_all`); the metric is the cumulative expected (noise-free) regret, mean ± s.e.
+over environments. The training data are a fixed set of histories (their code: 80k
+environments), collected batched, from which every step draws a batch. The report
+(`lin2024.md`) is a pure function of the config and the scalars.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+import icsim.environments as E
+from icsim import _validate as V
+from icsim.analysis.plots import plot_curves
+from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, fmt, judge_all
+from icsim.environments.policies import get as policy
+from icsim.environments.rollout import play_all, rollout
+from icsim.experiments.base import EXPERIMENTS, Experiment, Result
+from icsim.models import ModelConfig, build
+from icsim.models.bandit_format import BanditTokens, History, TransformerPolicy, collect
+from icsim.training.optim import Optim, OptimSettings
+
+LINEAR_BASELINES = ("linucb", "thompson", "empirical_mean", "greedy", "uniform")
+BERNOULLI_BASELINES = ("bernoulli_thompson", "bernoulli_ucb", "empirical_mean", "uniform")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings(OptimSettings):
+    """The transformer (their code: 8 layers, width 32, MLP hidden 32, ReLU attention divided by
+    the number of visible tokens; 4 heads, all used here) and its training (AdamW 1e-3, weight
+    decay 1e-4, batch 128). Optimiser fields are `OptimSettings`'."""
+
+    n_layer: int = 8
+    n_head: int = 4
+    n_embd: int = 32
+    mlp_hidden: int = 32
+    attention: str = "relu"
+    steps: int = 100_000
+    batch_size: int = 128
+    seed: int = 0
+    log_every: int = 500
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    amp: bool = False  # bf16 autocast, GPU only
+
+    def __post_init__(self):
+        for name in ("n_layer", "n_head", "n_embd", "mlp_hidden", "steps", "batch_size"):
+            V.positive_int(name, getattr(self, name))
+        Optim.like(self)
+
+
+@dataclass(frozen=True)
+class LinConfig:
+    """Bandits, data and evaluation. `ratios` are the uniform : Thompson-sampling shares of the
+    Bernoulli training histories (the first trains the main Bernoulli model)."""
+
+    model: ModelSettings
+    dim: int = 5
+    n_actions: int = 10
+    horizon: int = 200
+    noise_std: float = 1.5
+    arms: int = 5
+    bernoulli_horizon: int = 200
+    train_envs: int = 80_000
+    ratios: tuple[float, ...] = (1.0, 9.0)
+    dpt: bool = True  # also train on the same histories labelled with the optimal action
+    temperature: float = 0.1  # soft LinUCB's τ for the action-distribution probe
+    eval_envs: int = 500
+    eval_horizon: int | None = None  # online steps evaluated (None: the training horizon)
+    eval_seed: int = 12345
+    data_seed: int = 1
+
+    def __post_init__(self):
+        V.positive_int("train_envs", self.train_envs)
+        V.positive_int("eval_envs", self.eval_envs)
+        if self.eval_envs < 2:
+            raise V.InputError("eval_envs must be >= 2 (a standard error needs two), got 1.")
+        if not self.ratios:
+            raise V.InputError("ratios must name at least one uniform : Thompson ratio.")
+        for r in self.ratios:
+            V.number("ratio", r, low=0)
+        if self.eval_horizon is not None:
+            V.positive_int("eval_horizon", self.eval_horizon)
+            if self.eval_horizon > min(self.horizon, self.bernoulli_horizon):
+                raise V.InputError(
+                    f"eval_horizon={self.eval_horizon} exceeds the training horizon; set it to "
+                    f"at most {min(self.horizon, self.bernoulli_horizon)} or None."
+                )
+
+
+PROFILES = {
+    # The paper: d = 5, K = 10, T = 200, 80k training histories, 8 layers / 4 heads / width 32,
+    # batch 128, AdamW 1e-3 (they train ~1.25M steps; 100k here), Bernoulli K = 5.
+    "full": LinConfig(model=ModelSettings(amp=True)),
+    # 2 CPU cores: d = 2, K = 5, T = 30, a 4-layer model, 20k histories.
+    "quick": LinConfig(
+        model=ModelSettings(n_layer=4, steps=2500, batch_size=64, log_every=100, lr=2e-3),
+        dim=2,
+        n_actions=5,
+        horizon=30,
+        arms=5,
+        bernoulli_horizon=30,
+        train_envs=20_000,
+        eval_envs=400,
+    ),  # fmt: skip
+}
+
+PAPER = {
+    "numbers": "none as text: the paper's regret figures give no values",
+    "linear": "the AD transformer tracks LinUCB and beats Thompson sampling and the empirical mean",
+    "bernoulli": "trained with Thompson sampling as expert, the transformer tracks it",
+    "ratio": "a larger distribution ratio (9:1 uniform : TS) hurts",
+}
+
+
+def train(cfg: LinConfig, data: History, fmt: BanditTokens, run_dir: Path, device, quiet):
+    """Train a transformer on `data` (cross-entropy of the labels over the K actions at every
+    step) through the one `Trainer`; returns the model in eval mode."""
+    from icsim.training import Run, Trainer, losses
+
+    ms = cfg.model
+    mc = ModelConfig(
+        n_dims_in=fmt.width, n_dims_out=fmt.n_actions, n_layer=ms.n_layer, n_head=ms.n_head,
+        n_embd=ms.n_embd, mlp_hidden=ms.mlp_hidden, attention=ms.attention,
+        max_positions=2 * data.n_points,
+    )  # fmt: skip
+    torch.manual_seed(ms.seed)
+    model = build("transformer", mc).to(device)
+    n = data.actions.shape[0]
+
+    def sample(step, rng):
+        idx = torch.randint(n, (ms.batch_size,), generator=rng.device, device=device)
+        return History(*(x[idx] for x in data))
+
+    trainer = Trainer(
+        model, fmt, sample=sample, loss=losses.cross_entropy_every_prefix(fmt),
+        optim=Optim.like(ms), device=device, seeds=(ms.seed,), amp=ms.amp,
+        run=Run(dir=run_dir, log_every=ms.log_every, checkpoint_every=min(ms.steps, 10_000),
+                keep_checkpoints=1, quiet=quiet, overwrite=True),
+        record=lambda k: {"model_kind": "transformer", "model_config": mc.to_dict(),
+                          "lin2024": asdict(ms)},
+    )  # fmt: skip
+    trainer.train()
+    return model.eval(), trainer.history
+
+
+def regret_curve(cum: torch.Tensor) -> dict:
+    """Mean cumulative regret per step with a ± 1 standard error band over environments."""
+    cum = cum.double()
+    mean, se = cum.mean(0), cum.std(0) / math.sqrt(cum.shape[0])
+    x = list(range(1, cum.shape[1] + 1))
+    return Curve(x, mean.tolist(), "step t", "cumulative regret", (mean - se).tolist(),
+                 (mean + se).tolist()).to_json()  # fmt: skip
+
+
+def evaluate(env, baselines: dict, models: dict, fmt, cfg, prefix, probe=None):
+    """Curves `{prefix}regret_{name}` of every baseline and model on the same environments and
+    noise; with `probe`, the total variation between each model's action distribution and the
+    probe policy's on the model's own history, per step."""
+    curves, gen = {}, torch.Generator(device=env.features.device)
+    T = cfg.eval_horizon
+    runs = play_all(env, baselines, T, seed=cfg.eval_seed)
+    for name, m in models.items():
+        pol = TransformerPolicy(m, fmt)
+        runs[name] = rollout(env, pol, T, gen.manual_seed(cfg.eval_seed), expert=probe)
+        if probe is not None:
+            tv = 0.5 * (runs[name].probs - runs[name].expert_probs).abs().sum(-1)
+            curves[f"tv_{name}_soft_linucb"] = regret_curve(tv) | {"y_label": "total variation"}
+            curves[f"tv_{name}_soft_linucb"]["x_label"] = "step t"
+    for name, r in runs.items():
+        curves[f"{prefix}regret_{name.removeprefix('bernoulli_')}"] = regret_curve(
+            r.cumulative_regret()
+        )
+    return curves
+
+
+@EXPERIMENTS.register("lin2024-decision-makers")
+class Lin2024(Experiment):
+    name = "lin2024-decision-makers"
+    title = "Transformers as decision makers: in-context bandits (Lin, Bai, Mei 2024)"
+    citation = (
+        "Lin, Bai, Mei, *Transformers as Decision Makers: Provable In-Context Reinforcement "
+        "Learning via Supervised Pretraining*, ICLR 2024"
+    )
+    profiles = PROFILES
+
+    def run(self, cfg: LinConfig, out: Path, device: str, quiet: bool) -> Result:
+        dev = torch.device(device)
+
+        def gen(seed):
+            return torch.Generator(device=dev).manual_seed(seed)
+
+        lin = E.get("linear_bandit", dim=cfg.dim, n_actions=cfg.n_actions, horizon=cfg.horizon,
+                    noise_std=cfg.noise_std)  # fmt: skip
+        fmt_lin = BanditTokens(cfg.n_actions, cfg.dim)
+        linucb, history = policy("linucb"), {}
+        models = {}
+        for labels in ("behaviour", "optimal") if cfg.dpt else ("behaviour",):
+            data = collect(lin.sample(cfg.train_envs, generator=gen(cfg.data_seed), device=dev),
+                           [(linucb, 1.0)], labels, generator=gen(cfg.data_seed))  # fmt: skip
+            name = "transformer" if labels == "behaviour" else "dpt"
+            models[name], history[name] = train(cfg, data, fmt_lin, out / f"train_{name}", dev,
+                                                quiet)  # fmt: skip
+        env = lin.sample(cfg.eval_envs, generator=gen(cfg.eval_seed), device=dev)
+        probe = policy("soft_linucb", temperature=cfg.temperature)
+        curves = evaluate(env, {n: policy(n) for n in LINEAR_BASELINES}, models, fmt_lin, cfg,
+                          "", probe)  # fmt: skip
+
+        bern = E.get("bernoulli_bandit", n_actions=cfg.arms, horizon=cfg.bernoulli_horizon)
+        fmt_b, ts, b_models = BanditTokens(cfg.arms, cfg.arms), policy("bernoulli_thompson"), {}
+        for i, ratio in enumerate(cfg.ratios):
+            data = collect(bern.sample(cfg.train_envs, generator=gen(cfg.data_seed), device=dev),
+                           [(policy("uniform"), ratio), (ts, 1.0)], "expert", ts,
+                           gen(cfg.data_seed))  # fmt: skip
+            name = "transformer" if i == 0 else f"transformer_ratio_{ratio:g}"
+            b_models[name], history[f"bernoulli_{name}"] = train(
+                cfg, data, fmt_b, out / f"train_bernoulli_{i}", dev, quiet
+            )
+        env_b = bern.sample(cfg.eval_envs, generator=gen(cfg.eval_seed), device=dev)
+        b_base = {n: policy(n) for n in BERNOULLI_BASELINES}
+        curves |= evaluate(env_b, b_base, b_models, fmt_b, cfg, "bernoulli_")
+        for name, rows in history.items():
+            curves[f"loss_{name}"] = Curve.of_training(rows, "cross-entropy").to_json()
+        figs = [
+            plot_curves({k: c for k, c in curves.items() if k.startswith("regret_")},
+                        out / "regret_linear.png", title="linear bandit"),
+            plot_curves({k: c for k, c in curves.items() if k.startswith("bernoulli_regret_")},
+                        out / "regret_bernoulli.png", title="Bernoulli bandit"),
+        ]  # fmt: skip
+        scalars = summarise(curves, cfg)
+        return Result(curves, scalars, PAPER, figs, *report(cfg, scalars))
+
+    # `--profile full --smoke`: training and evaluation sizes cut; the models and the training
+    # histories keep their shapes (T = 200), the online evaluation plays 10 steps (the model's
+    # T forward passes of up to 2T tokens each would otherwise dominate).
+    smoke = {
+        "model.steps": 2, "model.batch_size": 4, "model.log_every": 1, "train_envs": 8,
+        "eval_envs": 2, "eval_horizon": 10,
+    }  # fmt: skip
+
+
+def summarise(curves: dict, cfg: LinConfig) -> dict:
+    """Final cumulative regret (mean, s.e.) of every curve, the probe's mean TV and the flags."""
+    s = {"dim": cfg.dim, "n_actions": cfg.n_actions, "horizon": cfg.horizon, "arms": cfg.arms}
+    for name, c in curves.items():
+        if "regret_" in name:
+            s[f"{name}_at_T"] = c["y"][-1]
+            s[f"{name}_se_at_T"] = c["y"][-1] - c["y_low"][-1]
+        elif name.startswith("tv_"):
+            s[f"{name}_mean"] = sum(c["y"]) / len(c["y"])
+    tf = s["regret_transformer_at_T"]
+    s["transformer_below_thompson_and_empirical_mean"] = float(
+        tf < s["regret_thompson_at_T"] and tf < s["regret_empirical_mean_at_T"]
+    )
+    if len(cfg.ratios) > 1:
+        s["ratio_hurts"] = float(
+            s[f"bernoulli_regret_transformer_ratio_{cfg.ratios[-1]:g}_at_T"]
+            > s["bernoulli_regret_transformer_at_T"]
+        )
+    return s
+
+
+FINDINGS = [
+    Finding.flag(
+        "beats_thompson_and_empirical_mean",
+        "on the linear bandit the AD-trained transformer beats Thompson sampling and the "
+        "empirical mean",
+        "the transformer's mean cumulative regret at T below both of theirs",
+        "transformer_below_thompson_and_empirical_mean",
+        measured=lambda s: (
+            f"at T: transformer {fmt(s['regret_transformer_at_T'])}, Thompson "
+            f"{fmt(s['regret_thompson_at_T'])}, empirical mean "
+            f"{fmt(s['regret_empirical_mean_at_T'])}"
+        ),
+    ),
+    Finding(
+        "tracks_linucb",
+        "on the linear bandit the AD-trained transformer tracks LinUCB",
+        "transformer's cumulative regret at T at most 1.25 × LinUCB's",
+        lambda s: s["regret_transformer_at_T"] <= 1.25 * s["regret_linucb_at_T"],
+        lambda s: f"{fmt(s['regret_transformer_at_T'])} against {fmt(s['regret_linucb_at_T'])}",
+        needs=("regret_transformer_at_T", "regret_linucb_at_T"),
+    ),
+    Finding(
+        "tracks_thompson_bernoulli",
+        "on the Bernoulli bandit the transformer trained with Thompson sampling as expert "
+        "tracks Thompson sampling",
+        "transformer's cumulative regret at T within 25% of Thompson sampling's",
+        lambda s: (
+            abs(s["bernoulli_regret_transformer_at_T"] - s["bernoulli_regret_thompson_at_T"])
+            <= 0.25 * s["bernoulli_regret_thompson_at_T"]
+        ),
+        lambda s: (
+            f"{fmt(s['bernoulli_regret_transformer_at_T'])} against "
+            f"{fmt(s['bernoulli_regret_thompson_at_T'])}"
+        ),
+        needs=("bernoulli_regret_transformer_at_T", "bernoulli_regret_thompson_at_T"),
+    ),
+    Finding.flag(
+        "larger_ratio_hurts",
+        "a larger distribution ratio (more uniform context, 9:1) hurts",
+        "the 9:1 model's cumulative regret at T above the 1:1 model's",
+        "ratio_hurts",
+        needs=("ratio_hurts",),
+    ),
+]
+
+
+def report(cfg: LinConfig, scalars: dict):
+    """(comparison rows, verdicts, prose): a pure function of the config and the numbers."""
+    T, Tb = cfg.eval_horizon or cfg.horizon, cfg.eval_horizon or cfg.bernoulli_horizon
+    rows = [
+        Comparison(f"cumulative regret at T = {T}, {n} (linear)", f"regret_{n}_at_T",
+                   PAPER["linear"] if n == "transformer" else "in the figure only")
+        for n in ("transformer", "dpt", *LINEAR_BASELINES)
+    ] + [
+        Comparison(f"cumulative regret at T = {Tb}, {n} (Bernoulli)",
+                   f"bernoulli_regret_{n}_at_T", "in the figure only")
+        for n in ("transformer", *(f"transformer_ratio_{r:g}" for r in cfg.ratios[1:]),
+                  "thompson", "ucb", "empirical_mean", "uniform")
+    ] + [
+        Comparison("mean total variation, transformer vs soft LinUCB (per step)",
+                   "tv_transformer_soft_linucb_mean", "Thm: AD imitates the expert"),
+    ]  # fmt: skip
+    verdicts = judge_all(FINDINGS, scalars)
+    ms = cfg.model
+    ctx = {
+        "steps": ms.steps, "n_layer": ms.n_layer, "n_head": ms.n_head, "n_embd": ms.n_embd,
+        "batch_size": ms.batch_size, "attention": ms.attention, "train_envs": cfg.train_envs,
+        "eval_envs": cfg.eval_envs, "noise_std": cfg.noise_std, "temperature": cfg.temperature,
+        "bernoulli_horizon": cfg.bernoulli_horizon,
+    }  # fmt: skip
+    return rows, list(verdicts.values()), fill_beside(__file__, {**scalars, **ctx}, verdicts)
