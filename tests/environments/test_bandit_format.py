@@ -75,3 +75,21 @@ def test_relu_attention_divides_by_visible_tokens_in_every_head():
             for i in range(5):
                 w = np.maximum(kn[b, h, : i + 1] @ qn[b, h, i], 0) / (i + 1)
                 np.testing.assert_allclose(ours[b, h, i], w @ vn[b, h, : i + 1], atol=1e-12)
+
+
+def test_history_shards_round_trip_and_refuse_corruption(tmp_path):
+    from icsim.models.bandit_format import load_histories, save_histories
+
+    h = collect(_env(), [(get("linucb"), 1.0)])
+    save_histories(tmp_path / "s", h, {"behaviour": "linucb"})
+    back, meta = load_histories(tmp_path / "s")
+    assert meta == {"behaviour": "linucb"} and all(map(torch.equal, back, h))
+    shard = tmp_path / "s" / "histories.safetensors"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 1
+    shard.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="corrupt"):
+        load_histories(tmp_path / "s")
+    shard.unlink()
+    with pytest.raises(InputError, match="cannot be read"):
+        load_histories(tmp_path / "s")

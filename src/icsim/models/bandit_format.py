@@ -14,8 +14,11 @@ learned positional embedding.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -126,3 +129,54 @@ class TransformerPolicy(Policy):
         p = self.probs(env, state, t)
         actions = p.argmax(-1) if self.greedy else sample_from(p, draws[0])
         return p, actions
+
+
+# -- history shards: safetensors + a JSON manifest (never pickle) -------------------------------
+SHARD, MANIFEST = "histories.safetensors", "manifest.json"
+
+
+def save_histories(directory, history: History, meta: dict | None = None) -> Path:
+    """Write `history` as `histories.safetensors` and a `manifest.json` holding its shapes, its
+    SHA-256 and `meta` (how it was collected), so a later load can refuse a damaged copy."""
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    data = save({k: v.detach().cpu().clone() for k, v in history._asdict().items()})
+    (directory / SHARD).write_bytes(data)
+    manifest = {"sha256": hashlib.sha256(data).hexdigest(), "meta": meta or {},
+                "shapes": {k: list(v.shape) for k, v in history._asdict().items()}}  # fmt: skip
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return directory
+
+
+def load_histories(directory, device="cpu") -> tuple[History, dict]:
+    """(History, meta) of a shard written by `save_histories`; a missing, truncated, altered or
+    inconsistent shard is one InputError naming the file and the fix."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    directory = Path(directory)
+    fix = "collect the histories again (or restore the shard)"
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        data = (directory / SHARD).read_bytes()
+    except (OSError, ValueError) as e:
+        raise InputError(f"history shard {directory} cannot be read ({e}); {fix}.") from None
+    if not isinstance(manifest, dict) or hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        raise InputError(
+            f"history shard {directory / SHARD} is corrupt (checksum mismatch); {fix}."
+        )
+    try:
+        t = load(data)
+        h = History(*(t[k].to(device) for k in History._fields))
+    except (SafetensorError, KeyError, ValueError) as e:
+        raise InputError(f"history shard {directory / SHARD} is corrupt ({e}); {fix}.") from None
+    B, T = h.actions.shape
+    K = h.features.shape[1]
+    if h.rewards.shape != (B, T) or h.labels.shape != (B, T) or h.features.shape[0] != B or not (
+        0 <= int(h.actions.min()) and int(h.actions.max()) < K
+        and 0 <= int(h.labels.min()) and int(h.labels.max()) < K
+    ):  # fmt: skip
+        raise InputError(f"history shard {directory / SHARD} is inconsistent; {fix}.")
+    return h, manifest.get("meta", {})
