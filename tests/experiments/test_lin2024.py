@@ -29,6 +29,7 @@ def _curves(tf=5.0, linucb=4.5, ts=7.0, em=8.0, b_tf=3.0, b_ts=2.8, b_r9=3.5):
         for n, v in [("transformer", b_tf), ("thompson", b_ts), ("transformer_ratio_9", b_r9)]
     }
     c["tv_transformer_soft_linucb"] = {"x": [1, 2], "y": [0.2, 0.4]}
+    c["probe_ridge_r2"] = {"x": [0, 1, 2], "y": [0.1, 0.7, 0.6]}
     return c  # fmt: skip
 
 
@@ -45,6 +46,7 @@ def test_scalars_and_every_finding_holding():
         0.1
     )
     assert s["tv_transformer_soft_linucb_mean"] == pytest.approx(0.3)
+    assert s["probe_ridge_r2_last_layer"] == 0.6 and s["probe_ridge_r2_best"] == 0.7
     assert all(_holds().values())
 
 
@@ -66,6 +68,7 @@ def test_a_tiny_reproduction_writes_curves_and_a_judged_report(tmp_path):
         model=ModelSettings(n_layer=1, n_head=2, n_embd=8, mlp_hidden=8, steps=3, batch_size=4,
                             log_every=1),
         dim=2, n_actions=3, horizon=4, arms=3, bernoulli_horizon=4, train_envs=8, eval_envs=4,
+        probe_histories=16,
     )  # fmt: skip
     out = reproduce("lin2024-decision-makers", config=cfg, out=tmp_path / "r", quiet=True)
     m = json.loads((out / "metrics.json").read_text())
@@ -74,6 +77,7 @@ def test_a_tiny_reproduction_writes_curves_and_a_judged_report(tmp_path):
     for name in ("transformer", "thompson", "ucb", "empirical_mean", "uniform"):
         assert len(m["curves"][f"bernoulli_regret_{name}"]["y"]) == 4
     assert "bernoulli_regret_transformer_ratio_9" in m["curves"]
+    assert len(m["curves"]["probe_ridge_r2"]["y"]) == 2  # embedding + 1 layer
     report = (out / "report.md").read_text()
     assert report.count("- ✅") + report.count("- ❌") == len(FINDINGS)
     assert "no numbers as text" in report
@@ -85,3 +89,23 @@ def test_a_tiny_reproduction_writes_curves_and_a_judged_report(tmp_path):
 def test_bad_configs_are_one_input_error(changes):
     with pytest.raises(InputError):
         LinConfig(model=ModelSettings(), **changes)
+
+
+def test_ridge_estimates_match_numpy_at_every_step():
+    import numpy as np
+    import torch
+
+    import icsim.environments as E
+    from icsim.environments.policies import get
+    from icsim.experiments.lin2024 import ridge_estimates
+    from icsim.models.bandit_format import collect
+
+    env = E.get("linear_bandit", dim=3, n_actions=4, horizon=6).sample(3, dtype=torch.float64)
+    h = collect(env, [(get("uniform"), 1.0)])
+    ours = ridge_estimates(h).numpy()
+    for b in range(3):
+        for t in range(6):
+            X = env.features[b, h.actions[b, :t]].numpy().reshape(t, 3)
+            r = h.rewards[b, :t].numpy()
+            ref = np.linalg.solve(np.eye(3) + X.T @ X, X.T @ r)
+            np.testing.assert_allclose(ours[b, t], ref, atol=1e-12)
