@@ -64,46 +64,6 @@ def update_state(state: BanditState, env: BanditBatch, t: int, actions, rewards)
     )  # fmt: skip
 
 
-def cholesky(A: torch.Tensor) -> torch.Tensor:
-    """Lower Cholesky factors of SPD matrices A [B, d, d], vectorised over the batch with a loop
-    over the d columns: for the small d of bandits this is many times faster than LAPACK's one
-    call per matrix on a CPU (and a handful of kernels on a GPU)."""
-    d = A.shape[-1]
-    L = torch.zeros_like(A)
-    for j in range(d):
-        row = L[:, j, :j]
-        diag = (A[:, j, j] - (row * row).sum(-1)).clamp(min=torch.finfo(A.dtype).tiny).sqrt()
-        L[:, j, j] = diag
-        if j + 1 < d:
-            below = A[:, j + 1 :, j] - torch.einsum("bik,bk->bi", L[:, j + 1 :, :j], row)
-            L[:, j + 1 :, j] = below / diag.unsqueeze(-1)
-    return L
-
-
-def cholesky_solve(rhs: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-    """(L Lᵀ)⁻¹ rhs for rhs [B, d, m], by forward then back substitution over the d rows."""
-    return back_substitute(L, forward_substitute(L, rhs))
-
-
-def forward_substitute(L: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """L⁻¹ rhs, L lower triangular [B, d, d], rhs [B, d, m]."""
-    y = torch.zeros_like(rhs)
-    for i in range(L.shape[-1]):
-        acc = rhs[:, i] - torch.einsum("bk,bkm->bm", L[:, i, :i], y[:, :i])
-        y[:, i] = acc / L[:, i, i].unsqueeze(-1)
-    return y
-
-
-def back_substitute(L: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """L⁻ᵀ y, L lower triangular [B, d, d], y [B, d, m]."""
-    d = L.shape[-1]
-    x = torch.zeros_like(y)
-    for i in reversed(range(d)):
-        acc = y[:, i] - torch.einsum("bk,bkm->bm", L[:, i + 1 :, i], x[:, i + 1 :])
-        x[:, i] = acc / L[:, i, i].unsqueeze(-1)
-    return x
-
-
 def sample_from(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Inverse-CDF draw: the arm k with F(k−1) ≤ u < F(k), F the cumulative of probs [B, K]
     (normalised), for uniforms u [B] in [0, 1)."""
@@ -156,12 +116,14 @@ def uniform_probs(env: BanditBatch) -> torch.Tensor:
 
 
 def ridge(env: BanditBatch, state: BanditState, lam: float):
-    """(ŵ [B, d], A⁻¹a_k [B, K, d]) of the ridge problem A = λI + Σ a aᵀ, ŵ = A⁻¹ Σ a r."""
+    """(ŵ [B, d], A⁻¹a_k [B, K, d]) of the ridge problem A = λI + Σ a aᵀ, ŵ = A⁻¹ Σ a r.
+
+    One batched inverse and two batched products: measured faster on a CPU, for the small d of
+    bandits, than a batched solve with K + 1 right-hand sides or broadcast products."""
     eye = torch.eye(env.dim, device=env.features.device, dtype=env.features.dtype)
-    L = cholesky(state.gram + lam * eye)
-    rhs = torch.cat([state.xty.unsqueeze(-1), env.features.transpose(1, 2)], -1)
-    sol = cholesky_solve(rhs, L)  # one solve for ŵ and every A⁻¹a_k
-    return sol[..., 0], sol[..., 1:].transpose(1, 2)
+    ainv = torch.linalg.inv_ex(state.gram + lam * eye).inverse  # symmetric
+    w = torch.einsum("bij,bj->bi", ainv, state.xty)
+    return w, torch.einsum("bkd,bde->bke", env.features, ainv)
 
 
 @POLICIES.register("linucb")
@@ -185,7 +147,7 @@ class LinUCB(Policy):
 
     def ucb(self, env, state) -> torch.Tensor:
         w, ainv_a = ridge(env, state, self.ridge)
-        mean = torch.einsum("bkd,bd->bk", env.features, w)
+        mean = (env.features * w.unsqueeze(1)).sum(-1)
         return mean + self.alpha * (env.features * ainv_a).sum(-1).clamp(min=0).sqrt()
 
     def probs(self, env, state, t):
@@ -219,7 +181,7 @@ class Greedy(Policy):
 
     def scores(self, env, state, t, draws):
         w, _ = ridge(env, state, self.ridge)
-        return torch.einsum("bkd,bd->bk", env.features, w)
+        return (env.features * w.unsqueeze(1)).sum(-1)
 
 
 @POLICIES.register("thompson")
@@ -249,11 +211,12 @@ class LinearThompson(Policy):
     def scores(self, env, state, t, draws):
         s2, eye = self.noise_std**2, torch.eye(env.dim, device=env.features.device)
         P = eye.to(env.features.dtype) / self.prior_var + state.gram / s2
-        L = cholesky(P)
+        L = torch.linalg.cholesky_ex(P).L
         rhs = (self.prior_mean / self.prior_var + state.xty / s2).unsqueeze(-1)
         # w̃ = L⁻ᵀ(L⁻¹ rhs + z): the posterior mean plus L⁻ᵀz, one back substitution
-        w = back_substitute(L, forward_substitute(L, rhs) + draws[0].unsqueeze(-1))
-        return torch.einsum("bkd,bd->bk", env.features, w.squeeze(-1))
+        y = torch.linalg.solve_triangular(L, rhs, upper=False) + draws[0].unsqueeze(-1)
+        w = torch.linalg.solve_triangular(L.transpose(1, 2), y, upper=True).squeeze(-1)
+        return (env.features * w.unsqueeze(1)).sum(-1)
 
 
 @POLICIES.register("bernoulli_ucb")
