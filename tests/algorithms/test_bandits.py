@@ -2,19 +2,52 @@
 same random draws: identical actions (and probabilities) for every policy, ill-conditioned
 action sets included; rollouts, mixtures and bad input."""
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg as sla
 import torch
-from tests.environments.test_bandit_envs import _gamma_numpy
+from scipy import stats
 
 import icsim.environments as E
-from icsim.environments.base import BanditBatch
+from icsim.environments.base import BanditBatch, beta_from_draws, gamma_draws, gamma_from_draws
 from icsim.environments.policies import get
 from icsim.environments.rollout import play_all, rollout, rollout_mixture, split_sizes
 from icsim.errors import InputError
 
 T = 25
+
+
+def _gamma_numpy(alpha, z, u):
+    """Marsaglia & Tsang (2000), one number at a time (α < 1 boosted by U^{1/α})."""
+    a = alpha + 1 if alpha < 1 else alpha
+    d = a - 1 / 3
+    c = 1 / math.sqrt(9 * d)
+    g = d
+    for zr, ur in zip(z, u[:-1]):
+        v = (1 + c * zr) ** 3
+        if v > 0 and math.log(ur) < 0.5 * zr * zr + d - d * v + d * math.log(v):
+            g = d * v
+            break
+    return g * u[-1] ** (1 / alpha) if alpha < 1 else g
+
+
+def test_gamma_draws_match_numpy_and_their_distribution():
+    g = torch.Generator().manual_seed(3)
+    alpha = torch.tensor([0.3, 1.0, 2.5, 40.0], dtype=torch.float64).repeat(50)
+    z, u = gamma_draws(alpha.shape, g, "cpu", torch.float64)
+    ours = gamma_from_draws(alpha, z, u)
+    ref = [_gamma_numpy(a, zz, uu) for a, zz, uu in zip(alpha.tolist(), z.numpy(), u.numpy())]
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-12)
+    z, u = gamma_draws((20000,), g, "cpu", torch.float64)
+    for a in (0.5, 3.0):
+        x = gamma_from_draws(torch.full((20000,), a, dtype=torch.float64), z, u)
+        assert stats.kstest(x.numpy(), stats.gamma(a).cdf).pvalue > 1e-3
+    ab = torch.tensor([2.0, 5.0], dtype=torch.float64).expand(20000, 2)
+    zb, ub = gamma_draws((20000, 2), g, "cpu", torch.float64)
+    x = beta_from_draws(ab[:, 0], ab[:, 1], zb, ub)
+    assert stats.kstest(x.numpy(), stats.beta(2, 5).cdf).pvalue > 1e-3
 
 
 def _sample(p, u):
