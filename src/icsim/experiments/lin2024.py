@@ -104,10 +104,10 @@ PROFILES = {
     # The paper: d = 5, K = 10, T = 200, 80k training histories, 8 layers / 4 heads / width 32,
     # batch 128, AdamW 1e-3 (they train ~1.25M steps; 100k here), Bernoulli K = 5.
     "full": LinConfig(model=ModelSettings(amp=True)),
-    # 2 CPU cores: d = 2, K = 5, T = 30, a 4-layer model, 20k histories, 450 steps per model
+    # 2 CPU cores: d = 2, K = 5, T = 30, a 4-layer model, 20k histories, 1000 steps per model
     # (four models: AD, DPT, Bernoulli 1:1 and 9:1).
     "quick": LinConfig(
-        model=ModelSettings(n_layer=4, steps=450, batch_size=64, log_every=50, lr=2e-3),
+        model=ModelSettings(n_layer=4, steps=1000, batch_size=64, log_every=100, lr=2e-3),
         dim=2,
         n_actions=5,
         horizon=30,
