@@ -1,0 +1,296 @@
+"""Clustering in context: Lloyd's algorithm (k-means) and soft EM for an isotropic Gaussian
+mixture, batched over prompts, step by step (He et al. 2025 compare trained transformers with
+both; PAPERS.md §7).
+
+A problem is a `ClusteringProblem` (points, mask, K, and what an initialisation may use);
+`run(batch_or_problem, steps)` returns a `ClusteringTrajectory`: the centres after every step
+(`iterates` [T+1, B, K, d]), the hard labels (`predictions` [T+1, B, n], −1 at padding) and the
+responsibilities (`responsibilities` [T+1, B, n, K]; one-hot for Lloyd). Step 0 is the
+initialisation. Both match scikit-learn step for step (tests): `KMeans(init=centres, n_init=1,
+max_iter=T, tol=0)` and `GaussianMixture(covariance_type="spherical", max_iter=T, tol=0)` with
+the same initial weights, means and precisions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from icsim import _validate as V
+from icsim.algorithms.base import ALGORITHMS, Algorithm, Trajectory
+from icsim.errors import InputError
+from icsim.tasks.base import TaskBatch
+
+INITS = ("random", "kmeans++", "perturbed_truth", "given")
+
+
+class ClusteringProblem(NamedTuple):
+    """X [B, n, d], mask [B, n] (True = a real point), K; `mu` (true centres, for
+    initialization="perturbed_truth"), `sigma` [B] (known σ), `centres0` [B, K, d]
+    (initialization="given"), `weights` [B, K] (known mixing weights; None = uniform)."""
+
+    X: torch.Tensor
+    mask: torch.Tensor
+    n_clusters: int
+    mu: torch.Tensor | None = None
+    sigma: torch.Tensor | None = None
+    centres0: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+
+
+def clustering_problem(batch: TaskBatch, centres0=None, n_clusters: int | None = None):
+    """The ClusteringProblem of a `gmm_clustering` batch (every point, its mask and truth)."""
+    truth = batch.truth
+    mu = truth.get("mu")
+    K = n_clusters or (mu.shape[1] if mu is not None else None)
+    if K is None:
+        raise InputError("n_clusters is needed for a batch without true centres `mu`.")
+    mask = truth.get("mask")
+    if mask is None:
+        mask = torch.ones(batch.xs.shape[:2], dtype=torch.bool, device=batch.xs.device)
+    return ClusteringProblem(
+        batch.xs, mask, K, mu, truth.get("sigma"), centres0, truth.get("weights")
+    )
+
+
+@dataclass
+class ClusteringTrajectory(Trajectory):
+    """`iterates` = centres [T+1, B, K, d], `predictions` = labels [T+1, B, n],
+    `responsibilities` [T+1, B, n, K]."""
+
+    responsibilities: torch.Tensor | None = None
+
+
+class LloydState(NamedTuple):
+    centres: torch.Tensor  # [B, K, d]
+
+
+class EMState(NamedTuple):
+    centres: torch.Tensor  # [B, K, d]
+    weights: torch.Tensor  # [B, K] mixing weights π
+    variances: torch.Tensor  # [B, K] σ_k² (all equal unless per-component)
+
+
+def squared_distances(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """[B, n, K] ‖x_i − μ_k‖²."""
+    return (X[:, :, None, :] - centres[:, None, :, :]).square().sum(-1)
+
+
+def _random_points(X, mask, K, gen) -> torch.Tensor:
+    """Indices [B, K] of K distinct real points per prompt, uniformly."""
+    keys = torch.rand(mask.shape, generator=gen, device=X.device, dtype=torch.float64)
+    return keys.masked_fill(~mask, -1.0).topk(K, dim=1).indices
+
+
+def kmeans_plus_plus(X, mask, K, gen) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): the first centre a uniform real point,
+    each next one a point drawn with probability ∝ its squared distance to the nearest centre
+    chosen so far (uniform among real points if all distances are 0). Returns [B, K, d]."""
+    B, n, d = X.shape
+    m = mask.to(X.dtype)
+    first = torch.multinomial(m, 1, generator=gen)  # [B, 1]
+    centres = [torch.gather(X, 1, first[..., None].expand(B, 1, d))]
+    d2 = squared_distances(X, centres[0])[..., 0] * m
+    for _ in range(1, K):
+        p = torch.where(d2.sum(1, keepdim=True) > 0, d2, m)
+        idx = torch.multinomial(p, 1, generator=gen)
+        c = torch.gather(X, 1, idx[..., None].expand(B, 1, d))
+        centres.append(c)
+        d2 = torch.minimum(d2, squared_distances(X, c)[..., 0] * m)
+    return torch.cat(centres, 1)
+
+
+class _Clustering(Algorithm):
+    """What Lloyd and EM share: the initialisation, the run loop and the trajectory.
+
+    initialization: "kmeans++" (default), "random" (K distinct points), "perturbed_truth" (μ_k +
+    perturbation · Δ · ξ_k, ξ_k ~ N(0, I_d/d), Δ the prompt's minimum centre separation: a
+    start at a relative distance `perturbation` from the truth), or "given"
+    (`problem.centres0`). seed: the initialisation's random draws (a torch.Generator on the
+    problem's device)."""
+
+    family = "gmm_clustering"
+
+    def _check_init(self):
+        V.choice("initialization", self.initialization, INITS)
+        V.seed("seed", self.seed)
+        V.number("perturbation", self.perturbation, low=0)
+
+    def initial_centres(self, problem: ClusteringProblem) -> torch.Tensor:
+        X, mask, K = problem.X, problem.mask, problem.n_clusters
+        if K < 2 or bool((mask.sum(1) < K).any()):
+            raise InputError(
+                f"every prompt needs at least K = {K} >= 2 real points to start {K} clusters; "
+                "sample more points or use fewer clusters."
+            )
+        gen = torch.Generator(device=X.device).manual_seed(self.seed)
+        if self.initialization == "given":
+            if problem.centres0 is None or problem.centres0.shape != (X.shape[0], K, X.shape[2]):
+                raise InputError(
+                    f"initialization='given' needs problem.centres0 of shape [{X.shape[0]}, {K}, "
+                    f"{X.shape[2]}]; pass centres0= to clustering_problem."
+                )
+            return problem.centres0.to(X.dtype)
+        if self.initialization == "random":
+            idx = _random_points(X, mask, K, gen)
+            return torch.gather(X, 1, idx[..., None].expand(-1, -1, X.shape[2]))
+        if self.initialization == "kmeans++":
+            return kmeans_plus_plus(X, mask, K, gen)
+        if problem.mu is None:
+            raise InputError(
+                "initialization='perturbed_truth' needs the true centres (problem.mu)."
+            )
+        mu = problem.mu.to(X.dtype)
+        dist = torch.cdist(mu, mu) + torch.diag(mu.new_full((K,), float("inf")))
+        delta = dist.flatten(1).amin(1)[:, None, None]
+        xi = torch.randn(mu.shape, generator=gen, device=X.device, dtype=X.dtype)
+        return mu + self.perturbation * delta * xi / math.sqrt(X.shape[2])
+
+    def responsibilities(self, problem, state) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict(self, problem, state) -> torch.Tensor:
+        labels = self.responsibilities(problem, state).argmax(-1)
+        return torch.where(problem.mask, labels, -1)
+
+    def iterate(self, state) -> torch.Tensor:
+        return state.centres
+
+    def run(self, problem, steps: int = 0, n_context=None) -> ClusteringTrajectory:
+        """`steps` steps from the initialisation on a ClusteringProblem or a gmm batch."""
+        V.nonnegative_int("steps", steps)
+        if isinstance(problem, TaskBatch):
+            problem = clustering_problem(problem, n_clusters=getattr(self, "n_clusters", None))
+        state = self.init(problem)
+        cs, labels, resp = [], [], []
+        for t in range(steps + 1):
+            if t:
+                state = self.step(problem, state)
+            r = self.responsibilities(problem, state)
+            cs.append(state.centres)
+            resp.append(r)
+            labels.append(torch.where(problem.mask, r.argmax(-1), -1))
+        return ClusteringTrajectory(
+            torch.stack(cs), torch.stack(labels), self.name, torch.stack(resp)
+        )
+
+
+@ALGORITHMS.register("lloyd")
+@dataclass(frozen=True)
+class Lloyd(_Clustering):
+    """Lloyd's algorithm (k-means): z_i = argmin_k ‖x_i − μ_k‖², μ_k = mean of its points
+    (the σ → 0 limit of soft EM with known σ; He et al. 2025's baseline).
+
+    Empty clusters: a centre with no point keeps its position (scikit-learn instead moves it to
+    the point farthest from its centre; the two agree whenever no cluster empties).
+    Hyper-parameters: see `_Clustering` (initialization, seed, perturbation)."""
+
+    initialization: str = "kmeans++"
+    seed: int = 0
+    perturbation: float = 0.5
+    name = "lloyd"
+
+    def __post_init__(self):
+        self._check_init()
+
+    def init(self, problem):
+        return LloydState(self.initial_centres(problem))
+
+    def responsibilities(self, problem, state):
+        d2 = squared_distances(problem.X, state.centres)
+        onehot = torch.nn.functional.one_hot(d2.argmin(-1), problem.n_clusters)
+        return onehot.to(problem.X.dtype) * problem.mask[..., None]
+
+    def step(self, problem, state):
+        r = self.responsibilities(problem, state)
+        counts = r.sum(1)[..., None]  # [B, K, 1]
+        sums = torch.einsum("bnk,bnd->bkd", r, problem.X)
+        return LloydState(torch.where(counts > 0, sums / counts.clamp(min=1), state.centres))
+
+
+VARIANCES = ("known", "shared", "per_component")
+
+
+@ALGORITHMS.register("soft_em")
+@dataclass(frozen=True)
+class SoftEM(_Clustering):
+    """Soft EM for a mixture of spherical Gaussians (Dempster, Laird, Rubin 1977; PAPERS.md §7):
+    E-step γ_ik = softmax_k(log π_k − ‖x_i − μ_k‖²/2σ_k² − (d/2) log σ_k²),
+    M-step N_k = Σ_i γ_ik + 10ε, μ_k = Σ_i γ_ik x_i / N_k (and π_k = N_k/Σ N, σ_k² if learned).
+
+    variance: "known" (default: σ fixed to `sigma`, or the prompt's true σ when sigma is
+      None), "shared" (one σ² per prompt, re-estimated) or "per_component" (σ_k², as
+      scikit-learn's covariance_type="spherical").
+    learn_weights: re-estimate π (default False: π fixed to the problem's `weights`, uniform
+      when it has none).
+    reg_covar: added to estimated variances (scikit-learn's default 1e-6).
+    Estimated variances start at the mean of min_k ‖x_i − μ_k‖²/d over the points.
+    The 10ε in N_k is scikit-learn's guard against empty components.
+    Hyper-parameters of the start: see `_Clustering` (initialization, seed, perturbation)."""
+
+    initialization: str = "kmeans++"
+    seed: int = 0
+    perturbation: float = 0.5
+    variance: str = "known"
+    sigma: float | None = None
+    learn_weights: bool = False
+    reg_covar: float = 1e-6
+    name = "soft_em"
+
+    def __post_init__(self):
+        self._check_init()
+        V.choice("variance", self.variance, VARIANCES)
+        if self.sigma is not None:
+            V.number("sigma", self.sigma, low=0, low_open=True)
+        V.number("reg_covar", self.reg_covar, low=0)
+
+    def init(self, problem):
+        X, K = problem.X, problem.n_clusters
+        centres = self.initial_centres(problem)
+        B = X.shape[0]
+        if problem.weights is not None and not self.learn_weights:
+            weights = problem.weights.to(X.dtype)
+        else:
+            weights = X.new_full((B, K), 1.0 / K)
+        if self.variance == "known":
+            if self.sigma is None and problem.sigma is None:
+                raise InputError("variance='known' needs sigma= or a problem with its true σ.")
+            sigma = X.new_full((B,), self.sigma) if self.sigma else problem.sigma.to(X.dtype)
+            var = sigma.square()[:, None].expand(B, K)
+        else:
+            near = squared_distances(X, centres).amin(-1) * problem.mask
+            var = (near.sum(1) / (problem.mask.sum(1) * X.shape[2]))[:, None].expand(B, K)
+            var = var.clamp(min=torch.finfo(X.dtype).tiny)
+        return EMState(centres, weights, var.contiguous())
+
+    def log_responsibilities(self, problem, state) -> torch.Tensor:
+        """[B, n, K] log γ_ik (scikit-learn's _estimate_log_prob_resp for spherical Gaussians)."""
+        X, (mu, pi, var) = problem.X, state
+        d = X.shape[2]
+        logp = -0.5 * (d * math.log(2 * math.pi) + squared_distances(X, mu) / var[:, None])
+        logp = logp - 0.5 * d * var.log()[:, None] + pi.log()[:, None]
+        return logp - torch.logsumexp(logp, -1, keepdim=True)
+
+    def responsibilities(self, problem, state):
+        return self.log_responsibilities(problem, state).exp() * problem.mask[..., None]
+
+    def step(self, problem, state):
+        X = problem.X
+        r = self.responsibilities(problem, state)
+        nk = r.sum(1) + 10 * torch.finfo(X.dtype).eps  # [B, K]
+        sx = torch.einsum("bnk,bnd->bkd", r, X)
+        mu = sx / nk[..., None]
+        pi = nk / nk.sum(1, keepdim=True) if self.learn_weights else state.weights
+        var = state.variances
+        if self.variance == "per_component":  # scikit-learn's diag estimate, averaged over d
+            x2 = torch.einsum("bnk,bnd->bkd", r, X * X) / nk[..., None]
+            diag = x2 - 2 * mu * sx / nk[..., None] + mu * mu + self.reg_covar
+            var = diag.mean(-1)
+        elif self.variance == "shared":
+            d2 = (r * squared_distances(X, mu)).sum((1, 2))
+            n = problem.mask.sum(1).to(X.dtype)
+            var = (d2 / (n * X.shape[2]) + self.reg_covar)[:, None].expand_as(nk).contiguous()
+        return EMState(mu, pi, var)
