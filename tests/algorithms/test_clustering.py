@@ -45,7 +45,10 @@ def test_soft_em_equals_sklearn_spherical_gaussian_mixture():
 
     b = batch(separation=(1.0, 4.0), weights="dirichlet", seed=1)
     steps = 4
-    em = A.get("soft_em", initialization="random", variance="per_component", learn_weights=True)
+    em = A.get(
+        "soft_em", initialization="random", variance="per_component", learn_weights=True,
+        min_mass=10 * np.finfo(np.float64).eps,
+    )  # fmt: skip
     p = clustering_problem(b)
     s0 = em.init(p)
     traj = em.run(p, steps)

@@ -219,7 +219,7 @@ VARIANCES = ("known", "shared", "per_component")
 class SoftEM(_Clustering):
     """Soft EM for a mixture of spherical Gaussians (Dempster, Laird, Rubin 1977; PAPERS.md §7):
     E-step γ_ik = softmax_k(log π_k − ‖x_i − μ_k‖²/2σ_k² − (d/2) log σ_k²),
-    M-step N_k = Σ_i γ_ik + 10ε, μ_k = Σ_i γ_ik x_i / N_k (and π_k = N_k/Σ N, σ_k² if learned).
+    M-step N_k = Σ_i γ_ik, μ_k = Σ_i γ_ik x_i / N_k (and π_k = N_k/Σ N, σ_k² if learned).
 
     variance: "known" (default: σ fixed to `sigma`, or the prompt's true σ when sigma is
       None), "shared" (one σ² per prompt, re-estimated) or "per_component" (σ_k², as
@@ -227,8 +227,11 @@ class SoftEM(_Clustering):
     learn_weights: re-estimate π (default False: π fixed to the problem's `weights`, uniform
       when it has none).
     reg_covar: added to estimated variances (scikit-learn's default 1e-6).
+    min_mass: added to N_k (scikit-learn adds 10ε, its guard against empty components; pass
+      min_mass=10 * torch.finfo(torch.float64).eps to reproduce it). With the default 0 the
+      weights γ_ik / N_k are a softmax over points of log γ_ik, defined even for a component
+      whose every γ_ik underflows to 0 (the em_step construction computes exactly this).
     Estimated variances start at the mean of min_k ‖x_i − μ_k‖²/d over the points.
-    The 10ε in N_k is scikit-learn's guard against empty components.
     Hyper-parameters of the start: see `_Clustering` (initialization, seed, perturbation)."""
 
     initialization: str = "kmeans++"
@@ -238,6 +241,7 @@ class SoftEM(_Clustering):
     sigma: float | None = None
     learn_weights: bool = False
     reg_covar: float = 1e-6
+    min_mass: float = 0.0
     name = "soft_em"
 
     def __post_init__(self):
@@ -246,6 +250,7 @@ class SoftEM(_Clustering):
         if self.sigma is not None:
             V.number("sigma", self.sigma, low=0, low_open=True)
         V.number("reg_covar", self.reg_covar, low=0)
+        V.number("min_mass", self.min_mass, low=0)
 
     def init(self, problem):
         X, K = problem.X, problem.n_clusters
@@ -279,16 +284,20 @@ class SoftEM(_Clustering):
 
     def step(self, problem, state):
         X = problem.X
-        r = self.responsibilities(problem, state)
-        nk = r.sum(1) + 10 * torch.finfo(X.dtype).eps  # [B, K]
-        sx = torch.einsum("bnk,bnd->bkd", r, X)
-        mu = sx / nk[..., None]
+        log_r = self.log_responsibilities(problem, state)
+        log_r = log_r.masked_fill(~problem.mask[..., None], float("-inf"))
+        r = log_r.exp()
+        nk = r.sum(1) + self.min_mass  # [B, K]
+        if self.min_mass > 0:  # scikit-learn's γ / (N_k + 10ε)
+            w = r / nk[:, None]
+        else:  # γ_ik / Σ_j γ_jk in log space: defined even when every γ_jk underflows
+            w = torch.softmax(log_r, dim=1)
+        mu = torch.einsum("bnk,bnd->bkd", w, X)
         pi = nk / nk.sum(1, keepdim=True) if self.learn_weights else state.weights
         var = state.variances
         if self.variance == "per_component":  # scikit-learn's diag estimate, averaged over d
-            x2 = torch.einsum("bnk,bnd->bkd", r, X * X) / nk[..., None]
-            diag = x2 - 2 * mu * sx / nk[..., None] + mu * mu + self.reg_covar
-            var = diag.mean(-1)
+            x2 = torch.einsum("bnk,bnd->bkd", w, X * X)
+            var = (x2 - 2 * mu * mu + mu * mu + self.reg_covar).mean(-1)
         elif self.variance == "shared":
             d2 = (r * squared_distances(X, mu)).sum((1, 2))
             n = problem.mask.sum(1).to(X.dtype)
