@@ -39,6 +39,13 @@ class ClusteringProblem(NamedTuple):
     sigma: torch.Tensor | None = None
     centres0: torch.Tensor | None = None
     weights: torch.Tensor | None = None
+    X_sq: torch.Tensor | None = None  # X * X, cached by `clustering_problem` (reset with X)
+
+
+def squares(problem: ClusteringProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X * X [B, n, d], ‖x_i‖² [B, 1, n]), from the cache when the problem has one."""
+    sq = problem.X * problem.X if problem.X_sq is None else problem.X_sq
+    return sq, sq.sum(-1)[:, None, :]
 
 
 def clustering_problem(batch: TaskBatch, centres0=None, n_clusters: int | None = None):
@@ -51,8 +58,9 @@ def clustering_problem(batch: TaskBatch, centres0=None, n_clusters: int | None =
     mask = truth.get("mask")
     if mask is None:
         mask = torch.ones(batch.xs.shape[:2], dtype=torch.bool, device=batch.xs.device)
+    X = batch.xs
     return ClusteringProblem(
-        batch.xs, mask, K, mu, truth.get("sigma"), centres0, truth.get("weights")
+        X, mask, K, mu, truth.get("sigma"), centres0, truth.get("weights"), X * X
     )
 
 
@@ -74,9 +82,39 @@ class EMState(NamedTuple):
     variances: torch.Tensor  # [B, K] σ_k² (all equal unless per-component)
 
 
+def centre_scores(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """[B, K, n] ‖μ_k‖² − 2 μ_kᵀx_i = ‖x_i − μ_k‖² − ‖x_i‖², one batched matmul (centres as
+    rows: reductions over k run along a short leading axis, vectorised over the points)."""
+    c2 = centres.square().sum(-1, keepdim=True)
+    return torch.baddbmm(c2, centres, X.transpose(1, 2), alpha=-2)
+
+
+def argmin_rows(t: torch.Tensor) -> torch.Tensor:
+    """argmin over dim 1 of t [B, K, n] (the first on ties, as torch.argmin), a loop over the K
+    rows: torch's reduction over a short non-last axis is ~10x slower on a CPU."""
+    best, idx = t[:, 0], torch.zeros_like(t[:, 0], dtype=torch.long)
+    for k in range(1, t.shape[1]):
+        better = t[:, k] < best
+        best = torch.where(better, t[:, k], best)
+        idx = idx.masked_fill(better, k)
+    return idx
+
+
+def logsumexp_rows(t: torch.Tensor) -> torch.Tensor:
+    """log Σ_k exp(t[:, k]) of finite t [B, K, n] -> [B, 1, n] (max over the K rows by a loop,
+    as `argmin_rows`)."""
+    m = t[:, 0]
+    for k in range(1, t.shape[1]):
+        m = torch.maximum(m, t[:, k])
+    m = m[:, None]
+    return m + (t - m).exp().sum(1, keepdim=True).log()
+
+
 def squared_distances(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """[B, n, K] ‖x_i − μ_k‖²."""
-    return (X[:, :, None, :] - centres[:, None, :, :]).square().sum(-1)
+    """[B, n, K] ‖x_i − μ_k‖² as ‖x_i‖² − 2 x_iᵀμ_k + ‖μ_k‖² (as scikit-learn computes it; no
+    [B, n, K, d] temporary), clamped at 0."""
+    x2 = X.square().sum(-1)[:, None, :]
+    return (centre_scores(X, centres) + x2).clamp(min=0).transpose(1, 2)
 
 
 def _random_points(X, mask, K, gen) -> torch.Tensor:
@@ -199,16 +237,24 @@ class Lloyd(_Clustering):
     def init(self, problem):
         return LloydState(self.initial_centres(problem))
 
+    def labels(self, problem, state) -> torch.Tensor:
+        """[B, n] nearest centre of every point, K at padding."""
+        z = argmin_rows(centre_scores(problem.X, state.centres))
+        return z.masked_fill(~problem.mask, problem.n_clusters)
+
+    def _onehot(self, problem, state) -> torch.Tensor:
+        """[B, K, n] hard responsibilities (0 at padding)."""
+        ks = torch.arange(problem.n_clusters, device=problem.X.device)[:, None]
+        return (self.labels(problem, state)[:, None, :] == ks).to(problem.X.dtype)
+
     def responsibilities(self, problem, state):
-        d2 = squared_distances(problem.X, state.centres)
-        onehot = torch.nn.functional.one_hot(d2.argmin(-1), problem.n_clusters)
-        return onehot.to(problem.X.dtype) * problem.mask[..., None]
+        return self._onehot(problem, state).transpose(1, 2)
 
     def step(self, problem, state):
-        r = self.responsibilities(problem, state)
-        counts = r.sum(1)[..., None]  # [B, K, 1]
-        sums = torch.einsum("bnk,bnd->bkd", r, problem.X)
-        return LloydState(torch.where(counts > 0, sums / counts.clamp(min=1), state.centres))
+        onehot = self._onehot(problem, state)
+        counts = onehot.sum(-1, keepdim=True)  # [B, K, 1]
+        new = (onehot @ problem.X) / counts.clamp(min=1)
+        return LloydState(torch.where(counts > 0, new, state.centres))
 
 
 VARIANCES = ("known", "shared", "per_component")
@@ -273,33 +319,38 @@ class SoftEM(_Clustering):
 
     def log_responsibilities(self, problem, state) -> torch.Tensor:
         """[B, n, K] log γ_ik (scikit-learn's _estimate_log_prob_resp for spherical Gaussians)."""
+        return self._log_resp(problem, state).transpose(1, 2)
+
+    def _log_resp(self, problem, state) -> torch.Tensor:
+        """[B, K, n] log γ (−inf at padding)."""
         X, (mu, pi, var) = problem.X, state
         d = X.shape[2]
-        logp = -0.5 * (d * math.log(2 * math.pi) + squared_distances(X, mu) / var[:, None])
-        logp = logp - 0.5 * d * var.log()[:, None] + pi.log()[:, None]
-        return logp - torch.logsumexp(logp, -1, keepdim=True)
+        d2 = (centre_scores(X, mu) + squares(problem)[1]).clamp(min=0)
+        v = var[..., None]
+        logp = -0.5 * (d * math.log(2 * math.pi) + d2 / v) - 0.5 * d * v.log() + pi.log()[..., None]
+        log_r = logp - logsumexp_rows(logp)
+        return log_r.masked_fill(~problem.mask[:, None, :], float("-inf"))
 
     def responsibilities(self, problem, state):
-        return self.log_responsibilities(problem, state).exp() * problem.mask[..., None]
+        return self._log_resp(problem, state).exp().transpose(1, 2)
 
     def step(self, problem, state):
         X = problem.X
-        log_r = self.log_responsibilities(problem, state)
-        log_r = log_r.masked_fill(~problem.mask[..., None], float("-inf"))
-        r = log_r.exp()
-        nk = r.sum(1) + self.min_mass  # [B, K]
+        log_r = self._log_resp(problem, state)
+        r = log_r.exp()  # [B, K, n]
+        nk = r.sum(-1) + self.min_mass  # [B, K]
         if self.min_mass > 0:  # scikit-learn's γ / (N_k + 10ε)
-            w = r / nk[:, None]
+            w = r / nk[..., None]
         else:  # γ_ik / Σ_j γ_jk in log space: defined even when every γ_jk underflows
-            w = torch.softmax(log_r, dim=1)
-        mu = torch.einsum("bnk,bnd->bkd", w, X)
+            w = torch.softmax(log_r, dim=-1)
+        mu = w @ X
         pi = nk / nk.sum(1, keepdim=True) if self.learn_weights else state.weights
         var = state.variances
         if self.variance == "per_component":  # scikit-learn's diag estimate, averaged over d
-            x2 = torch.einsum("bnk,bnd->bkd", w, X * X)
+            x2 = w @ squares(problem)[0]
             var = (x2 - 2 * mu * mu + mu * mu + self.reg_covar).mean(-1)
         elif self.variance == "shared":
-            d2 = (r * squared_distances(X, mu)).sum((1, 2))
+            d2 = (r.transpose(1, 2) * squared_distances(X, mu)).sum((1, 2))
             n = problem.mask.sum(1).to(X.dtype)
             var = (d2 / (n * X.shape[2]) + self.reg_covar)[:, None].expand_as(nk).contiguous()
         return EMState(mu, pi, var)
