@@ -115,13 +115,29 @@ def misclustering_rate(labels_true, labels_pred, n_clusters: int, mask=None) -> 
     return 1 - correct / C.sum((1, 2)).clamp(min=1)
 
 
+def _log_prob_scores(log_probs, labels_true, mask):
+    """([B, K, K] Σ_i [z_i = k] log p_ij, valid [B, n])."""
+    K = log_probs.shape[-1]
+    valid = _valid(labels_true, labels_true, mask)
+    onehot = torch.nn.functional.one_hot(labels_true.clamp(min=0).long(), K)
+    onehot = onehot.to(log_probs.dtype) * valid[..., None]
+    return torch.einsum("bnk,bnj->bkj", onehot, log_probs), valid
+
+
+def matched_targets(log_probs, labels_true, mask=None) -> torch.Tensor:
+    """labels_true [B, n] renamed by the permutation under which the soft labels log_probs
+    [B, n, K] give them the highest likelihood (−1 at left-out points): the per-point targets
+    of a cross-entropy that does not care how the clusters are numbered."""
+    score, valid = _log_prob_scores(log_probs, labels_true, mask)
+    perm = best_assignment(score)  # true k -> output perm[k]
+    out = torch.gather(perm, 1, labels_true.clamp(min=0).long())
+    return torch.where(valid, out, -1)
+
+
 def soft_cross_entropy(log_probs, labels_true, mask=None) -> torch.Tensor:
     """[B] mean −log p(z_i) per point of soft labels log_probs [B, n, K], under the label
     permutation that makes it smallest."""
-    K = log_probs.shape[-1]
-    valid = _valid(labels_true, labels_true, mask).to(log_probs.dtype)
-    onehot = torch.nn.functional.one_hot(labels_true.clamp(min=0).long(), K) * valid[..., None]
-    score = torch.einsum("bnk,bnj->bkj", onehot.to(log_probs.dtype), log_probs)  # Σ log p_ij
+    score, valid = _log_prob_scores(log_probs, labels_true, mask)
     perm = best_assignment(score)
     total = torch.gather(score, 2, perm[..., None]).sum((1, 2))
     return -total / valid.sum(1).clamp(min=1)
