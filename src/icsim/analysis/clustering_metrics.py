@@ -92,8 +92,8 @@ def best_assignment(score: torch.Tensor) -> torch.Tensor:
         raise InputError(f"best permutation is computed for K <= {MAX_CLUSTERS}, got K = {K}.")
     from scipy.optimize import linear_sum_assignment
 
-    cost = (-score).double().cpu()
-    out = [torch.as_tensor(linear_sum_assignment(c.numpy())[1]) for c in cost]
+    cost = (-score).double().cpu().numpy()
+    out = [torch.as_tensor(linear_sum_assignment(c)[1]) for c in cost]
     return torch.stack(out).to(score.device)
 
 

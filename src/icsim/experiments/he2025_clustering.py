@@ -155,6 +155,7 @@ def all_methods(cfg, models, batch) -> dict:
     resp = em.responsibilities[-1].clamp(min=1e-300)
     out["em"] = score(em.predictions[-1], batch, K, resp.log())
     con, fmt_ = build_construction("em_step", dim=cfg.dim, steps=T, n_clusters=K)
+    con = con.to(batch.xs.device)  # float64 weights, on the batch's device
     with torch.no_grad():
         gamma = fmt_.run(con, batch.to(dtype=torch.float64), em.iterates[0].double())
     labels = torch.where(batch.truth["mask"], gamma.argmax(-1), -1)
