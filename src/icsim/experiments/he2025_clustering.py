@@ -57,8 +57,12 @@ class HeConfig:
 
 
 PROFILES = {
-    # 2 CPU cores, minutes: d = 2, K = 3, 64 points, the slides' 3-layer 2-head width-64 model
-    "quick": HeConfig(),
+    # 2 CPU cores, minutes: d = 2, K = 3, 32 points, the slides' 3-layer 2-head width-64 model
+    "quick": HeConfig(
+        n_points=32,
+        train=Training(steps=1500, batch_size=32, decay_every=10),
+        eval_prompts=256,
+    ),
     # a GPU: d = 5, K = 4, 128 points, longer training, more evaluation prompts
     "full": HeConfig(
         dim=5,
