@@ -202,6 +202,7 @@ class He2025Clustering(Experiment):
         match = layer_matching(cfg, models["softmax"], gen, device)
         curves.update(match.pop("curves"))
         scalars.update(match)
+        curves.update(against_points(cfg, models, gen, device))
         scalars.update(beyond_assumptions(cfg, models, gen, device))
         scalars.update(real_data(cfg, models, gen, device))
         scalars.update(summarise(cfg, curves))
@@ -214,6 +215,9 @@ class He2025Clustering(Experiment):
                          "exp(−Δ²/8σ²)": curves["minimax_rate"]},
                         out / "misclustering_vs_separation.png", logy=True,
                         title="misclustering against separation"),
+            plot_curves({k.rsplit("_vs_points_", 1)[1]: curves[k] for k in curves
+                         if k.startswith("ari_vs_points")}, out / "ari_vs_points.png",
+                        title=f"ARI against n at Δ/σ = {cfg.match_separation:g}"),
             plot_heatmap([curves[f"em_match_layer_{i}"]["y"] for i in range(cfg.n_layer + 1)],
                          out / "layer_vs_em_iteration.png",
                          xlabel="EM iteration", ylabel="layer",
@@ -252,6 +256,22 @@ def layer_matching(cfg, model, gen, device) -> dict:
     out["layer_match_monotone"] = float(all(a <= b for a, b in zip(matched[1:], matched[2:])))
     out["last_layer_best_similarity"] = sim[-1].max().item()
     return {**out, "curves": curves}
+
+
+def against_points(cfg, models, gen, device) -> dict:
+    """ARI against the number of points n (n/4 .. 2n; the models were trained at n) at
+    Δ/σ = match_separation: curves `ari_vs_points_<method>`."""
+    task = get_task("gmm_clustering", dim=cfg.dim, n_clusters=cfg.n_clusters,
+                    separation=cfg.match_separation)  # fmt: skip
+    grid = [max(cfg.n_clusters, cfg.n_points // 4), cfg.n_points // 2, cfg.n_points,
+            2 * cfg.n_points]  # fmt: skip
+    rows = [all_methods(cfg, models, task.sample(cfg.eval_prompts, n, generator=gen,
+                                                  device=device)) for n in grid]  # fmt: skip
+    return {
+        f"ari_vs_points_{m}": Curve.of_prompts(torch.stack([r[m]["ari"] for r in rows], 1), grid,
+                                               "points n", "ARI", generator=gen).to_json()
+        for m in rows[0]
+    }  # fmt: skip
 
 
 def beyond_assumptions(cfg, models, gen, device) -> dict:
