@@ -6,7 +6,7 @@ import torch
 
 from icsim.analysis import clustering_metrics as M
 from icsim.analysis.report import judge_all
-from icsim.experiments.he2025_clustering import FINDINGS, HeConfig, real_prompts, summarise
+from icsim.experiments.he2025_clustering import FINDINGS, HeConfig, summarise
 from icsim.models.clustering_formats import PointTokens
 from icsim.training.losses import cross_entropy_matched
 
@@ -97,19 +97,3 @@ def test_matched_cross_entropy_ignores_how_clusters_are_numbered():
     raw = cross_entropy_matched(fmt, lambda lp, b: b.z)
     assert matched(forward, batch) < 1e-6
     assert raw(forward, batch) > 10
-
-
-def test_real_prompts_draw_k_classes_per_prompt():
-    from sklearn.datasets import load_iris
-
-    X, y = (torch.as_tensor(a) for a in load_iris(return_X_y=True))
-    cfg = HeConfig(dim=5, n_clusters=2, n_points=30, real_prompts=20)
-    b = real_prompts(X.double(), y, cfg, torch.Generator().manual_seed(0), "cpu")
-    assert b.xs.shape == (20, 30, 5) and (b.xs[..., 4] == 0).all()  # iris: 4 features, padded
-    assert set(b.z.unique().tolist()) <= {0, 1} and b.mu.shape == (20, 2, 5)
-    # the labels are the classes: Lloyd from the class means recovers most of them
-    import icsim.algorithms as A
-    from icsim.algorithms.clustering import clustering_problem
-
-    labels = A.get("lloyd", initialization="given").run(clustering_problem(b, b.mu), 5)
-    assert M.adjusted_rand_index(b.z, labels.predictions[-1]).mean() > 0.5

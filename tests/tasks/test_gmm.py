@@ -73,3 +73,18 @@ def test_same_seed_same_batch():
 def test_bad_input_is_one_clear_error(params, n, match):
     with pytest.raises(InputError, match=match):
         sample(n=n, **params)
+
+
+def test_labelled_prompts_draw_k_classes_per_prompt():
+    from icsim.analysis.clustering_metrics import adjusted_rand_index
+    from icsim.tasks.gmm import bundled_dataset, labelled_prompts
+
+    X, y = bundled_dataset("iris")
+    b = labelled_prompts(X, y, 20, 30, 2, 5, generator=torch.Generator().manual_seed(0))
+    assert b.xs.shape == (20, 30, 5) and (b.xs[..., 4] == 0).all()  # 4 features, padded
+    assert set(b.z.unique().tolist()) <= {0, 1} and b.mu.shape == (20, 2, 5)
+    # z are the classes: nearest class mean recovers most of them
+    near = torch.cdist(b.xs, b.mu).argmin(-1)
+    assert adjusted_rand_index(b.z, near).mean() > 0.5
+    with pytest.raises(InputError, match="exceeds"):
+        labelled_prompts(X, y, 2, 10, 4, 2, generator=torch.Generator())

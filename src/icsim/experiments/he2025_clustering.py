@@ -19,6 +19,7 @@ from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models.clustering_formats import PointTokens
 from icsim.models.transformer import ModelConfig, build
 from icsim.tasks import get as get_task
+from icsim.tasks.gmm import bundled_dataset, labelled_prompts
 
 
 @dataclass(frozen=True)
@@ -285,44 +286,19 @@ def beyond_assumptions(cfg, models, gen, device) -> dict:
 
 
 def real_data(cfg, models, gen, device) -> dict:
-    """ARI on prompts of scikit-learn's bundled iris and digits (K classes drawn per prompt,
-    n points from them): features standardised, projected on their top-d principal directions
-    (zero-padded when d exceeds the features), scaled to unit within-class variance."""
-    from sklearn.datasets import load_digits, load_iris
-
+    """ARI on prompts of scikit-learn's bundled iris and digits (`tasks.gmm.labelled_prompts`:
+    K classes per prompt, standardised, top-d principal directions, unit within-class
+    variance); iris (3 classes) is left out when K > 3."""
     out = {}
-    for name, loader in (("iris", load_iris), ("digits", load_digits)):
-        X, y = (torch.as_tensor(a) for a in loader(return_X_y=True))
-        n_classes = int(y.max()) + 1
-        if n_classes < cfg.n_clusters:
-            continue  # iris has 3 classes: not measured for K > 3
-        batch = real_prompts(X.double(), y, cfg, gen, device)
+    for name in ("iris", "digits"):
+        X, y = bundled_dataset(name)
+        if int(y.max()) + 1 < cfg.n_clusters:
+            continue
+        batch = labelled_prompts(X, y, cfg.real_prompts, cfg.n_points, cfg.n_clusters,
+                                 cfg.dim, generator=gen, device=device)  # fmt: skip
         res = all_methods(cfg, models, batch)
         out.update({f"{name}_ari_{m}": s["ari"].mean().item() for m, s in res.items()})
     return out
-
-
-def real_prompts(X, y, cfg, gen, device):
-    from icsim.tasks.base import TaskBatch
-
-    X = (X - X.mean(0)) / X.std(0).clamp(min=1e-12)
-    d, K, n, P = cfg.dim, cfg.n_clusters, cfg.n_points, cfg.real_prompts
-    V = torch.linalg.svd(X, full_matrices=False).Vh[:d].T
-    Z = torch.nn.functional.pad(X @ V, (0, max(0, d - V.shape[1])))
-    means = torch.stack([Z[y == c].mean(0) for c in range(int(y.max()) + 1)])
-    Z = Z / (Z - means[y]).square().mean().sqrt()  # unit within-class variance per coordinate
-    Z, y = Z.to(device), y.to(device)
-    C = int(y.max()) + 1
-    classes = torch.rand(P, C, generator=gen, device=device).argsort(1)[:, :K]  # K per prompt
-    allowed = (y[None, :, None] == classes[:, None, :]).any(-1)  # [P, N]
-    keys = torch.rand(P, len(y), generator=gen, device=device).masked_fill(~allowed, -1)
-    idx = keys.topk(min(n, int(allowed.sum(1).min())), dim=1).indices
-    rank = (y[idx][..., None] == classes[:, None, :]).float().argmax(-1)  # labels 0..K−1
-    xs = Z[idx].float()
-    truth = {"z": rank, "mask": torch.ones_like(rank, dtype=torch.bool),
-             "sigma": torch.ones(P, device=device),
-             "mu": means.to(device)[classes].float()}  # fmt: skip
-    return TaskBatch(xs=xs, ys=rank.float(), task="real", truth=truth)
 
 
 def summarise(cfg, curves) -> dict:

@@ -178,3 +178,43 @@ class GMMClustering(Task):
         truth.update(mu=mu, z=z, sigma=sigma, separation=separation, weights=pi)
         truth.update(mask=mask, lengths=lengths)
         return TaskBatch(xs=xs, ys=z.to(dtype), task=self.name, truth=truth)
+
+
+def bundled_dataset(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X [N, F] float64, y [N] long) of a labelled data set that ships with scikit-learn (no
+    download): "iris" (150 × 4, 3 classes) or "digits" (1797 × 64, 10 classes)."""
+    from sklearn import datasets
+
+    loaders = {"iris": datasets.load_iris, "digits": datasets.load_digits}
+    V.choice("dataset", name, tuple(loaders))
+    X, y = loaders[name](return_X_y=True)
+    return torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(y, dtype=torch.long)
+
+
+def labelled_prompts(
+    X, y, n_prompts: int, n_points: int, n_clusters: int, dim: int, *, generator, device="cpu"
+) -> TaskBatch:
+    """Clustering prompts from a labelled data set, clusters = classes: features standardised,
+    projected on their top-`dim` principal directions (zero-padded when `dim` exceeds the
+    features), scaled to unit within-class variance per coordinate (a change of units that
+    uses the labels, so σ ≈ 1 as in `gmm_clustering`); each prompt draws K classes and
+    `n_points` distinct points of them (fewer if the K classes hold fewer). Truth as the task's:
+    `z` (0..K−1 in the order the classes were drawn), `mu` (class means), `sigma` (1), `mask`."""
+    X = (X - X.mean(0)) / X.std(0).clamp(min=1e-12)
+    V_ = torch.linalg.svd(X, full_matrices=False).Vh[:dim].T
+    Z = torch.nn.functional.pad(X @ V_, (0, max(0, dim - V_.shape[1])))
+    C = int(y.max()) + 1
+    if n_clusters > C:
+        raise InputError(f"n_clusters = {n_clusters} exceeds the data set's {C} classes.")
+    means = torch.stack([Z[y == c].mean(0) for c in range(C)])
+    scale = (Z - means[y]).square().mean().sqrt()
+    Z, means, y = (Z / scale).to(device), (means / scale).to(device), y.to(device)
+    P, K = n_prompts, n_clusters
+    classes = torch.rand(P, C, generator=generator, device=device).argsort(1)[:, :K]
+    allowed = (y[None, :, None] == classes[:, None, :]).any(-1)  # [P, N]
+    keys = torch.rand(P, len(y), generator=generator, device=device).masked_fill(~allowed, -1)
+    idx = keys.topk(min(n_points, int(allowed.sum(1).min())), dim=1).indices
+    z = (y[idx][..., None] == classes[:, None, :]).to(torch.long).argmax(-1)
+    truth = {"z": z, "mask": torch.ones_like(z, dtype=torch.bool), "mu": means[classes].float(),
+             "sigma": torch.ones(P, device=device)}  # fmt: skip
+    return TaskBatch(xs=Z[idx].float(), ys=z.float(), task="labelled_data", truth=truth)
