@@ -20,6 +20,8 @@ def curves(tf_mis, tf_ari=0.9, lloyd_ari=0.92, em_ari=0.93, con_ari=0.93):
         "ari_vs_separation_lloyd": {"y": [lloyd_ari] * 6},
         "ari_vs_separation_em": {"y": [em_ari] * 6},
         "ari_vs_separation_em_construction": {"y": [con_ari] * 6},
+        "misclustering_vs_separation_lloyd": {"y": list(tf_mis)},
+        "misclustering_vs_separation_em": {"y": list(tf_mis)},
     }
     return c
 
