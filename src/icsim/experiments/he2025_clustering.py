@@ -343,8 +343,11 @@ FINDINGS = [
         "misclustering at or below exp(−Δ²/8σ²) at every evaluated Δ/σ ≥ 3",
         lambda s: s["transformer_below_minimax_from_3"] == 1,
         lambda s: (
-            ("below at every Δ/σ ≥ 3" if s["transformer_below_minimax_from_3"] == 1
-             else "above it at some Δ/σ ≥ 3")
+            (
+                "below at every Δ/σ ≥ 3"
+                if s["transformer_below_minimax_from_3"] == 1
+                else "above it at some Δ/σ ≥ 3"
+            )
             + f" (Lloyd: {_below(s, 'lloyd')}, EM: {_below(s, 'em')}; 10 iterations from "
             "k-means++)"
         ),  # fmt: skip
