@@ -140,6 +140,7 @@ def test_every_batched_solver_is_covered():
     # the solvers left out need a trained network or a network task: tests/algorithms
     # (LISTA, deep GD) covers them
     others = {"lasso", "lista", "lista_cp", "relu_network_gd", "relu_network_trained"}
+    others |= {"lloyd", "soft_em"}  # clustering: tests/algorithms/test_clustering.py
     assert set(LINEAR) | set(LOGISTIC) | others == set(icsim.algorithms.names())
 
 

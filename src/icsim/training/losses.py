@@ -43,6 +43,19 @@ def cross_entropy_every_prefix(fmt, labels=None):
     return loss
 
 
+def cross_entropy_matched(fmt, match):
+    """Cross-entropy of the logits read out at every point [B, n, K] against targets chosen
+    from the output itself, `match(log_probs.detach(), batch) -> [B, n]` (−1 = ignored): labels
+    defined only up to a permutation, e.g. clusters (He et al. 2025) renamed to fit best."""
+
+    def loss(forward, batch):
+        logp = fmt.run(forward, batch).float().log_softmax(-1)
+        target = match(logp.detach(), batch).reshape(-1).long()
+        return F.nll_loss(logp.reshape(-1, logp.shape[-1]), target, ignore_index=-1)
+
+    return loss
+
+
 def mse_to_target(fmt):
     """MSE between the read-out at the queries and `batch.target` of a `Targeted` batch:
     regression to an algorithm's output (Giannou et al. 2025 train on damped Newton's w_N)."""
@@ -55,3 +68,4 @@ def mse_to_target(fmt):
 
 
 __all__ = ["Targeted", "mse", "mse_every_prefix", "cross_entropy_every_prefix", "mse_to_target"]
+__all__ += ["cross_entropy_matched"]

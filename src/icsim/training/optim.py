@@ -21,7 +21,7 @@ class OptimSettings:
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # max gradient norm; 0 = off
     warmup_steps: int = 0
-    schedule: str = "constant"  # constant | cosine | linear (decay after warm-up)
+    schedule: str = "constant"  # constant | cosine | linear | exponential (decay after warm-up)
     min_lr_ratio: float = 0.1  # final lr / lr for cosine and linear decay
 
 
@@ -40,7 +40,7 @@ class Optim(OptimSettings):
         V.number("weight_decay", self.weight_decay, low=0)
         V.number("grad_clip", self.grad_clip, low=0)
         V.number("min_lr_ratio", self.min_lr_ratio, low=0, high=1)
-        V.choice("schedule", self.schedule, ("constant", "cosine", "linear"))
+        V.choice("schedule", self.schedule, ("constant", "cosine", "linear", "exponential"))
         V.choice("kind", self.kind, ("adamw", "adam"))
         for b in self.betas:
             V.number("betas", b, low=0, high=1, high_open=True)
@@ -59,6 +59,8 @@ class Optim(OptimSettings):
         if self.schedule == "constant":
             return self.lr
         frac = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        if self.schedule == "exponential":  # lr · γ^step with γ = min_lr_ratio^(1/steps)
+            return self.lr * self.min_lr_ratio**frac
         shape = 0.5 * (1 + math.cos(math.pi * frac)) if self.schedule == "cosine" else 1 - frac
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * shape)
 

@@ -1,0 +1,356 @@
+"""Clustering in context: Lloyd's algorithm (k-means) and soft EM for an isotropic Gaussian
+mixture, batched over prompts, step by step (He et al. 2025 compare trained transformers with
+both; PAPERS.md §7).
+
+A problem is a `ClusteringProblem` (points, mask, K, and what an initialisation may use);
+`run(batch_or_problem, steps)` returns a `ClusteringTrajectory`: the centres after every step
+(`iterates` [T+1, B, K, d]), the hard labels (`predictions` [T+1, B, n], −1 at padding) and the
+responsibilities (`responsibilities` [T+1, B, n, K]; one-hot for Lloyd). Step 0 is the
+initialisation. Both match scikit-learn step for step (tests): `KMeans(init=centres, n_init=1,
+max_iter=T, tol=0)` and `GaussianMixture(covariance_type="spherical", max_iter=T, tol=0)` with
+the same initial weights, means and precisions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from icsim import _validate as V
+from icsim.algorithms.base import ALGORITHMS, Algorithm, Trajectory
+from icsim.errors import InputError
+from icsim.tasks.base import TaskBatch
+
+INITS = ("random", "kmeans++", "perturbed_truth", "given")
+
+
+class ClusteringProblem(NamedTuple):
+    """X [B, n, d], mask [B, n] (True = a real point), K; `mu` (true centres, for
+    initialization="perturbed_truth"), `sigma` [B] (known σ), `centres0` [B, K, d]
+    (initialization="given"), `weights` [B, K] (known mixing weights; None = uniform)."""
+
+    X: torch.Tensor
+    mask: torch.Tensor
+    n_clusters: int
+    mu: torch.Tensor | None = None
+    sigma: torch.Tensor | None = None
+    centres0: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
+    X_sq: torch.Tensor | None = None  # X * X, cached by `clustering_problem` (reset with X)
+
+
+def squares(problem: ClusteringProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    """(X * X [B, n, d], ‖x_i‖² [B, 1, n]), from the cache when the problem has one."""
+    sq = problem.X * problem.X if problem.X_sq is None else problem.X_sq
+    return sq, sq.sum(-1)[:, None, :]
+
+
+def clustering_problem(batch: TaskBatch, centres0=None, n_clusters: int | None = None):
+    """The ClusteringProblem of a `gmm_clustering` batch (every point, its mask and truth)."""
+    truth = batch.truth
+    mu = truth.get("mu")
+    K = n_clusters or (mu.shape[1] if mu is not None else None)
+    if K is None:
+        raise InputError("n_clusters is needed for a batch without true centres `mu`.")
+    mask = truth.get("mask")
+    if mask is None:
+        mask = torch.ones(batch.xs.shape[:2], dtype=torch.bool, device=batch.xs.device)
+    X = batch.xs
+    return ClusteringProblem(
+        X, mask, K, mu, truth.get("sigma"), centres0, truth.get("weights"), X * X
+    )
+
+
+@dataclass
+class ClusteringTrajectory(Trajectory):
+    """`iterates` = centres [T+1, B, K, d], `predictions` = labels [T+1, B, n],
+    `responsibilities` [T+1, B, n, K]."""
+
+    responsibilities: torch.Tensor | None = None
+
+
+class LloydState(NamedTuple):
+    centres: torch.Tensor  # [B, K, d]
+
+
+class EMState(NamedTuple):
+    centres: torch.Tensor  # [B, K, d]
+    weights: torch.Tensor  # [B, K] mixing weights π
+    variances: torch.Tensor  # [B, K] σ_k² (all equal unless per-component)
+
+
+def centre_scores(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """[B, K, n] ‖μ_k‖² − 2 μ_kᵀx_i = ‖x_i − μ_k‖² − ‖x_i‖², one batched matmul (centres as
+    rows: reductions over k run along a short leading axis, vectorised over the points)."""
+    c2 = centres.square().sum(-1, keepdim=True)
+    return torch.baddbmm(c2, centres, X.transpose(1, 2), alpha=-2)
+
+
+def argmin_rows(t: torch.Tensor) -> torch.Tensor:
+    """argmin over dim 1 of t [B, K, n] (the first on ties, as torch.argmin), a loop over the K
+    rows: torch's reduction over a short non-last axis is ~10x slower on a CPU."""
+    best, idx = t[:, 0], torch.zeros_like(t[:, 0], dtype=torch.long)
+    for k in range(1, t.shape[1]):
+        better = t[:, k] < best
+        best = torch.where(better, t[:, k], best)
+        idx = idx.masked_fill(better, k)
+    return idx
+
+
+def logsumexp_rows(t: torch.Tensor) -> torch.Tensor:
+    """log Σ_k exp(t[:, k]) of finite t [B, K, n] -> [B, 1, n] (max over the K rows by a loop,
+    as `argmin_rows`)."""
+    m = t[:, 0]
+    for k in range(1, t.shape[1]):
+        m = torch.maximum(m, t[:, k])
+    m = m[:, None]
+    return m + (t - m).exp().sum(1, keepdim=True).log()
+
+
+def squared_distances(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """[B, n, K] ‖x_i − μ_k‖² as ‖x_i‖² − 2 x_iᵀμ_k + ‖μ_k‖² (as scikit-learn computes it; no
+    [B, n, K, d] temporary), clamped at 0."""
+    x2 = X.square().sum(-1)[:, None, :]
+    return (centre_scores(X, centres) + x2).clamp(min=0).transpose(1, 2)
+
+
+def _random_points(X, mask, K, gen) -> torch.Tensor:
+    """Indices [B, K] of K distinct real points per prompt, uniformly."""
+    keys = torch.rand(mask.shape, generator=gen, device=X.device, dtype=torch.float64)
+    return keys.masked_fill(~mask, -1.0).topk(K, dim=1).indices
+
+
+def kmeans_plus_plus(X, mask, K, gen) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): the first centre a uniform real point,
+    each next one a point drawn with probability ∝ its squared distance to the nearest centre
+    chosen so far (uniform among real points if all distances are 0). Returns [B, K, d]."""
+    B, n, d = X.shape
+    m = mask.to(X.dtype)
+    first = torch.multinomial(m, 1, generator=gen)  # [B, 1]
+    centres = [torch.gather(X, 1, first[..., None].expand(B, 1, d))]
+    d2 = squared_distances(X, centres[0])[..., 0] * m
+    for _ in range(1, K):
+        p = torch.where(d2.sum(1, keepdim=True) > 0, d2, m)
+        idx = torch.multinomial(p, 1, generator=gen)
+        c = torch.gather(X, 1, idx[..., None].expand(B, 1, d))
+        centres.append(c)
+        d2 = torch.minimum(d2, squared_distances(X, c)[..., 0] * m)
+    return torch.cat(centres, 1)
+
+
+class _Clustering(Algorithm):
+    """What Lloyd and EM share: the initialisation, the run loop and the trajectory.
+
+    initialization: "kmeans++" (default), "random" (K distinct points), "perturbed_truth" (μ_k +
+    perturbation · Δ · ξ_k, ξ_k ~ N(0, I_d/d), Δ the prompt's minimum centre separation: a
+    start at a relative distance `perturbation` from the truth), or "given"
+    (`problem.centres0`). seed: the initialisation's random draws (a torch.Generator on the
+    problem's device)."""
+
+    family = "gmm_clustering"
+
+    def _check_init(self):
+        V.choice("initialization", self.initialization, INITS)
+        V.seed("seed", self.seed)
+        V.number("perturbation", self.perturbation, low=0)
+
+    def initial_centres(self, problem: ClusteringProblem) -> torch.Tensor:
+        X, mask, K = problem.X, problem.mask, problem.n_clusters
+        if K < 2 or bool((mask.sum(1) < K).any()):
+            raise InputError(
+                f"every prompt needs at least K = {K} >= 2 real points to start {K} clusters; "
+                "sample more points or use fewer clusters."
+            )
+        gen = torch.Generator(device=X.device).manual_seed(self.seed)
+        if self.initialization == "given":
+            if problem.centres0 is None or problem.centres0.shape != (X.shape[0], K, X.shape[2]):
+                raise InputError(
+                    f"initialization='given' needs problem.centres0 of shape [{X.shape[0]}, {K}, "
+                    f"{X.shape[2]}]; pass centres0= to clustering_problem."
+                )
+            return problem.centres0.to(X.dtype)
+        if self.initialization == "random":
+            idx = _random_points(X, mask, K, gen)
+            return torch.gather(X, 1, idx[..., None].expand(-1, -1, X.shape[2]))
+        if self.initialization == "kmeans++":
+            return kmeans_plus_plus(X, mask, K, gen)
+        if problem.mu is None:
+            raise InputError(
+                "initialization='perturbed_truth' needs the true centres (problem.mu)."
+            )
+        mu = problem.mu.to(X.dtype)
+        dist = torch.cdist(mu, mu) + torch.diag(mu.new_full((K,), float("inf")))
+        delta = dist.flatten(1).amin(1)[:, None, None]
+        xi = torch.randn(mu.shape, generator=gen, device=X.device, dtype=X.dtype)
+        return mu + self.perturbation * delta * xi / math.sqrt(X.shape[2])
+
+    def responsibilities(self, problem, state) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict(self, problem, state) -> torch.Tensor:
+        labels = self.responsibilities(problem, state).argmax(-1)
+        return torch.where(problem.mask, labels, -1)
+
+    def iterate(self, state) -> torch.Tensor:
+        return state.centres
+
+    def run(self, problem, steps: int = 0, n_context=None) -> ClusteringTrajectory:
+        """`steps` steps from the initialisation on a ClusteringProblem or a gmm batch."""
+        V.nonnegative_int("steps", steps)
+        if isinstance(problem, TaskBatch):
+            problem = clustering_problem(problem, n_clusters=getattr(self, "n_clusters", None))
+        state = self.init(problem)
+        cs, labels, resp = [], [], []
+        for t in range(steps + 1):
+            if t:
+                state = self.step(problem, state)
+            r = self.responsibilities(problem, state)
+            cs.append(state.centres)
+            resp.append(r)
+            labels.append(torch.where(problem.mask, r.argmax(-1), -1))
+        return ClusteringTrajectory(
+            torch.stack(cs), torch.stack(labels), self.name, torch.stack(resp)
+        )
+
+
+@ALGORITHMS.register("lloyd")
+@dataclass(frozen=True)
+class Lloyd(_Clustering):
+    """Lloyd's algorithm (k-means): z_i = argmin_k ‖x_i − μ_k‖², μ_k = mean of its points
+    (the σ → 0 limit of soft EM with known σ; He et al. 2025's baseline).
+
+    Empty clusters: a centre with no point keeps its position (scikit-learn instead moves it to
+    the point farthest from its centre; the two agree whenever no cluster empties).
+    Hyper-parameters: see `_Clustering` (initialization, seed, perturbation)."""
+
+    initialization: str = "kmeans++"
+    seed: int = 0
+    perturbation: float = 0.5
+    name = "lloyd"
+
+    def __post_init__(self):
+        self._check_init()
+
+    def init(self, problem):
+        return LloydState(self.initial_centres(problem))
+
+    def labels(self, problem, state) -> torch.Tensor:
+        """[B, n] nearest centre of every point, K at padding."""
+        z = argmin_rows(centre_scores(problem.X, state.centres))
+        return z.masked_fill(~problem.mask, problem.n_clusters)
+
+    def _onehot(self, problem, state) -> torch.Tensor:
+        """[B, K, n] hard responsibilities (0 at padding)."""
+        ks = torch.arange(problem.n_clusters, device=problem.X.device)[:, None]
+        return (self.labels(problem, state)[:, None, :] == ks).to(problem.X.dtype)
+
+    def responsibilities(self, problem, state):
+        return self._onehot(problem, state).transpose(1, 2)
+
+    def step(self, problem, state):
+        onehot = self._onehot(problem, state)
+        counts = onehot.sum(-1, keepdim=True)  # [B, K, 1]
+        new = (onehot @ problem.X) / counts.clamp(min=1)
+        return LloydState(torch.where(counts > 0, new, state.centres))
+
+
+VARIANCES = ("known", "shared", "per_component")
+
+
+@ALGORITHMS.register("soft_em")
+@dataclass(frozen=True)
+class SoftEM(_Clustering):
+    """Soft EM for a mixture of spherical Gaussians (Dempster, Laird, Rubin 1977; PAPERS.md §7):
+    E-step γ_ik = softmax_k(log π_k − ‖x_i − μ_k‖²/2σ_k² − (d/2) log σ_k²),
+    M-step N_k = Σ_i γ_ik, μ_k = Σ_i γ_ik x_i / N_k (and π_k = N_k/Σ N, σ_k² if learned).
+
+    variance: "known" (default: σ fixed to `sigma`, or the prompt's true σ when sigma is
+      None), "shared" (one σ² per prompt, re-estimated) or "per_component" (σ_k², as
+      scikit-learn's covariance_type="spherical").
+    learn_weights: re-estimate π (default False: π fixed to the problem's `weights`, uniform
+      when it has none).
+    reg_covar: added to estimated variances (scikit-learn's default 1e-6).
+    min_mass: added to N_k (scikit-learn adds 10ε, its guard against empty components; pass
+      min_mass=10 * torch.finfo(torch.float64).eps to reproduce it). With the default 0 the
+      weights γ_ik / N_k are a softmax over points of log γ_ik, defined even for a component
+      whose every γ_ik underflows to 0 (the em_step construction computes exactly this).
+    Estimated variances start at the mean of min_k ‖x_i − μ_k‖²/d over the points.
+    Hyper-parameters of the start: see `_Clustering` (initialization, seed, perturbation)."""
+
+    initialization: str = "kmeans++"
+    seed: int = 0
+    perturbation: float = 0.5
+    variance: str = "known"
+    sigma: float | None = None
+    learn_weights: bool = False
+    reg_covar: float = 1e-6
+    min_mass: float = 0.0
+    name = "soft_em"
+
+    def __post_init__(self):
+        self._check_init()
+        V.choice("variance", self.variance, VARIANCES)
+        if self.sigma is not None:
+            V.number("sigma", self.sigma, low=0, low_open=True)
+        V.number("reg_covar", self.reg_covar, low=0)
+        V.number("min_mass", self.min_mass, low=0)
+
+    def init(self, problem):
+        X, K = problem.X, problem.n_clusters
+        centres = self.initial_centres(problem)
+        B = X.shape[0]
+        if problem.weights is not None and not self.learn_weights:
+            weights = problem.weights.to(X.dtype)
+        else:
+            weights = X.new_full((B, K), 1.0 / K)
+        if self.variance == "known":
+            if self.sigma is None and problem.sigma is None:
+                raise InputError("variance='known' needs sigma= or a problem with its true σ.")
+            sigma = X.new_full((B,), self.sigma) if self.sigma else problem.sigma.to(X.dtype)
+            var = sigma.square()[:, None].expand(B, K)
+        else:
+            near = squared_distances(X, centres).amin(-1) * problem.mask
+            var = (near.sum(1) / (problem.mask.sum(1) * X.shape[2]))[:, None].expand(B, K)
+            var = var.clamp(min=torch.finfo(X.dtype).tiny)
+        return EMState(centres, weights, var.contiguous())
+
+    def log_responsibilities(self, problem, state) -> torch.Tensor:
+        """[B, n, K] log γ_ik (scikit-learn's _estimate_log_prob_resp for spherical Gaussians)."""
+        return self._log_resp(problem, state).transpose(1, 2)
+
+    def _log_resp(self, problem, state) -> torch.Tensor:
+        """[B, K, n] log γ (−inf at padding)."""
+        X, (mu, pi, var) = problem.X, state
+        d = X.shape[2]
+        d2 = (centre_scores(X, mu) + squares(problem)[1]).clamp(min=0)
+        v = var[..., None]
+        logp = -0.5 * (d * math.log(2 * math.pi) + d2 / v) - 0.5 * d * v.log() + pi.log()[..., None]
+        log_r = logp - logsumexp_rows(logp)
+        return log_r.masked_fill(~problem.mask[:, None, :], float("-inf"))
+
+    def responsibilities(self, problem, state):
+        return self._log_resp(problem, state).exp().transpose(1, 2)
+
+    def step(self, problem, state):
+        X = problem.X
+        log_r = self._log_resp(problem, state)
+        r = log_r.exp()  # [B, K, n]
+        nk = r.sum(-1) + self.min_mass  # [B, K]
+        if self.min_mass > 0:  # scikit-learn's γ / (N_k + 10ε)
+            w = r / nk[..., None]
+        else:  # γ_ik / Σ_j γ_jk in log space: defined even when every γ_jk underflows
+            w = torch.softmax(log_r, dim=-1)
+        mu = w @ X
+        pi = nk / nk.sum(1, keepdim=True) if self.learn_weights else state.weights
+        var = state.variances
+        if self.variance == "per_component":  # scikit-learn's diag estimate, averaged over d
+            x2 = w @ squares(problem)[0]
+            var = (x2 - 2 * mu * mu + mu * mu + self.reg_covar).mean(-1)
+        elif self.variance == "shared":
+            d2 = (r.transpose(1, 2) * squared_distances(X, mu)).sum((1, 2))
+            n = problem.mask.sum(1).to(X.dtype)
+            var = (d2 / (n * X.shape[2]) + self.reg_covar)[:, None].expand_as(nk).contiguous()
+        return EMState(mu, pi, var)
