@@ -24,7 +24,7 @@ from icsim.algorithms.power_method import PowerMethod
 from icsim.analysis.spectral_metrics import abs_cosine
 from icsim.tasks.base import Problem
 
-TAUS = (10, 20, 30, 40, 60, 80, 120, 160, 240, 320)
+TAUS = (10, 20, 40, 80, 160, 320)
 
 
 def worst_error(vectors: np.ndarray, ref: np.ndarray) -> float:

@@ -54,12 +54,14 @@ def start_vectors(B, d, k, start, seed, like: torch.Tensor) -> torch.Tensor:
 
 class PowerState(NamedTuple):
     """vectors [B, d, k] (unit columns), eigenvalues [B, k] (Rayleigh quotients), cov [B, d, d]
-    (deflated by the finished vectors), step (power iterations done)."""
+    (deflated by the finished vectors), step (power iterations done), products = cov·vectors
+    [B, d, k] (kept so that a step costs one matrix-vector product, as in the construction)."""
 
     vectors: torch.Tensor
     eigenvalues: torch.Tensor
     cov: torch.Tensor
     step: int
+    products: torch.Tensor
 
 
 class _Spectral(Algorithm):
@@ -114,26 +116,24 @@ class PowerMethod(_Spectral):
             raise InputError(f"k must be <= the dimension d={d}, got {self.k}.")
         cov = covariance(problem.X)
         v = start_vectors(B, d, self.k, self.start, self.seed, cov)
-        return PowerState(v, rayleigh(cov, v), cov, 0)
+        products = cov @ v
+        return PowerState(v, (v * products).sum(-2), cov, 0, products)
 
     def step(self, problem: Problem, state: PowerState) -> PowerState:
         j, t = divmod(state.step, self.iterations)
         if j >= self.k:
             return state
-        v = state.vectors.clone()
-        v[..., j] = normalise(state.cov @ v[..., j : j + 1], dim=-2)[..., 0]
-        lam = state.eigenvalues.clone()
-        lam[:, j] = rayleigh(state.cov, v[..., j : j + 1])[:, 0]
+        v, lam, prod = state.vectors.clone(), state.eigenvalues.clone(), state.products.clone()
+        vj = normalise(prod[..., j : j + 1], dim=-2)  # Σ_j v / ‖Σ_j v‖
+        v[..., j : j + 1] = vj
+        prod[..., j : j + 1] = state.cov @ vj
+        lam[:, j] = (vj * prod[..., j : j + 1]).sum((-2, -1))  # v_jᵀΣ_j v_j
         cov = state.cov
         if t == self.iterations - 1:  # vector j is done: Σ_{j+1} = Σ_j − λ_j v_j v_jᵀ
-            vj = v[..., j]
-            cov = cov - lam[:, j, None, None] * vj[:, :, None] * vj[:, None, :]
-        return PowerState(v, lam, cov, state.step + 1)
-
-
-def rayleigh(cov: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """vᵀΣv of every column: [B, d, d], [B, d, k] -> [B, k]."""
-    return (v * (cov @ v)).sum(-2)
+            cov = cov - lam[:, j, None, None] * (vj @ vj.transpose(-1, -2))
+            if j + 1 < self.k:
+                prod[..., j + 1 : j + 2] = cov @ v[..., j + 1 : j + 2]
+        return PowerState(v, lam, cov, state.step + 1, prod)
 
 
 @ALGORITHMS.register("subspace_iteration")
@@ -165,13 +165,14 @@ class SubspaceIteration(_Spectral):
         if self.k > d:
             raise InputError(f"k must be <= the dimension d={d}, got {self.k}.")
         cov = covariance(problem.X)
-        v = start_vectors(B, d, self.k, self.start, self.seed, cov)
-        v = orthonormal(v)
-        return PowerState(v, rayleigh(cov, v), cov, 0)
+        v = orthonormal(start_vectors(B, d, self.k, self.start, self.seed, cov))
+        products = cov @ v
+        return PowerState(v, (v * products).sum(-2), cov, 0, products)
 
     def step(self, problem: Problem, state: PowerState) -> PowerState:
-        v = orthonormal(state.cov @ state.vectors)
-        return PowerState(v, rayleigh(state.cov, v), state.cov, state.step + 1)
+        v = orthonormal(state.products)
+        products = state.cov @ v
+        return PowerState(v, (v * products).sum(-2), state.cov, state.step + 1, products)
 
 
 def orthonormal(v: torch.Tensor) -> torch.Tensor:
@@ -201,7 +202,7 @@ class Eigh(_Spectral):
             raise InputError(f"k must be <= the dimension d={problem.X.shape[-1]}, got {self.k}.")
         cov = covariance(problem.X)
         lam, vec = top_eigenpairs(cov, self.k)
-        return PowerState(vec, lam, cov, 0)
+        return PowerState(vec, lam, cov, 0, vec * lam[:, None])
 
 
 class GramState(NamedTuple):
