@@ -82,9 +82,32 @@ class _Spectral(Algorithm):
         return super().run(whole_context(problem), steps)
 
 
+@dataclass(frozen=True)
+class _Iterative(_Spectral):
+    """The hyper-parameters the power method and subspace iteration share."""
+
+    k: int = 1
+    iterations: int = 20
+    seed: int = 0
+    start: torch.Tensor | None = field(default=None, compare=False)
+
+    def __post_init__(self):
+        V.positive_int("k", self.k)
+        V.positive_int("iterations", self.iterations)
+        V.seed("seed", self.seed)
+
+    def start_state(self, problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Σ̂ [B, d, d], unit start vectors [B, d, k])."""
+        B, _, d = problem.X.shape
+        if self.k > d:
+            raise InputError(f"k must be <= the dimension d={d}, got {self.k}.")
+        cov = covariance(problem.X)
+        return cov, start_vectors(B, d, self.k, self.start, self.seed, cov)
+
+
 @ALGORITHMS.register("power_method")
 @dataclass(frozen=True)
-class PowerMethod(_Spectral):
+class PowerMethod(_Iterative):
     """The power method with Hotelling deflation for the top k eigenvectors of Σ̂ (He et al. 2025,
     §3): for j = 1..k, τ iterations v_j ← Σ_j v_j/‖Σ_j v_j‖ from a unit start, then
     λ_j = v_jᵀΣ_j v_j and Σ_{j+1} = Σ_j − λ_j v_j v_jᵀ (Σ_1 = Σ̂). Step t (1..kτ) is one iteration
@@ -96,26 +119,13 @@ class PowerMethod(_Spectral):
     [d, k] or [B, d, k], or None (default) for Gaussian ones drawn from `seed` (default 0).
     """
 
-    k: int = 1
-    iterations: int = 20
-    seed: int = 0
-    start: torch.Tensor | None = field(default=None, compare=False)
     name = "power_method"
-
-    def __post_init__(self):
-        V.positive_int("k", self.k)
-        V.positive_int("iterations", self.iterations)
-        V.seed("seed", self.seed)
 
     def default_steps(self) -> int:
         return self.k * self.iterations
 
     def init(self, problem: Problem) -> PowerState:
-        B, _, d = problem.X.shape
-        if self.k > d:
-            raise InputError(f"k must be <= the dimension d={d}, got {self.k}.")
-        cov = covariance(problem.X)
-        v = start_vectors(B, d, self.k, self.start, self.seed, cov)
+        cov, v = self.start_state(problem)
         products = cov @ v
         return PowerState(v, (v * products).sum(-2), cov, 0, products)
 
@@ -138,7 +148,7 @@ class PowerMethod(_Spectral):
 
 @ALGORITHMS.register("subspace_iteration")
 @dataclass(frozen=True)
-class SubspaceIteration(_Spectral):
+class SubspaceIteration(_Iterative):
     """Orthogonal (subspace) iteration: V ← qr(Σ̂V) with R's diagonal made positive, eigenvalue
     estimates the Rayleigh quotients diag(VᵀΣ̂V) (Golub & Van Loan, §8.2.4). Converges to the top-k
     eigenvectors at the rate |λ_{k+1}/λ_k| for the subspace and |λ_{j+1}/λ_j| for column j.
@@ -146,26 +156,14 @@ class SubspaceIteration(_Spectral):
     k, steps per call, start and seed as for `power_method` (the default budget is `iterations`).
     """
 
-    k: int = 1
-    iterations: int = 20
-    seed: int = 0
-    start: torch.Tensor | None = field(default=None, compare=False)
     name = "subspace_iteration"
-
-    def __post_init__(self):
-        V.positive_int("k", self.k)
-        V.positive_int("iterations", self.iterations)
-        V.seed("seed", self.seed)
 
     def default_steps(self) -> int:
         return self.iterations
 
     def init(self, problem: Problem) -> PowerState:
-        B, _, d = problem.X.shape
-        if self.k > d:
-            raise InputError(f"k must be <= the dimension d={d}, got {self.k}.")
-        cov = covariance(problem.X)
-        v = orthonormal(start_vectors(B, d, self.k, self.start, self.seed, cov))
+        cov, v = self.start_state(problem)
+        v = orthonormal(v)
         products = cov @ v
         return PowerState(v, (v * products).sum(-2), cov, 0, products)
 

@@ -295,63 +295,42 @@ def _vs(a: str, b: str, la: str, lb: str):
     return lambda s: f"{la} {fmt(s[a])}, {lb} {fmt(s[b])}"
 
 
+def _below(name, claim, criterion, ours, than, la, lb):
+    """A claim that scalar `ours` is below scalar `than` (both mean |cos|)."""
+    return Finding.below(
+        name, claim, criterion, ours, than, measured=_vs(ours, than, la, lb), needs=(ours, than)
+    )
+
+
 FINDINGS = [
-    Finding(
-        "falls_with_d",
-        "accuracy falls as the dimension d grows",
-        "ReLU model's mean |cos| at the largest d below that at the smallest",
-        lambda s: s["relu_cos_dmax"] < s["relu_cos"],
-        _vs("relu_cos", "relu_cos_dmax", "smallest d:", "largest d:"),
-        needs=("relu_cos", "relu_cos_dmax"),
-    ),
-    Finding(
-        "falls_with_k",
-        "accuracy falls for later eigenvectors (larger k)",
-        "ReLU model's mean |cos| of the last eigenvector below that of the first",
-        lambda s: s["relu_cos_vk"] < s["relu_cos_v1"],
-        _vs("relu_cos_v1", "relu_cos_vk", "first:", "last:"),
-        needs=("relu_cos_v1", "relu_cos_vk"),
-    ),
+    _below("falls_with_d", "accuracy falls as the dimension d grows",
+           "ReLU model's mean |cos| at the largest d below that at the smallest",
+           "relu_cos_dmax", "relu_cos", "largest d:", "smallest d:"),
+    _below("falls_with_k", "accuracy falls for later eigenvectors (larger k)",
+           "ReLU model's mean |cos| of the last eigenvector below that of the first",
+           "relu_cos_vk", "relu_cos_v1", "last:", "first:"),
     Finding(
         "saturates_with_depth",
         "accuracy saturates with depth",
         "the ReLU model's per-layer |cos| gains less over its second half of layers than its first",
-        lambda s: (
-            _gap(s, "relu_layer_last_cos", "relu_layer_half_cos")
-            < _gap(s, "relu_layer_half_cos", "relu_layer_first_cos")
-        ),
-        lambda s: (
-            f"layer 0 → L/2: +{fmt(_gap(s, 'relu_layer_half_cos', 'relu_layer_first_cos'))}"
-            f", L/2 → L: +{fmt(_gap(s, 'relu_layer_last_cos', 'relu_layer_half_cos'))}"
-        ),
+        lambda s: _gap(s, "relu_layer_last_cos", "relu_layer_half_cos")
+        < _gap(s, "relu_layer_half_cos", "relu_layer_first_cos"),
+        lambda s: f"layer 0 → L/2: +{fmt(_gap(s, 'relu_layer_half_cos', 'relu_layer_first_cos'))}"
+        f", L/2 → L: +{fmt(_gap(s, 'relu_layer_last_cos', 'relu_layer_half_cos'))}",
         needs=("relu_layer_first_cos", "relu_layer_half_cos", "relu_layer_last_cos"),
     ),
-    Finding(
-        "relu_beats_softmax",
-        "ReLU attention beats softmax attention",
-        "ReLU model's mean |cos| above the softmax model's (same size, data and steps)",
-        lambda s: s["relu_cos"] > s["softmax_cos"],
-        _vs("relu_cos", "softmax_cos", "ReLU", "softmax"),
-        needs=("relu_cos", "softmax_cos"),
-    ),
-    Finding(
-        "beats_power_method",
-        "the transformer beats the plain power method at equal iterations",
-        "ReLU model (L layers) mean |cos| above the power method's with τ = L iterations per "
-        "vector (the construction needs 2 layers per iteration: τ = L is generous to it)",
-        lambda s: s["relu_cos"] > s["power_cos_at_L"],
-        _vs("relu_cos", "power_cos_at_L", "transformer", "power method"),
-        needs=("relu_cos", "power_cos_at_L"),
-    ),
-    Finding(
-        "real_data_harder",
-        "real data (MNIST there, digits here) is harder than the synthetic prompts",
-        "ReLU model's mean |cos| on digits below that on synthetic prompts",
-        lambda s: s["digits_cos"] < s["relu_cos"],
-        _vs("digits_cos", "relu_cos", "digits", "synthetic"),
-        needs=("digits_cos", "relu_cos"),
-    ),
-]
+    _below("relu_beats_softmax", "ReLU attention beats softmax attention",
+           "softmax model's mean |cos| below the ReLU model's (same size, data and steps)",
+           "softmax_cos", "relu_cos", "softmax", "ReLU"),
+    _below("beats_power_method", "the transformer beats the plain power method at equal iterations",
+           "power method's mean |cos| with τ = L iterations per vector below the L-layer ReLU "
+           "model's (the construction needs 2 layers per iteration: τ = L is generous to it)",
+           "power_cos_at_L", "relu_cos", "power method", "transformer"),
+    _below("real_data_harder",
+           "real data (MNIST there, digits here) is harder than the synthetic prompts",
+           "ReLU model's mean |cos| on digits below that on synthetic prompts",
+           "digits_cos", "relu_cos", "digits", "synthetic"),
+]  # fmt: skip
 
 
 def headline(cfg: HeConfig, scalars: dict) -> dict:
