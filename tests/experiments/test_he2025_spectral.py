@@ -23,7 +23,8 @@ def scalars(**changes):
         "relu_d5_cos_v2": 0.85, "softmax_d5_cos_mean": 0.8, "power_d5_at_L_cos_mean": 0.6,
         "digits_relu_cos_mean": 0.5, "relu_layer_first_cos": 0.3, "relu_layer_half_cos": 0.8,
         "relu_layer_last_cos": 0.9, "relu_d5_value_error_median": 0.05, "dim": 5, "k": 2,
-        "n_layer": 4,
+        "n_layer": 4, "construction_first_vector_error": 1e-15,
+        "construction_norm_within_bound": 1.0,
     }  # fmt: skip
     return {**s, **changes}
 
@@ -38,7 +39,8 @@ def test_findings_hold_for_the_papers_pattern_and_flip_when_broken():
     assert all(verdicts(scalars()).values())
     flipped = verdicts(
         scalars(relu_d10_cos_mean=0.95, relu_d5_cos_v2=0.99, softmax_d5_cos_mean=0.95,
-                power_d5_at_L_cos_mean=0.99, digits_relu_cos_mean=0.99, relu_layer_last_cos=1.5)
+                power_d5_at_L_cos_mean=0.99, digits_relu_cos_mean=0.99, relu_layer_last_cos=1.5,
+                construction_first_vector_error=1e-3)
     )  # fmt: skip
     assert not any(flipped.values()), flipped
 

@@ -57,6 +57,9 @@ class HeConfig:
     probe_ridge: float = 1e-3
     separations: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
     cluster_points: int = 40
+    construction_pieces: tuple[int, ...] = (32, 64, 128, 256)  # W of the 1/‖Σv‖ interpolant
+    construction_steps: int = 5  # τ per vector
+    construction_problems: int = 64
     seed: int = 0
 
 
@@ -219,7 +222,7 @@ class He2025Spectral(Experiment):
     smoke = {
         "train.steps": 2, "train.batch_size": 4, "train.log_every": 1, "eval_prompts": 8,
         "probe_prompts": 16, "power_iterations": 2, "separations": (2.0,), "dims": (10,),
-        "attentions": ("relu",),
+        "attentions": ("relu",), "construction_pieces": (16,), "construction_problems": 2,
     }  # fmt: skip
 
     def run(self, cfg: HeConfig, out: Path, device: str, quiet: bool) -> Result:
@@ -259,9 +262,37 @@ class He2025Spectral(Experiment):
                     pm = power_curve(digits, cfg)[tau]
                     put(scalars, "digits_power_at_L", {"cos": pm})
         curves.update(clustering(cfg, dev))
-        figures = figures_of(curves, out)
+        say(f"construction at W = {list(cfg.construction_pieces)}")
+        c_curves, c_scalars = construction_part(cfg, out)
+        curves.update(c_curves)
+        scalars.update(c_scalars)
+        figures = [*figures_of(curves, out), out / "construction_vs_pieces.png"]
         comparison, verdicts, notes = report(cfg, scalars)
         return Result(curves, scalars, dict(PAPER), figures, comparison, verdicts, notes)
+
+
+def construction_part(cfg: HeConfig, out: Path) -> tuple[dict, dict]:
+    """The hand-built power-method transformer (float64, on the CPU) against the number W of
+    ReLU pieces of its 1/‖Σv‖ interpolant (`constructions.power_method.width_table`)."""
+    from icsim.constructions.power_method import width_table
+
+    t = width_table(
+        cfg.construction_pieces, dim=cfg.dims[0], steps=cfg.construction_steps, k=cfg.k,
+        n_problems=cfg.construction_problems, seed=cfg.seed,
+        path=out / "construction_vs_pieces.png",
+    )  # fmt: skip
+    curves = {
+        f"construction_{key}": Curve(
+            t["pieces"], t[key], "ReLU pieces W", "largest error (float64)"
+        ).to_json()
+        for key in ("bound", "norm_error", "later_vector_error", "eigenvalue_error")
+    }
+    within = all(e <= b for e, b in zip(t["norm_error"], t["bound"], strict=True))
+    scalars = {
+        "construction_first_vector_error": max(t["first_vector_error"]),
+        "construction_norm_within_bound": float(within),
+    }
+    return curves, scalars
 
 
 def put(scalars: dict, prefix: str, scores: dict) -> None:
@@ -330,6 +361,18 @@ FINDINGS = [
            "real data (MNIST there, digits here) is harder than the synthetic prompts",
            "ReLU model's mean |cos| on digits below that on synthetic prompts",
            "digits_cos", "relu_cos", "digits", "synthetic"),
+    Finding(
+        "construction_exact",
+        "the hand-built transformer carries out the power method: its first eigenvector's "
+        "directions equal the algorithm's and every norm stays within the stated bound ε_W",
+        "vector 1's largest relative error <= 1e-10 (float64) and |‖v‖ − 1| <= ε_W at every W",
+        lambda s: s["construction_first_vector_error"] <= 1e-10
+        and s["construction_norm_within_bound"] == 1,
+        lambda s: f"vector 1 error {fmt(s['construction_first_vector_error'])}, norms within "
+        f"bound: {'yes' if s['construction_norm_within_bound'] else 'no'}",
+        of_paper=False,
+        needs=("construction_first_vector_error", "construction_norm_within_bound"),
+    ),
 ]  # fmt: skip
 
 
