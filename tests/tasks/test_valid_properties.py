@@ -140,6 +140,8 @@ def test_every_batched_solver_is_covered():
     # the solvers left out need a trained network or a network task: tests/algorithms
     # (LISTA, deep GD) covers them
     others = {"lasso", "lista", "lista_cp", "relu_network_gd", "relu_network_trained"}
+    # spectral solvers (pca / spectral_clustering tasks): tests/algorithms/test_power_method.py
+    others |= {"power_method", "subspace_iteration", "eigh", "spectral_clustering"}
     assert set(LINEAR) | set(LOGISTIC) | others == set(icsim.algorithms.names())
 
 
