@@ -27,9 +27,11 @@ from icsim.tasks.base import Problem
 TAUS = (10, 20, 40, 80, 160, 320)
 
 
-def worst_error(vectors: np.ndarray, ref: np.ndarray) -> float:
-    """max over problems and vectors of 1 − |cos| ([B, d, k] both)."""
-    return float((1 - abs_cosine(torch.as_tensor(vectors), torch.as_tensor(ref))).max())
+def worst_error(vectors: np.ndarray, ref: np.ndarray, q: float = 1.0) -> float:
+    """The q-quantile over problems (q = 1: the max) of the worst 1 − |cos| over the k vectors
+    ([B, d, k] both)."""
+    err = (1 - abs_cosine(torch.as_tensor(vectors), torch.as_tensor(ref))).amax(-1)
+    return float(torch.quantile(err, q)) if q < 1 else float(err.max())
 
 
 def power_method(problem, k: int, tau: int) -> torch.Tensor:
@@ -57,7 +59,11 @@ def main():
     p.add_argument("--points", type=int, default=100)
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--gap", type=float, default=3.0, help="planted gap of the pca task")
-    p.add_argument("--target", type=float, default=1e-10, help="worst 1 − |cos| to reach")
+    p.add_argument("--target", type=float, default=1e-10, help="1 − |cos| to reach")
+    p.add_argument(
+        "--quantile", type=float, default=0.99,
+        help="problems that must reach --target (1 = all; the slowest sample gaps set it)",
+    )  # fmt: skip
     p.add_argument("--reps", type=int, default=None, help="icsim reps (default 5; 7 full)")
     p.add_argument("--sklearn-reps", type=int, default=5)
     p.add_argument("--sklearn-problems", type=int, default=None, help="default 512 quick, all")
@@ -79,14 +85,10 @@ def main():
     problem = Problem(X=xs, y=batch.ys, X_query=xs[:, :0])
     ref = np.linalg.eigh(X.transpose(0, 2, 1) @ X)[1][..., ::-1][..., :k].copy()
 
-    tau = next(
-        (
-            t
-            for t in TAUS
-            if worst_error(power_method(problem, k, t).cpu().numpy(), ref) <= args.target
-        ),
-        TAUS[-1],
-    )
+    def reached(t):
+        return worst_error(power_method(problem, k, t).cpu().numpy(), ref, args.quantile)
+
+    tau = next((t for t in TAUS if reached(t) <= args.target), TAUS[-1])
     ours = {
         f"power_method (tau={tau})": lambda: power_method(problem, k, tau),
         "eigh (batched torch.linalg.eigh)": lambda: torch.linalg.eigh(
@@ -111,8 +113,10 @@ def main():
         }
     for name, fn in ours.items():
         secs = [C.timed(fn, device) for _ in range(reps)]
-        err = worst_error(fn().cpu().numpy(), ref)
+        est = fn().cpu().numpy()
+        err = worst_error(est, ref)
         entry = {"seconds": C.stats(secs), "worst_1_minus_cos": err, "speedup_vs": {}}
+        entry["quantile_1_minus_cos"] = worst_error(est, ref, args.quantile)
         for solver, s in sk.items():
             speed = s["seconds_scaled_to_all"]["median"] / entry["seconds"]["median"]
             entry["speedup_vs"][solver] = speed
@@ -135,7 +139,8 @@ def main():
         "points": args.points,
         "k": k,
         "gap": args.gap,
-        "target_worst_1_minus_cos": args.target,
+        "target_1_minus_cos": args.target,
+        "target_quantile_of_problems": args.quantile,
         "tau": tau,
         "dtype": "float64",
         "reps": {"icsim": reps, "sklearn": args.sklearn_reps},
