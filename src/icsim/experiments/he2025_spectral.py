@@ -222,7 +222,7 @@ class He2025Spectral(Experiment):
     smoke = {
         "train.steps": 2, "train.batch_size": 4, "train.log_every": 1, "eval_prompts": 8,
         "probe_prompts": 16, "power_iterations": 2, "separations": (2.0,), "dims": (10,),
-        "attentions": ("relu",), "construction_pieces": (16,), "construction_problems": 2,
+        "construction_pieces": (16,), "construction_problems": 2,
     }  # fmt: skip
 
     def run(self, cfg: HeConfig, out: Path, device: str, quiet: bool) -> Result:
