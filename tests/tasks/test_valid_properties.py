@@ -141,6 +141,8 @@ def test_every_batched_solver_is_covered():
     # (LISTA, deep GD) covers them
     others = {"lasso", "lista", "lista_cp", "relu_network_gd", "relu_network_trained"}
     others |= {"lloyd", "soft_em"}  # clustering: tests/algorithms/test_clustering.py
+    # spectral solvers (pca / spectral_clustering tasks): tests/algorithms/test_power_method.py
+    others |= {"power_method", "subspace_iteration", "eigh", "spectral_clustering"}
     assert set(LINEAR) | set(LOGISTIC) | others == set(icsim.algorithms.names())
 
 

@@ -67,5 +67,19 @@ def mse_to_target(fmt):
     return loss
 
 
+def sign_free_eigenpairs(fmt, value_weight: float = 1.0):
+    """Eigenpair read-outs [B, k, d + 1] = [v̂_j; λ̂_j] against the format's targets (He et al.
+    2025): 1 − cos²(v̂_j, v_j), sign-free since v and −v are the same eigenvector, plus
+    `value_weight` × the squared relative error of λ̂_j."""
+
+    def loss(forward, batch):
+        pred, target = fmt.run(forward, batch).float(), fmt.targets(batch).float()
+        cos = F.cosine_similarity(pred[..., :-1], target[..., :-1], dim=-1, eps=1e-8)
+        rel = (pred[..., -1] - target[..., -1]) / target[..., -1]
+        return (1 - cos.square()).mean() + value_weight * rel.square().mean()
+
+    return loss
+
+
 __all__ = ["Targeted", "mse", "mse_every_prefix", "cross_entropy_every_prefix", "mse_to_target"]
-__all__ += ["cross_entropy_matched"]
+__all__ += ["cross_entropy_matched", "sign_free_eigenpairs"]

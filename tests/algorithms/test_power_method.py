@@ -1,0 +1,127 @@
+"""Spectral solvers against float64 NumPy: numpy.linalg.eigh and independent NumPy loops."""
+
+import numpy as np
+import pytest
+import torch
+
+import icsim.algorithms
+import icsim.tasks
+from icsim.analysis.spectral_metrics import abs_cosine, misclustering_up_to_sign
+from icsim.errors import InputError
+
+
+def pca_batch(batch=1000, n=200, seed=0, **params):
+    g = torch.Generator().manual_seed(seed)
+    return icsim.tasks.get("pca", **params).sample(batch, n, generator=g, dtype=torch.float64)
+
+
+def numpy_power_method(X, start, tau):
+    """Deflated power method, one problem, written from the textbook independently."""
+    cov = X.T @ X / X.shape[0]
+    V = start / np.linalg.norm(start, axis=0)
+    out = [V.copy()]
+    for j in range(V.shape[1]):
+        for _ in range(tau):
+            u = cov @ V[:, j]
+            V[:, j] = u / np.linalg.norm(u)
+            out.append(V.copy())
+        lam = V[:, j] @ cov @ V[:, j]
+        cov = cov - lam * np.outer(V[:, j], V[:, j])
+    return np.stack(out)
+
+
+def numpy_subspace_iteration(X, start, steps):
+    cov = X.T @ X / X.shape[0]
+
+    def orth(M):
+        q, r = np.linalg.qr(M)
+        return q * np.sign(np.diag(r))
+
+    V = orth(start)
+    out = [V]
+    for _ in range(steps):
+        V = orth(cov @ V)
+        out.append(V)
+    return np.stack(out)
+
+
+def test_converged_vectors_match_numpy_eigh_on_1000_problems():
+    b = pca_batch(n=1000, dim=10, k=3, gap=2.0)
+    lam = torch.linalg.eigvalsh(b.sample_covariance).flip(-1)
+    assert (lam[:, 1:4] / lam[:, :3]).max() < 0.95  # every sample gap open: 250 steps suffice
+    for algo in (
+        icsim.algorithms.get("power_method", k=3, iterations=250),
+        icsim.algorithms.get("subspace_iteration", k=3, iterations=250),
+    ):
+        traj = algo.run(b)
+        lam, vec = np.linalg.eigh(b.xs.transpose(1, 2).numpy() @ b.xs.numpy() / b.n_points)
+        ref = torch.tensor(vec[..., ::-1][..., :3].copy())
+        cos = abs_cosine(traj.iterates[-1], ref)
+        assert cos.min() >= 1 - 1e-10, (algo.name, cos.min())
+        rel = (traj.predictions[-1] - torch.tensor(lam[..., ::-1][..., :3].copy())).abs()
+        assert (rel / torch.tensor(lam[..., ::-1][..., :3].copy())).max() < 1e-10
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"dim": 6, "k": 3, "gap": 0.5},
+        # ill-conditioned: eigenvalues over 12 orders of magnitude
+        {"dim": 6, "k": 2, "eigenvalues": (1e4, 1e2, 1.0, 1e-2, 1e-5, 1e-8)},
+        # small gap: λ₂/λ₁ = 0.999, slow convergence, iterates must still agree step by step
+        {"dim": 5, "k": 2, "eigenvalues": (1.0, 0.999, 0.5, 0.2, 0.1)},
+    ],
+)
+def test_every_iterate_matches_an_independent_numpy_loop(params):
+    b = pca_batch(batch=40, n=50, seed=1, **params)
+    k, tau = params["k"], 7
+    pm = icsim.algorithms.get("power_method", k=k, iterations=tau, seed=3).run(b)
+    si = icsim.algorithms.get("subspace_iteration", k=k, iterations=tau, seed=3).run(b)
+    assert pm.iterates.shape == (k * tau + 1, 40, params["dim"], k) and pm.steps == k * tau
+    g = torch.Generator().manual_seed(3)
+    start = torch.randn(40, params["dim"], k, generator=g, dtype=torch.float64).numpy()
+    for i in range(0, 40, 7):
+        X = b.xs[i].numpy()
+        want = numpy_power_method(X, start[i], tau)
+        np.testing.assert_allclose(pm.iterates[:, i].numpy(), want, atol=1e-12)
+        want = numpy_subspace_iteration(X, start[i], tau)
+        np.testing.assert_allclose(si.iterates[:, i].numpy(), want, atol=1e-12)
+
+
+def test_small_gap_converges_at_the_predicted_rate():
+    """tan θ_t between v_t and the top eigenvector falls as (λ₂/λ₁)^t (here of Σ̂ itself)."""
+    b = pca_batch(batch=64, n=400, seed=2, dim=4, k=1, eigenvalues=(1.0, 0.9, 0.3, 0.1))
+    traj = icsim.algorithms.get("power_method", k=1, iterations=30).run(b)
+    lam = torch.linalg.eigvalsh(b.sample_covariance).flip(-1)
+    cos = abs_cosine(traj.iterates[:, :, :, :1], b.eigenvectors)[..., 0]
+    tan = (1 - cos.square()).clamp(min=0).sqrt() / cos
+    rate = (tan[30] / tan[15]) ** (1 / 15)
+    torch.testing.assert_close(rate, lam[:, 1] / lam[:, 0], rtol=0.02, atol=0)
+
+
+def test_given_start_vectors_and_eigh_reference():
+    b = pca_batch(batch=5, n=30, dim=4, k=2)
+    start = torch.eye(4, 2, dtype=torch.float64)
+    traj = icsim.algorithms.get("power_method", k=2, iterations=3, start=start).run(b, steps=0)
+    torch.testing.assert_close(traj.iterates[0], start.expand(5, 4, 2))
+    exact = icsim.algorithms.get("eigh", k=2).run(b)
+    torch.testing.assert_close(exact.iterates[-1], b.eigenvectors)
+    torch.testing.assert_close(exact.predictions[-1], b.eigenvalues)
+    with pytest.raises(InputError, match="start"):
+        icsim.algorithms.get("power_method", k=2, start=torch.ones(3, 2)).run(b)
+    with pytest.raises(InputError, match="k must be"):
+        icsim.algorithms.get("power_method", k=5).run(b)
+
+
+def test_spectral_clustering_matches_the_gram_eigenvector():
+    g = torch.Generator().manual_seed(0)
+    task = icsim.tasks.get("spectral_clustering", dim=5, separation=6.0)
+    b = task.sample(200, 60, generator=g, dtype=torch.float64)
+    traj = icsim.algorithms.get("spectral_clustering", iterations=200).run(b)
+    X = b.xs.numpy()
+    _, vec = np.linalg.eigh(X @ X.transpose(0, 2, 1))
+    lead = torch.tensor(np.sign(vec[..., -1]))
+    assert misclustering_up_to_sign(traj.predictions[-1], lead).max() == 0
+    err = misclustering_up_to_sign(traj.predictions[-1], b.labels)
+    assert err.mean() < 0.02  # separation 6σ: Bayes error Φ(−3) ≈ 0.13%, plus estimation
+    assert traj.predictions.shape == (201, 200, 60)
