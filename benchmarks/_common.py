@@ -16,6 +16,9 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Time this checkout's code, not whatever icsim the interpreter has installed (a benchmark run
+# from another tree's virtual environment would otherwise measure that tree).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ scores and weighted sum over the full sequence, the MLP, read-in/out; layer norm
 and the optimizer are not counted, so they show up as lost efficiency).
 
     python benchmarks/fraction_of_peak.py --quick
+    python benchmarks/fraction_of_peak.py --quick --configs garg --profile   # + where time goes
 """
 
 from __future__ import annotations
@@ -35,6 +36,44 @@ def mm_rate(m: int, k: int, n: int, device, calls: int) -> float:
     return 2 * m * k * n * calls / C.timed(run, device) / 1e9
 
 
+CATEGORIES = (  # (name, exact op names, substrings); op names as torch.profiler reports them
+    ("matmul", ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm"), ()),
+    ("attention kernels", (), ("flash", "scaled_dot_product", "softmax", "efficient_attention")),
+    ("optimizer", (), ("adam", "_foreach", "clip_grad", "linalg_vector_norm", "zero_grad")),
+    ("copies and layout", ("copy_", "clone", "contiguous", "to", "_to_copy", "cat", "stack"), ()),
+)
+
+
+def category(op: str) -> str:
+    name = op.removeprefix("aten::").lower()
+    for cat, exact, parts in CATEGORIES:
+        if name in exact or any(p in name for p in parts):
+            return cat
+    return "other (layer norm, GELU, elementwise, autograd)"
+
+
+def profile_steps(trainer, steps: int, top: int = 12) -> dict:
+    """Self CPU time of `steps` training steps by op (torch.profiler), grouped in categories."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        for _ in range(steps):
+            loss = trainer.train_step()
+        loss.item()
+    ops = [(e.key, e.self_cpu_time_total / 1e6) for e in prof.key_averages()]
+    total = sum(t for _, t in ops)
+    shares: dict = {}
+    for op, t in ops:
+        shares[category(op)] = shares.get(category(op), 0.0) + t / total
+    ops.sort(key=lambda x: -x[1])
+    return {
+        "steps": steps,
+        "self_cpu_seconds": total,
+        "share_by_category": dict(sorted(shares.items(), key=lambda x: -x[1])),
+        "top_ops": [{"op": op, "share": t / total} for op, t in ops[:top]],
+    }
+
+
 def main():
     p = C.parser(__doc__.split("\n\n")[0])
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -44,6 +83,7 @@ def main():
     p.add_argument(
         "--size", type=int, default=None, help="sgemm size N (default 2048 CPU, 8192 GPU)"
     )
+    p.add_argument("--profile", action="store_true", help="also profile each config's steps")
     args = p.parse_args()
     device = C.setup(args)
     info = C.machine(device)
@@ -100,6 +140,15 @@ def main():
                 "x".join(map(str, shapes[name])) + ": " + C.mmm(C.stats(at_shape[name])),
             ]
         )
+    if args.profile:
+        for name, t in trainers.items():
+            prof = profile_steps(t, plan[name])
+            results["configs"][name]["profile"] = prof
+            print(f"\n{name}: self CPU time by category")
+            for cat, share in prof["share_by_category"].items():
+                print(f"  {cat:48s} {100 * share:5.1f} %")
+            for row in prof["top_ops"]:
+                print(f"    {row['op']:44s} {100 * row['share']:5.1f} %")
     head = ["config", "train GFLOP/s", f"sgemm {size} GFLOP/s", "fraction", "mm at MLP shape"]
     print(C.table(head, rows))
     C.write("fraction_of_peak", args, {"machine": info, "reps": reps, "results": results})

@@ -5,8 +5,10 @@ knowing what the batch holds."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from icsim.tasks.base import TaskBatch
 
@@ -52,3 +54,22 @@ def rows(batch, start: int, stop: int) -> object:
 
 def n_rows(batch) -> int:
     return flatten(batch)[0].shape[0]
+
+
+class Padded(NamedTuple):
+    """Prompts padded with zero points to a fixed length, so every step has one shape and
+    torch.compile traces once across a curriculum; `weight` [B, n_max] is 1 for a real point, 0
+    for padding (per row, so DDP's row slices and multi-seed stacks cut it as the prompts).
+    Exact for a causal model: real tokens never attend to the padding after them."""
+
+    prompts: TaskBatch
+    weight: torch.Tensor
+
+
+def pad_points(batch: TaskBatch, n_max: int) -> Padded:
+    """`batch` with its points padded by zeros to `n_max` (per-prompt truth is kept as it is)."""
+    n = batch.n_points
+    pad_y = (0, 0) * (batch.ys.dim() - 2) + (0, n_max - n)
+    xs = F.pad(batch.xs, (0, 0, 0, n_max - n))
+    weight = (torch.arange(n_max, device=xs.device) < n).to(xs.dtype).expand(xs.shape[0], -1)
+    return Padded(replace(batch, xs=xs, ys=F.pad(batch.ys, pad_y)), weight)

@@ -9,6 +9,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from icsim.training.batches import Padded
+
 
 class Targeted(NamedTuple):
     """Prompts with a target computed outside the model (e.g. an algorithm's output)."""
@@ -23,9 +25,15 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def mse_every_prefix(fmt):
-    """MSE of the prediction at every prefix against the format's labels (Garg et al. 2022)."""
+    """MSE of the prediction at every prefix against the format's labels (Garg et al. 2022);
+    over the real points only for a `Padded` batch (the same value as unpadded)."""
 
     def loss(forward, batch):
+        if isinstance(batch, Padded):
+            pred, target = fmt.run(forward, batch.prompts), fmt.targets(batch.prompts)
+            w = batch.weight.reshape(*batch.weight.shape, *[1] * (pred.dim() - 2))
+            sq = (pred.float() - target.float()).square() * w
+            return sq.sum() / (batch.weight.sum() * pred[0, 0].numel())
         return mse(fmt.run(forward, batch), fmt.targets(batch))
 
     return loss

@@ -65,12 +65,24 @@ class Optim(OptimSettings):
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * shape)
 
     def build(self, params, device: torch.device) -> torch.optim.Optimizer:
-        """The torch optimiser over `params` (the fused kernel on a GPU)."""
+        """The torch optimiser over `params`: the fused kernel (one call per step instead of a
+        Python loop over parameters) on every device that has it, the CPU included, where it
+        measured faster (benchmarks/RESULTS.md). A checkpoint records the choice in its param
+        groups, so a run resumes with the implementation it started with, bit-identically."""
+        params = list(params)
         cls = torch.optim.AdamW if self.kind == "adamw" else torch.optim.Adam
-        return cls(
-            params,
-            lr=self.lr,
-            betas=self.betas,
-            weight_decay=self.weight_decay,
-            fused=torch.device(device).type == "cuda",
+        fused = torch.device(device).type in _fused_devices() and all(
+            p.is_floating_point() for p in params
         )
+        return cls(
+            params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused
+        )
+
+
+def _fused_devices() -> list[str]:
+    """The device types with a fused Adam(W) kernel (torch >= 2.4 has one on the CPU)."""
+    try:
+        from torch.optim.optimizer import _get_fused_kernels_supported_devices
+    except ImportError:  # a private helper: if it moves, fuse where torch always could
+        return ["cuda"]
+    return _get_fused_kernels_supported_devices()

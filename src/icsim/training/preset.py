@@ -12,8 +12,8 @@ import torch
 
 from icsim import _validate as V
 from icsim.errors import InputError
+from icsim.training import batches, distributed
 from icsim.training import checkpoint as ckpt
-from icsim.training import distributed
 from icsim.training.config import TrainConfig, build_task, from_dict, model_config, token_format
 from icsim.training.losses import mse_every_prefix
 from icsim.training.run import Run
@@ -47,6 +47,18 @@ def check_seeds(seeds) -> list[int]:
     return seeds
 
 
+def static_points(cfg: TrainConfig, fmt, mc, device: torch.device) -> int | None:
+    """The length every prompt is padded to when the run is compiled (on a GPU) with a curriculum
+    on a causal model whose format leaves the mask to it, so torch.compile does not retrace at
+    every stage; None otherwise (padding is then only extra work)."""
+    curriculum = cfg.curriculum
+    if not (cfg.compile and device.type == "cuda" and curriculum.enabled):
+        return None
+    if fmt.mask(curriculum.points_end) is not None or not getattr(mc, "causal", False):
+        return None
+    return curriculum.points_end
+
+
 def arguments(
     cfg: TrainConfig,
     run_dir=None,
@@ -78,11 +90,14 @@ def arguments(
         torch.manual_seed(s)
         models.append(build(cfg.model, mc).to(device))
 
+    pad_to = static_points(cfg, fmt, mc, device)
+
     def sample(step, rng):
         dims, points = cfg.curriculum.at(step)
-        return task.sample(
+        batch = task.sample(
             cfg.batch_size, points, generator=rng.device, device=device, active_dims=dims
         )
+        return batch if pad_to is None else batches.pad_points(batch, pad_to)
 
     def record(k):
         train = replace(cfg, seed=seeds[k]) if multi else cfg
