@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
@@ -16,42 +17,68 @@ from icsim.training.optim import Optim
 class Curriculum:
     """Garg et al. 2022's curriculum: dims 5→20 (+1 every 2000 steps), points 11→41 (+2 / 2000).
 
-    `enabled=False` trains at the end values from the first step. Unused coordinates are zero.
+    The ends follow the run unless set: `dims_end` is the task's dim and `points_end` the
+    prompt length 2·dim + 1 (Garg's 20 and 41 at d = 20); a start above such an end is lowered
+    to it, so `icsim train --dim 5` trains at d = 5 with 11 points. `enabled=False` trains at
+    the end values from the first step. Unused coordinates are zero.
     """
 
     enabled: bool = True
+    """grow the active dimensions and the prompt length during training; off: the end values"""
     dims_start: int = 5
-    dims_end: int = 20
+    """active dimensions at step 0 (lowered to dims_end if above it)"""
+    dims_end: int | None = None
+    """active dimensions at the end, at most dim (default: dim)"""
     dims_inc: int = 1
+    """dimensions added every interval"""
     points_start: int = 11
-    points_end: int = 41
+    """points per prompt at step 0 (lowered to points_end if above it)"""
+    points_end: int | None = None
+    """points per prompt at the end: the model's prompt length (default: 2·dim + 1)"""
     points_inc: int = 2
+    """points added every interval"""
     interval: int = 2000
+    """steps between curriculum increments"""
 
     def __post_init__(self):
         if not _checking.get():
             return
         check_types(self, prefix="curriculum.")
         for name in ("dims_start", "dims_end", "points_start", "points_end", "interval"):
-            V.positive_int(f"curriculum.{name}", getattr(self, name))
+            if getattr(self, name) is not None:
+                V.positive_int(f"curriculum.{name}", getattr(self, name))
         V.nonnegative_int("curriculum.dims_inc", self.dims_inc)
         V.nonnegative_int("curriculum.points_inc", self.points_inc)
-        if self.enabled and (
-            self.dims_start > self.dims_end or self.points_start > self.points_end
-        ):
+        self.resolved(self.dims_end or self.dims_start)  # starts must not exceed explicit ends
+
+    def resolved(self, dim: int = 20, n_points: int | None = None) -> Curriculum:
+        """This curriculum with its ends filled in for a run at `dim` (and `n_points`, default
+        2·dim + 1): an end left unset follows the run and lowers a start above it."""
+        ends = {"dims_end": dim, "points_end": n_points or 2 * dim + 1}
+        new = {}
+        for key, follow in ends.items():
+            start = key.replace("_end", "_start")
+            if getattr(self, key) is None:
+                new[key] = follow
+                new[start] = min(getattr(self, start), follow)
+        out = replace(self, **new) if new else self
+        if out.enabled and (out.dims_start > out.dims_end or out.points_start > out.points_end):
             raise InputError(
                 "curriculum start values must not exceed end values, got dims "
-                f"{self.dims_start}→{self.dims_end}, points {self.points_start}→{self.points_end}."
+                f"{out.dims_start}→{out.dims_end}, points {out.points_start}→{out.points_end}."
             )
+        return out
 
-    def at(self, step: int) -> tuple[int, int]:
-        """(active dims, number of points) at a training step."""
-        if not self.enabled:
-            return self.dims_end, self.points_end
-        k = step // self.interval
+    def at(self, step: int, dim: int = 20, n_points: int | None = None) -> tuple[int, int]:
+        """(active dims, number of points) at a training step of a run at `dim` (ends left unset
+        follow `dim` and `n_points`, as in `resolved`)."""
+        c = self.resolved(dim, n_points)
+        if not c.enabled:
+            return c.dims_end, c.points_end
+        k = step // c.interval
         return (
-            min(self.dims_start + k * self.dims_inc, self.dims_end),
-            min(self.points_start + k * self.points_inc, self.points_end),
+            min(c.dims_start + k * c.dims_inc, c.dims_end),
+            min(c.points_start + k * c.points_inc, c.points_end),
         )
 
 
@@ -113,11 +140,12 @@ class TrainConfig:
             V.positive_int(name, getattr(self, name))
         V.nonnegative_int("seed", self.seed)
         self.optim  # noqa: B018 -- builds Optim, which checks lr, betas, schedule, ...
-        if self.curriculum.dims_end > self.dim:
+        if self.curriculum.dims_end is not None and self.curriculum.dims_end > self.dim:
             raise InputError(
                 f"curriculum.dims_end={self.curriculum.dims_end} exceeds dim={self.dim}; "
-                f"set curriculum.dims_end <= {self.dim}."
+                f"set curriculum.dims_end <= {self.dim} (or leave it unset to follow dim)."
             )
+        self.curriculum.resolved(self.dim)  # starts above explicit ends
         self._check_names_and_shapes()
 
     def _check_names_and_shapes(self) -> None:
@@ -139,7 +167,12 @@ class TrainConfig:
 
     @property
     def n_points(self) -> int:
-        return self.curriculum.points_end
+        """Points per prompt at the end of the curriculum (the model's prompt length)."""
+        return self.curriculum.resolved(self.dim).points_end
+
+    def active(self, step: int) -> tuple[int, int]:
+        """(active dims, points per prompt) of the curriculum at a training step."""
+        return self.curriculum.at(step, self.dim)
 
     @property
     def optim(self) -> Optim:
@@ -263,6 +296,9 @@ def check_types(obj, prefix: str = "") -> None:
 
 def _coerce(name: str, value, hint):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:  # `int | None`
+        rest = [a for a in args if a is not type(None)]
+        return value if value is None or len(rest) != 1 else _coerce(name, value, rest[0])
     if hint is bool:
         ok, expected = isinstance(value, bool), "true or false"
     elif hint is int:

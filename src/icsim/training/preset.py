@@ -79,7 +79,7 @@ def arguments(
         models.append(build(cfg.model, mc).to(device))
 
     def sample(step, rng):
-        dims, points = cfg.curriculum.at(step)
+        dims, points = cfg.active(step)
         return task.sample(
             cfg.batch_size, points, generator=rng.device, device=device, active_dims=dims
         )
@@ -89,7 +89,7 @@ def arguments(
         return {"train": train.to_dict(), "model_kind": cfg.model, "model_config": mc.to_dict()}
 
     def curriculum(step):
-        return dict(zip(("dims", "points"), cfg.curriculum.at(step)))
+        return dict(zip(("dims", "points"), cfg.active(step)))
 
     run = Run(
         dir=run_dir,
