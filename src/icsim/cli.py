@@ -128,17 +128,22 @@ def _common() -> list:
     return [("debug", _flag("show the traceback of an error"), field(default=False))]
 
 
-def _train_mirror(cls, default, helps=True) -> type:
+def _train_mirror(cls, values: dict | None = None) -> type:
     """`cls` (TrainConfig, Curriculum) as a plain dataclass for the parser: the same fields and
-    types, `default`'s values, no checks (they run after parsing, on the real config)."""
+    types, the class's defaults (or `values`, a --config file's), no checks (they run after
+    parsing, on the real config; building no config here keeps torch out of `--help`)."""
     import typing
 
     hints = typing.get_type_hints(cls)
     specs = []
     for f in fields(cls):
-        hint, value = hints[f.name], getattr(default, f.name)
+        hint = hints[f.name]
+        if values is not None and f.name in values:
+            value = values[f.name]
+        else:
+            value = f.default if f.default_factory is MISSING else f.default_factory()
         if is_dataclass(hint):
-            sub = _train_mirror(hint, value)
+            sub = _train_mirror(hint, asdict(value) if is_dataclass(value) else value)
             specs.append((f.name, Annotated[sub, _arg(_doc(cls, f.name))], field(default=sub())))
         else:
             dflt = (
@@ -260,6 +265,13 @@ def _reproduce_type(name: str):
     return cls
 
 
+def _experiment_stub(name: str, header: dict) -> type:
+    """A reproduction's entry in `icsim reproduce --help`: its title and cost, no flags (its
+    own `icsim reproduce NAME --help` builds them)."""
+    cost = "; ".join(f"{p}: {c}" for p, c in header.get("cost", {}).items())
+    return _command(name.replace("-", "_"), [], header["title"] + (f" ({cost})" if cost else ""))
+
+
 def _command_types(command: str, argv: list[str]) -> dict[str, type]:
     """The dataclass of every command; only `command` is built in full (imports happen here)."""
     import tyro
@@ -275,12 +287,12 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
             COMMANDS["list"],
         )
     elif command == "train":
-        from icsim.training import TrainConfig, from_dict
+        from icsim.training.config import TrainConfig, from_dict
 
-        default = TrainConfig()
+        values = None
         config = _preparse(argv, "--config")
         if config:
-            default = from_dict(TrainConfig, _load_json(config, "config file"), config)
+            values = asdict(from_dict(TrainConfig, _load_json(config, "config file"), config))
         specs = [
             ("out", Annotated[str, _arg("run directory")], field(default="runs/train")),
             (
@@ -324,7 +336,7 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
             ("quiet", _flag("no progress bar"), field(default=False)),
             *_common(),
         ]
-        mirror = _train_mirror(TrainConfig, default)
+        mirror = _train_mirror(TrainConfig, values)
         specs += [(f.name, f.type, _copy_field(f)) for f in fields(mirror)]
         cmds["train"] = _command("train", specs, COMMANDS["train"])
         cmds["train"]._mirror = mirror
@@ -349,15 +361,21 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
             COMMANDS["eval"],
         )
     elif command == "reproduce":
-        import icsim.experiments as E
+        from icsim.catalog import experiment_headers
 
-        names = E.names()
+        headers = experiment_headers()  # read from source: help imports no experiment
         given = next((a for a in argv[1:] if not a.startswith("-")), None)
-        if given is not None and given not in names and not _wants_help(argv):
+        if given is not None and given not in headers and not _wants_help(argv):
             from icsim.errors import unknown_name
 
-            raise unknown_name("experiment", given, names)
-        exps = [Annotated[_reproduce_type(n), tyro.conf.subcommand(n)] for n in names]
+            raise unknown_name("experiment", given, list(headers))
+        exps = [
+            Annotated[
+                _reproduce_type(n) if n == given else _experiment_stub(n, h),
+                tyro.conf.subcommand(n),
+            ]
+            for n, h in headers.items()
+        ]
         cmds["reproduce"] = _command(
             "reproduce",
             [

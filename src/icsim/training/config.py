@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from icsim import _validate as V
 from icsim.errors import InputError, did_you_mean
-from icsim.training.optim import Optim
+
+if typing.TYPE_CHECKING:
+    from icsim.training.optim import Optim
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,8 @@ class TrainConfig:
     @property
     def optim(self) -> Optim:
         """The optimiser settings of this preset."""
+        from icsim.training.optim import Optim  # torch: not needed to parse `icsim train`
+
         return Optim.like(self)
 
     def to_dict(self) -> dict:
