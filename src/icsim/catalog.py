@@ -100,9 +100,7 @@ def _paper(obj) -> str:
 
     cite = r"([A-Z][\w-]+(?: et al\.|,? (?:and|&) [A-Z][\w-]+)?,? (?:19|20)\d\d[a-z]?)"
     for text in (inspect.getdoc(obj) or "", inspect.getdoc(inspect.getmodule(obj)) or ""):
-        m = re.search(
-            r"([A-Z][\w-]+(?: et al\.|,? (?:and|&) [A-Z][\w-]+)?,? (?:19|20)\d\d[a-z]?)", text
-        )
+        m = re.search(cite, text)
         if m:
             return m.group(1)
     return ""
