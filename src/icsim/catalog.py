@@ -90,6 +90,18 @@ def _params(factory) -> dict:
     return out
 
 
+def _model_params() -> dict:
+    """A model's parameters: the fields of the ModelConfig every model is built from."""
+    from dataclasses import MISSING, fields
+
+    from icsim.models import ModelConfig
+
+    return {
+        f.name: "required" if f.default is MISSING and f.default_factory is MISSING else f.default
+        for f in fields(ModelConfig)
+    }
+
+
 def _paper(obj) -> str:
     """The paper an entry comes from: an experiment's citation, else the module docstring's
     first line when it names one (an author and a year)."""
@@ -98,7 +110,8 @@ def _paper(obj) -> str:
         return citation
     import re
 
-    cite = r"([A-Z][\w-]+(?: et al\.|,? (?:and|&) [A-Z][\w-]+)?,? (?:19|20)\d\d[a-z]?)"
+    author = r"(?:(?:von|van|de|der) )?[A-Z][\w-]+"
+    cite = rf"({author}(?: et al\.|,? (?:and|&) {author})?,? (?:19|20)\d\d[a-z]?)"
     for text in (inspect.getdoc(obj) or "", inspect.getdoc(inspect.getmodule(obj)) or ""):
         m = re.search(cite, text)
         if m:
@@ -106,17 +119,21 @@ def _paper(obj) -> str:
     return ""
 
 
+REGISTRIES = {  # kind -> (module, registry)
+    "tasks": ("icsim.tasks.base", "TASKS"),
+    "algorithms": ("icsim.algorithms.base", "ALGORITHMS"),
+    "models": ("icsim.models.transformer", "MODELS"),
+    "formats": ("icsim.models.formats", "FORMATS"),
+    "constructions": ("icsim.constructions.base", "CONSTRUCTIONS"),
+    "experiments": ("icsim.experiments.base", "EXPERIMENTS"),
+}
+
+
 def _registry(kind: str):
-    import icsim
+    import importlib
 
-    if kind == "formats":
-        return icsim.models.FORMATS
-    if kind == "experiments":
-        import icsim.experiments
-
-        return icsim.experiments.EXPERIMENTS
-    mod = getattr(icsim, kind)
-    return next(v for k, v in vars(mod).items() if k.isupper() and hasattr(v, "factory"))
+    module, name = REGISTRIES[kind]
+    return getattr(importlib.import_module(module), name)
 
 
 def entries(kind: str) -> list[Entry]:
@@ -131,7 +148,8 @@ def entries(kind: str) -> list[Entry]:
             out.append(Entry(kind, name, exp.title or first_line(exp), params, _paper(exp),
                              dict(getattr(exp, "cost", {}))))  # fmt: skip
         else:
-            out.append(Entry(kind, name, first_line(factory), _params(factory), _paper(factory)))
+            params = _model_params() if kind == "models" else _params(factory)
+            out.append(Entry(kind, name, first_line(factory), params, _paper(factory)))
     return out
 
 

@@ -24,56 +24,16 @@ EXIT_USAGE = 2
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 COMMANDS = {
-    "list": "List tasks, algorithms, models, token formats, constructions and experiments.",
+    "list": "List tasks, algorithms, models, token formats, constructions and experiments, "
+    "each with its one-line description (-v: parameters with defaults, paper, cost).",
+    "describe": "Describe one task, algorithm, model, construction or experiment: what it is, "
+    "its parameters with their defaults, its paper and (experiments) the cost of each profile.",
     "train": "Train a model on an in-context task (flags override --config).",
     "eval": "Error against the number of in-context examples for a trained run.",
     "reproduce": "Reproduce a paper's experiment: config.json, metrics.json, figures, report.md "
     "(`icsim reproduce --resume DIR` continues a killed one).",
     "construct": "Build a hand-made transformer and check it against its algorithm.",
     "sweep": "Run a grid of training runs on Ray (the icsim[ray] extra).",
-}
-
-# One line per TrainConfig / Curriculum field for `icsim train --help` and reproduce's overrides
-# (TrainConfig groups its fields under section comments, which tyro would show as each help).
-TRAIN_HELP = {
-    "task": "task family to train on (icsim list shows them)",
-    "dim": "input dimension d of the task",
-    "task_params": "extra task parameters, e.g. --task-params condition_number 10",
-    "token_format": "how a prompt becomes tokens: interleaved (x, y alternate) or stacked",
-    "model": "model family (icsim list shows them)",
-    "n_layer": "number of blocks",
-    "n_head": "attention heads per block",
-    "n_embd": "model width (embedding size)",
-    "attention": "attention kind: softmax, linear or relu",
-    "mlp": "an MLP after attention in each block",
-    "layer_norm": "LayerNorm in each block",
-    "positional": "learned positional embedding (transformers only)",
-    "read_in": "linear read-in; off feeds tokens as they are (n_embd = token width)",
-    "steps": "training steps",
-    "batch_size": "prompts per step",
-    "lr": "peak learning rate of AdamW",
-    "weight_decay": "AdamW weight decay",
-    "betas": "AdamW betas (two numbers)",
-    "grad_clip": "max gradient norm; 0 = off",
-    "warmup_steps": "linear warm-up steps before the schedule",
-    "schedule": "learning-rate decay after warm-up: constant, cosine or linear",
-    "min_lr_ratio": "final lr / lr for the cosine and linear schedules",
-    "curriculum": "curriculum over active dimensions and prompt length (Garg et al. 2022)",
-    "seed": "random seed of the weights and the batches",
-    "device": "cpu, cuda or cuda:N",
-    "amp": "bf16 autocast (GPU only; skipped with a notice on a CPU)",
-    "compile": "torch.compile (GPU only; skipped with a notice on a CPU)",
-    "log_every": "steps between rows of metrics.jsonl (and progress updates)",
-    "checkpoint_every": "steps between checkpoints",
-    "keep_checkpoints": "newest checkpoints kept on disk",
-    "enabled": "grow dims and points during training; off trains at the end values",
-    "dims_start": "active dimensions at step 0",
-    "dims_end": "active dimensions at the end (<= dim)",
-    "dims_inc": "dimensions added every interval",
-    "points_start": "points per prompt at step 0",
-    "points_end": "points per prompt at the end (the model's prompt length)",
-    "points_inc": "points added every interval",
-    "interval": "steps between curriculum increments",
 }
 
 # Sizes beyond these are refused before anything is built (issue 15: `construct --steps 1e9`).
@@ -105,11 +65,7 @@ def _flag(help: str):
 
 
 def _doc(cls, name: str) -> str:
-    """A field's own description: TRAIN_HELP, else its docstring or comment in the source."""
-    from icsim.training.config import Curriculum, TrainConfig
-
-    if cls in (TrainConfig, Curriculum) and name in TRAIN_HELP:
-        return TRAIN_HELP[name]
+    """A field's own one-line description: its docstring (or comment) in the source."""
     try:
         from tyro import _docstrings
 
@@ -278,13 +234,49 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
 
     cmds = {name: _command(name, _common(), doc) for name, doc in COMMANDS.items()}
     if command == "list":
+        from icsim.catalog import KINDS
+
+        kind = Literal[KINDS]
         cmds["list"] = _command(
             "list",
             [
-                ("verbose", _flag("one line per entry with its description"), field(default=False)),
+                (
+                    "kind",
+                    Annotated[
+                        kind | None,
+                        tyro.conf.Positional,
+                        _arg("list only this kind", help_behavior_hint="(default: every kind)"),
+                    ],
+                    field(default=None),
+                ),
+                (
+                    "verbose",
+                    Annotated[
+                        bool,
+                        tyro.conf.FlagCreatePairsOff,
+                        _arg(
+                            "each entry's parameters with defaults, its paper and (experiments) "
+                            "cost",
+                            aliases=("-v",),
+                        ),
+                    ],
+                    field(default=False),
+                ),
                 *_common(),
             ],
             COMMANDS["list"],
+        )
+    elif command == "describe":
+        cmds["describe"] = _command(
+            "describe",
+            [
+                (
+                    "name",
+                    Annotated[str, tyro.conf.Positional, _arg("a name that icsim list shows")],
+                ),
+                *_common(),
+            ],
+            COMMANDS["describe"],
         )
     elif command == "train":
         from icsim.training.config import TrainConfig, from_dict
@@ -516,21 +508,26 @@ def parse(argv: list[str]):
 
 # -- list -----------------------------------------------------------------------------------
 def cmd_list(c) -> int:
-    import icsim
-    import icsim.experiments
+    from icsim import catalog
 
-    sections = {
-        "tasks": icsim.tasks.names(),
-        "algorithms": icsim.algorithms.names(),
-        "models": icsim.models.names(),
-        "token formats": icsim.models.FORMATS.names(),
-        "constructions": icsim.constructions.names(),
-        "experiments": icsim.experiments.names(),
-    }
-    for title, names in sections.items():
-        print(f"{title}:")
-        for n in names:
-            print(f"  {n}")
+    titles = {"formats": "token formats"}
+    for kind in [c.kind] if c.kind else catalog.KINDS:
+        print(f"{titles.get(kind, kind)}:")
+        for e in catalog.entries(kind):
+            if c.verbose:
+                print("  " + catalog.describe(e).replace("\n", "\n  "))
+            else:
+                line = f"  {e.name:<28s} {e.summary}"
+                print(line if len(line) <= 110 else line[:109] + "…")
+    if not c.verbose:
+        print("\n(icsim list -v or icsim describe NAME: parameters, defaults, paper and cost)")
+    return 0
+
+
+def cmd_describe(c) -> int:
+    from icsim import catalog
+
+    print(catalog.describe(catalog.find(c.name)))
     return 0
 
 
@@ -885,6 +882,7 @@ def _out_of_memory(e: BaseException) -> bool:
 
 HANDLERS = {
     "list": cmd_list,
+    "describe": cmd_describe,
     "train": cmd_train,
     "eval": cmd_eval,
     "reproduce": cmd_reproduce,

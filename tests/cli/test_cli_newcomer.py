@@ -1,8 +1,12 @@
 """A newcomer's first hour with `icsim` (issue 17): each item's CLI behaviour."""
 
 import json
+from dataclasses import fields
+
+import pytest
 
 from icsim.cli import main
+from icsim.training.config import Curriculum, TrainConfig
 
 SMALL = "--n-layer 1 --n-head 1 --n-embd 8 --batch-size 4 --steps 2 --log-every 1".split()
 
@@ -13,3 +17,63 @@ def test_train_dim_5_runs_with_the_curriculum_following_dim(tmp_path, capsys):
     train = json.loads((out / "config.json").read_text())["train"]
     assert train["dim"] == 5 and train["curriculum"]["dims_end"] is None
     assert json.loads((out / "config.json").read_text())["model_config"]["max_positions"] == 22
+
+
+def help_text(capsys, *argv) -> str:
+    """`icsim ARGV --help` as one line of words (the box drawing and wrapping removed)."""
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.replace("│", " ").split())
+
+
+def test_every_train_flag_has_its_own_description_from_the_field_docstring(capsys):
+    from tyro._docstrings import get_field_docstring
+
+    sections = {"task", "model", "optimisation", "run", "optimization"}
+    seen = []
+    for cls in (TrainConfig, Curriculum):
+        for f in fields(cls):
+            doc = get_field_docstring(cls, f.name, ())
+            assert doc and doc.strip().lower() not in sections, (cls.__name__, f.name, doc)
+            seen.append(doc)
+    assert len(set(seen)) == len(seen)  # each flag its own line, none shared
+    text = help_text(capsys, "train")
+    assert text.count("usage:") == 1
+    assert "--log-every INT steps between rows of metrics.jsonl" in text
+    assert "--checkpoint-every INT steps between checkpoints" in text
+    assert "--curriculum.dims-end {None}|INT active dimensions at the end" in text
+
+
+def test_eval_and_reproduce_flags_are_described(capsys):
+    assert "--prompts INT prompts to evaluate on" in help_text(capsys, "eval")
+    text = help_text(capsys, "reproduce", "garg2022-linear-regression")
+    assert "--profile {full,quick} which settings: quick" in text
+    text = help_text(capsys, "reproduce")  # each reproduction with its title and cost
+    assert "garg2022-linear-regression In-context linear regression" in text
+    assert "quick: ~5 min on 2 CPU cores" in text
+
+
+def test_list_and_describe_show_descriptions_parameters_papers_and_costs(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "  iterative_newton             S = XᵀX" in out  # a name and its one-line description
+    assert main(["list", "tasks", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "algorithms:" not in out and "linear_regression (task)" in out
+    assert "condition_number = 1.0" in out and "paper: Garg et al. 2022" in out
+    assert main(["describe", "garg2022-linear-regression"]) == 0
+    out = capsys.readouterr().out
+    assert "cost of --profile quick: ~5 min on 2 CPU cores" in out and "NeurIPS 2022" in out
+    assert main(["describe", "iterative_newtn"]) == 2
+    assert "Did you mean 'iterative_newton'" in capsys.readouterr().err
+
+
+def test_every_experiment_is_found_from_source_with_both_costs():
+    from icsim.catalog import experiment_headers
+    from icsim.experiments import EXPERIMENTS
+
+    headers = experiment_headers()
+    assert list(headers) == EXPERIMENTS.names()
+    for name, h in headers.items():
+        assert h["title"] == EXPERIMENTS.get(name).title
+        assert set(h["cost"]) >= {"quick", "full"}, name

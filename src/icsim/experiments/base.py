@@ -41,6 +41,10 @@ class Experiment:
     title: str = ""
     citation: str = ""
     profiles: dict = {}
+    # what a run of each profile costs, as measured or estimated (shown by `icsim list -v`,
+    # `icsim describe` and `icsim reproduce --help`), e.g. {"quick": "~5 min on 2 CPU cores",
+    # "full": "~7 GPU-hours"}; a literal dict, read from the source without importing the module
+    cost: dict = {}
     # the dtype its prompts are drawn in: with the same seed, float32 and float64 draws differ
     prompt_dtype: str = "float32"
 

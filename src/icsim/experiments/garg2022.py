@@ -72,6 +72,7 @@ PAPER = {  # Garg et al. 2022, Fig. 2 (d = 20)
 class Garg2022(Experiment):
     name = "garg2022-linear-regression"
     title = "In-context linear regression (Garg et al. 2022, Fig. 2)"
+    cost = {"quick": "~5 min on 2 CPU cores", "full": "~7 GPU-hours (the paper: RTX 3090)"}
     citation = (
         "Garg, Tsipras, Liang, Valiant, *What Can Transformers Learn In-Context? A Case "
         "Study of Simple Function Classes*, NeurIPS 2022"

@@ -30,13 +30,13 @@ class Curriculum:
     dims_start: int = 5
     """active dimensions at step 0 (lowered to dims_end if above it)"""
     dims_end: int | None = None
-    """active dimensions at the end, at most dim (default: dim)"""
+    """active dimensions at the end, at most dim (None follows dim)"""
     dims_inc: int = 1
     """dimensions added every interval"""
     points_start: int = 11
     """points per prompt at step 0 (lowered to points_end if above it)"""
     points_end: int | None = None
-    """points per prompt at the end: the model's prompt length (default: 2·dim + 1)"""
+    """points per prompt at the end: the model's prompt length (None: 2·dim + 1)"""
     points_inc: int = 2
     """points added every interval"""
     interval: int = 2000
@@ -89,40 +89,66 @@ class TrainConfig:
     """Everything a training run needs. Defaults: Garg et al. 2022 (d = 20, 41 points, GPT-2
     12 layers / 8 heads / 256 wide, batch 64, Adam lr 1e-4, 500k steps, curriculum)."""
 
-    # task
     task: str = "linear_regression"
+    """task family to train on (`icsim list tasks -v` shows each one's parameters)"""
     dim: int = 20
+    """input dimension d of the task"""
     task_params: dict[str, float | int | str] = field(default_factory=dict)
+    """extra task parameters, e.g. --task-params condition_number 10"""
     token_format: str = "interleaved"
-    # model
+    """how a prompt becomes tokens: interleaved (x, y alternate; Garg et al.) or stacked"""
     model: str = "transformer"
+    """model family: transformer, looped, lstm (`icsim list models`)"""
     n_layer: int = 12
+    """number of blocks (layers)"""
     n_head: int = 8
+    """attention heads per block"""
     n_embd: int = 256
+    """model width (embedding size)"""
     attention: str = "softmax"
+    """attention kind: softmax, linear or relu"""
     mlp: bool = True
+    """an MLP after the attention of each block"""
     layer_norm: bool = True
-    positional: bool = True  # learned positional embedding (transformers only)
-    read_in: bool = True  # linear read-in; False feeds tokens as they are (n_embd = width)
-    # optimisation
+    """LayerNorm in each block"""
+    positional: bool = True
+    """learned positional embedding (transformers only)"""
+    read_in: bool = True
+    """linear read-in; off feeds tokens as they are (n_embd = token width)"""
     steps: int = 500_000
+    """training steps (optimiser updates)"""
     batch_size: int = 64
+    """prompts per training step"""
     lr: float = 1e-4
+    """peak learning rate of AdamW"""
     weight_decay: float = 0.0
+    """AdamW weight decay"""
     betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    """AdamW betas (two numbers)"""
+    grad_clip: float = 1.0
+    """maximum gradient norm; 0 = no clipping"""
     warmup_steps: int = 0
-    schedule: str = "constant"  # constant | cosine | linear (decay after warm-up)
-    min_lr_ratio: float = 0.1  # final lr / lr for cosine and linear decay
+    """steps of linear learning-rate warm-up before the schedule"""
+    schedule: str = "constant"
+    """learning-rate decay after warm-up: constant, cosine or linear"""
+    min_lr_ratio: float = 0.1
+    """final lr / peak lr for the cosine and linear schedules"""
     curriculum: Curriculum = field(default_factory=Curriculum)
-    # run
+    """curriculum over active dimensions and prompt length (Garg et al. 2022)"""
     seed: int = 0
+    """random seed of the weights and the training prompts"""
     device: str = "cpu"
-    amp: bool = False  # bf16 autocast (GPU only; skipped with a notice on a CPU)
-    compile: bool = False  # torch.compile (GPU only; skipped with a notice on a CPU)
+    """where to train: cpu, cuda or cuda:N"""
+    amp: bool = False
+    """bf16 autocast (GPU only; skipped with a notice on a CPU)"""
+    compile: bool = False
+    """torch.compile (GPU only; skipped with a notice on a CPU)"""
     log_every: int = 100
+    """steps between rows of metrics.jsonl (the loss averaged over them) and progress lines"""
     checkpoint_every: int = 1000
+    """steps between checkpoints (a killed run resumes from the newest)"""
     keep_checkpoints: int = 3
+    """newest checkpoints kept on disk (older ones are deleted)"""
 
     def __post_init__(self):
         if not _checking.get():
