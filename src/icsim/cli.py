@@ -28,7 +28,9 @@ COMMANDS = {
     "each with its one-line description (-v: parameters with defaults, paper, cost).",
     "describe": "Describe one task, algorithm, model, construction or experiment: what it is, "
     "its parameters with their defaults, its paper and (experiments) the cost of each profile.",
-    "train": "Train a model on an in-context task (flags override --config).",
+    "train": "Train a model on an in-context task (flags override --preset or --config). On a "
+    "CPU with no size flag (--n-layer, --n-head, --n-embd, --steps, --batch-size) the cpu-small "
+    "preset runs (minutes); --preset garg2022 is the paper's scale (a GPU).",
     "eval": "Error against the number of in-context examples for a trained run.",
     "reproduce": "Reproduce a paper's experiment: config.json, metrics.json, figures, report.md "
     "(`icsim reproduce --resume DIR` continues a killed one).",
@@ -208,6 +210,11 @@ def _reproduce_type(name: str):
             ),
             field(default=False),
         ),
+        (
+            "yes",
+            _flag("start a run estimated at over an hour without asking"),
+            field(default=False),
+        ),
         ("quiet", _flag("no progress bars"), field(default=False)),
         *_common(),
     ]
@@ -281,10 +288,14 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
     elif command == "train":
         from icsim.training.config import TrainConfig, from_dict
 
-        values = None
+        values, preset_name = None, _train_preset(argv)
         config = _preparse(argv, "--config")
+        if config and preset_name and _preparse(argv, "--preset"):
+            raise InputError("--preset and --config both set the defaults of the flags; use one.")
         if config:
             values = asdict(from_dict(TrainConfig, _load_json(config, "config file"), config))
+        elif preset_name:
+            values = _preset_values(preset_name)
         specs = [
             ("out", Annotated[str, _arg("run directory")], field(default="runs/train")),
             (
@@ -325,6 +336,24 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 ],
                 field(default=1),
             ),
+            (
+                "preset",
+                Annotated[
+                    str | None,
+                    _arg(
+                        "a named scale whose fields the other flags override: cpu-small "
+                        "(minutes on a CPU; the default there when no size flag is given) or "
+                        "garg2022 (the paper's: 12 layers, 500k steps, a GPU)",
+                        metavar="NAME",
+                    ),
+                ],
+                field(default=None),
+            ),
+            (
+                "yes",
+                _flag("start a run estimated at over an hour without asking"),
+                field(default=False),
+            ),
             ("quiet", _flag("no progress bar"), field(default=False)),
             *_common(),
         ]
@@ -332,6 +361,7 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
         specs += [(f.name, f.type, _copy_field(f)) for f in fields(mirror)]
         cmds["train"] = _command("train", specs, COMMANDS["train"])
         cmds["train"]._mirror = mirror
+        cmds["train"]._implied_preset = None if _preparse(argv, "--preset") else preset_name
     elif command == "eval":
         cmds["eval"] = _command(
             "eval",
@@ -454,6 +484,28 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
     return cmds
 
 
+def _train_preset(argv: list[str]) -> str | None:
+    """The preset `icsim train ARGV` starts from: --preset's, else cpu-small on a CPU when no
+    size flag, --config or --resume is given (a newcomer's first run takes minutes, not weeks)."""
+    from icsim.training.config import SIZE_FIELDS
+
+    given = _preparse(argv, "--preset")
+    if given or any(_preparse(argv, f) for f in ("--config", "--resume")):
+        return given
+    device = _preparse(argv, "--device") or "cpu"
+    flags = {"--" + f.replace("_", "-") for f in SIZE_FIELDS}
+    sized = any(a.split("=")[0] in flags for a in argv)
+    return "cpu-small" if device == "cpu" and not sized else None
+
+
+def _preset_values(name: str) -> dict:
+    """A preset's TrainConfig as a dict (its checks wait for the parsed flags: no torch here)."""
+    from icsim.training.config import TrainConfig, deferred_checks, preset
+
+    with deferred_checks():
+        return asdict(TrainConfig(**preset(name)))
+
+
 def _copy_field(f):
     if f.default_factory is not MISSING:
         return field(default_factory=f.default_factory)
@@ -559,7 +611,7 @@ def _given_train_flags(c) -> list[str]:
     given = [
         f.name
         for f in fields(c)
-        if f.name not in ("debug", "quiet", "resume")
+        if f.name not in ("debug", "quiet", "resume", "yes")
         and getattr(c, f.name) != getattr(default, f.name)
     ]
     return ["--" + n.replace("_", "-") for n in given]
@@ -583,6 +635,7 @@ def _train(c) -> int:
     if c.seeds < 1:
         raise InputError(f"--seeds must be >= 1, got {c.seeds}.")
     _check_train_fits(cfg, c.seeds)
+    _check_train_time(cfg, c, getattr(type(c), "_implied_preset", None))
     out = rundir.check_out(c.out)
     from icsim.training.distributed import world
 
@@ -613,6 +666,54 @@ def _train(c) -> int:
         trainer = Trainer(replace(cfg, seed=s), run_dir, quiet=c.quiet)
         print(json.dumps({"run_dir": str(run_dir), **trainer.train()}))
     return 0
+
+
+def _check_train_time(cfg, c, implied: str | None) -> None:
+    """Say which preset a bare `icsim train` runs, and stop before a run estimated at over an
+    hour on this device unless the user agrees (--yes, or no terminal to ask: then logged)."""
+    from icsim import estimate
+
+    if estimate.step_flops(cfg) * cfg.steps * c.seeds < 1e12:  # seconds on any device
+        return
+    secs = estimate.train_seconds(cfg, c.seeds)
+    if implied and not c.quiet:
+        print(
+            f"icsim: no size flag on a CPU: the {implied} preset ({cfg.n_layer} layers, width "
+            f"{cfg.n_embd}, {cfg.steps:,} steps; about {estimate.human(secs)} here). "
+            "--preset garg2022 trains at the paper's scale.",
+            file=sys.stderr,
+        )
+    if secs > estimate.HOUR:
+        what = (
+            f"this run ({c.seeds} x {cfg.n_layer} layers, width {cfg.n_embd}, {cfg.steps:,} steps "
+            f"of batch {cfg.batch_size})"
+        )
+        _confirm_long(
+            what, secs, cfg.device,
+            "--preset cpu-small (minutes), or fewer --steps / a smaller --n-layer or --n-embd",
+            c.yes,
+        )  # fmt: skip
+
+
+def _confirm_long(what: str, seconds: float, device: str, smaller: str, yes: bool) -> None:
+    """Print the estimate and how to get a smaller run; go on with --yes or without a terminal
+    (the warning stays in the log), else ask."""
+    from icsim import estimate
+
+    where = "this CPU" if device == "cpu" else device
+    how = " (from its FLOPs and a measured matmul rate)" if seconds < float("inf") else ""
+    print(
+        f"icsim: warning: {what} is estimated at {estimate.human(seconds)} on {where}{how}. "
+        f"For a smaller run: {smaller}.",
+        file=sys.stderr,
+        flush=True,
+    )
+    if yes or not sys.stdin.isatty():
+        print("icsim: starting anyway (--yes, or no terminal to ask).", file=sys.stderr)
+        return
+    answer = input("Start it anyway? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise InputError("not started (answered no); nothing was written.")
 
 
 def _check_train_fits(cfg, seeds: int = 1) -> None:
@@ -738,6 +839,8 @@ def cmd_reproduce(c) -> int:
 
     e = c.experiment
     overrides = _overrides(e.set) if hasattr(e, "set") else {}
+    if not e.smoke:
+        _check_reproduction_time(e._icsim_name, e.profile, overrides, V.device(e.device), e.yes)
     out = reproduce(
         e._icsim_name,
         e.profile,
@@ -749,6 +852,29 @@ def cmd_reproduce(c) -> int:
         smoke=e.smoke,
     )
     return _print_reproduction(out)
+
+
+def _check_reproduction_time(name: str, profile: str, overrides: dict, device: str, yes: bool):
+    """Before a reproduction estimated at over an hour on this device (a full profile without a
+    GPU), print the estimate and the smaller runs; ask unless --yes or non-interactive."""
+    import icsim.experiments as E
+    from icsim import estimate
+    from icsim.experiments.base import apply_overrides
+
+    exp = E.EXPERIMENTS.get(name)
+    secs = estimate.profile_seconds(apply_overrides(exp.profile(profile), overrides), device)
+    gpu_cost = exp.cost.get(profile, "")
+    if secs is None and (profile != "full" or device != "cpu"):
+        return
+    if secs is not None and secs <= estimate.HOUR:
+        return
+    what = f"{name} --profile {profile}" + (f" ({gpu_cost} on a GPU)" if gpu_cost else "")
+    smaller = f"--profile quick ({exp.cost.get('quick', 'minutes')})" + (
+        ", --smoke to check the full profile's stages in seconds, or --device cuda"
+    )
+    if secs is None:  # trains through settings of its own: the stated cost is all we have
+        secs = float("inf")
+    _confirm_long(what, secs, device, smaller, yes)
 
 
 def _print_reproduction(out: Path) -> int:

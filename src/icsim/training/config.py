@@ -15,6 +15,10 @@ if typing.TYPE_CHECKING:
     from icsim.training.optim import Optim
 
 
+# False inside `deferred_checks`: configs are built without their checks
+_checking = contextvars.ContextVar("icsim_config_checking", default=True)
+
+
 @dataclass(frozen=True)
 class Curriculum:
     """Garg et al. 2022's curriculum: dims 5→20 (+1 every 2000 steps), points 11→41 (+2 / 2000).
@@ -245,9 +249,6 @@ def build_task(cfg: TrainConfig):
     return icsim.tasks.get(cfg.task, dim=cfg.dim, **cfg.task_params)
 
 
-_checking = contextvars.ContextVar("icsim_config_checking", default=True)
-
-
 @contextlib.contextmanager
 def deferred_checks():
     """Build configs without their checks inside this block; run them afterwards with
@@ -358,3 +359,24 @@ def _coerce(name: str, value, hint):
     if not ok:
         raise InputError(f"{name} must be {expected}, got {_short(value)} ({_json_type(value)}).")
     return value
+
+
+# `icsim train --preset NAME`: TrainConfig fields of a named scale (explicit flags override them).
+PRESETS = {
+    # minutes on 2 CPU cores (the Garg quick profile's model): d = 5 by default, 4 layers, 4
+    # heads, width 64, 6000 steps of lr 1e-3 with warm-up and cosine decay, a short curriculum
+    "cpu-small": dict(
+        dim=5, n_layer=4, n_head=4, n_embd=64, steps=6000, lr=1e-3, warmup_steps=200,
+        schedule="cosine", curriculum=Curriculum(dims_start=2, points_start=5, interval=500),
+    ),
+    # Garg et al. 2022: TrainConfig's defaults (GPT-2 12 layers / 8 heads / 256, d = 20, 41
+    # points, batch 64, Adam 1e-4, 500k steps, the curriculum) with GPU fast paths
+    "garg2022": dict(log_every=500, checkpoint_every=10_000, amp=True, compile=True),
+}  # fmt: skip
+SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "steps", "batch_size")  # what makes a run long
+
+
+def preset(name: str) -> dict:
+    """The TrainConfig fields of preset `name` (an InputError naming the presets otherwise)."""
+    V.choice("--preset", name, tuple(PRESETS))
+    return dict(PRESETS[name])
