@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 import icsim
-from icsim import provenance, rundir
+from icsim import progress, provenance, rundir
 from icsim.analysis.report import Comparison, findings_markdown, markdown_table
 from icsim.errors import InputError
 from icsim.registry import Registry
@@ -168,7 +168,9 @@ def _run(exp: Experiment, profile: str, cfg, out: Path, device: str, quiet: bool
     try:
         t0 = time.perf_counter()
         try:
-            result = exp.run(cfg, out, device, quiet)
+            with progress.reproduction(exp.name, quiet):
+                result = exp.run(cfg, out, device, quiet)
+                progress.stage("writing metrics.json and report.md")
         except TrainingInterrupted:  # SIGTERM/SIGINT: the stage in training saved a checkpoint
             print(
                 f"icsim: continue the reproduction with: icsim reproduce --resume {out}",

@@ -20,6 +20,7 @@ from icsim.experiments.base import (
     quick_train,
     with_device,
 )
+from icsim.progress import stage
 from icsim.training import Curriculum, TrainConfig, Trainer
 
 # curve name -> algorithm spec; iterative solvers get a fixed budget of steps.
@@ -86,9 +87,11 @@ class Garg2022(Experiment):
         d, n = train_cfg.dim, train_cfg.n_points
         g = torch.Generator(device=device).manual_seed(cfg.eval_seed)
         batch = trainer.task.sample(cfg.eval_prompts, n, generator=g, device=device)
+        stage(f"evaluating on {cfg.eval_prompts} prompts; baselines")
         preds = {"transformer": model_prefix_predictions(trainer.model, trainer.fmt, batch)}
         preds.update(baseline_predictions(batch, cfg.baselines))
         curves = evaluate_against_baselines(batch, preds, seed=cfg.eval_seed)
+        stage("figures")
         fig = plot_curves(
             curves,
             out / "error_vs_examples.png",
