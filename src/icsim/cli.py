@@ -628,9 +628,7 @@ def _train(c) -> int:
                 f"--resume continues a run with its saved config; drop {', '.join(given)}."
             )
         trainer = Trainer.resume(c.resume, quiet=c.quiet)
-        result = trainer.train()
-        print(json.dumps({"run_dir": str(c.resume), **result}))
-        return 0
+        return _finished(c.resume, trainer.train())
     cfg = _train_config(c)
     if c.seeds < 1:
         raise InputError(f"--seeds must be >= 1, got {c.seeds}.")
@@ -645,8 +643,7 @@ def _train(c) -> int:
         else:
             with rundir.replacing(out, overwrite=c.overwrite):  # the old run stays until it starts
                 trainer = Trainer(cfg, out, quiet=c.quiet, overwrite=True)
-        print(json.dumps({"run_dir": str(out), **trainer.train()}))
-        return 0
+        return _finished(out, trainer.train())
     from dataclasses import replace
 
     from icsim.training.multiseed import VECTORISABLE, MultiSeedTrainer
@@ -657,14 +654,37 @@ def _train(c) -> int:
             multi = MultiSeedTrainer(cfg, seed_list, out, quiet=c.quiet, overwrite=True)
         result = multi.train()
         for d, loss in zip(multi.run_dirs, result["loss"]):
-            print(json.dumps({"run_dir": str(d), "step": result["step"], "loss": loss}))
-        return 0
+            _finished(d, {"step": result["step"], "loss": loss}, next_step=False)
+        return _next(out)
     with rundir.replacing(out, overwrite=c.overwrite):
         pass
     for s in seed_list:  # e.g. the LSTM: one run after another, the same layout
         run_dir = out / f"seed_{s}"
         trainer = Trainer(replace(cfg, seed=s), run_dir, quiet=c.quiet)
-        print(json.dumps({"run_dir": str(run_dir), **trainer.train()}))
+        _finished(run_dir, trainer.train(), next_step=False)
+    return _next(out)
+
+
+def _finished(run_dir, result: dict, next_step: bool = True) -> int:
+    """The end of a training run: one JSON line on stdout (for scripts), and for a person on
+    stderr where the run is, its final loss and the command to run next."""
+    print(json.dumps({"run_dir": str(run_dir), **result}), flush=True)
+    loss = result["loss"]
+    loss = f"{loss:.4g}" if isinstance(loss, float) else str(loss)
+    print(
+        f"icsim: trained to step {result['step']} in {run_dir} (final training loss {loss}; "
+        "the log is metrics.jsonl/metrics.csv, the checkpoints checkpoints/)",
+        file=sys.stderr,
+    )
+    return _next(run_dir) if next_step else 0
+
+
+def _next(run_dir) -> int:
+    print(
+        f"icsim: next: icsim eval {run_dir} (error against the number of in-context examples, "
+        "beside the classical baselines)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -752,6 +772,41 @@ def _model_size(cfg) -> tuple[int, int]:
 
 # -- eval -----------------------------------------------------------------------------------
 def cmd_eval(c) -> int:
+    from icsim import _validate as V
+    from icsim.training.trainer import resolve_device
+
+    V.positive_int("--prompts", c.prompts)
+    V.seed("--seed", c.seed)
+    device = str(resolve_device(V.device(c.device)))
+    runs = trained_runs(Path(c.run_dir))
+    if len(runs) > 1 or runs[0] != Path(c.run_dir):
+        names = ", ".join(str(r.relative_to(c.run_dir)) for r in runs)
+        print(f"icsim: {c.run_dir} holds {len(runs)} trained model(s): {names}", file=sys.stderr)
+    for run in runs:
+        _eval_one(run, c, device)
+    return 0
+
+
+def trained_runs(path: Path) -> list[Path]:
+    """`path` if it is an `icsim train` run, else the `icsim train`-style runs inside it (a
+    reproduction's trained models); [path] when there is none (its error then says why)."""
+    from icsim.training import checkpoint as ckpt
+
+    if not path.is_dir() or ckpt.latest_intact(path) is not None:
+        return [path]
+    found = []
+    for config in sorted(path.rglob("config.json")):
+        try:
+            saved = json.loads(config.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(saved, dict) and isinstance(saved.get("train"), dict):
+            if ckpt.latest_intact(config.parent) is not None:
+                found.append(config.parent)
+    return found or [path]
+
+
+def _eval_one(run_dir: Path, c, device: str) -> None:
     import warnings
 
     import torch
@@ -764,12 +819,8 @@ def cmd_eval(c) -> int:
     from icsim.experiments.garg2022 import BASELINES
     from icsim.training import checkpoint as ckpt
     from icsim.training import load_trained
-    from icsim.training.trainer import resolve_device
 
-    V.positive_int("--prompts", c.prompts)
-    V.seed("--seed", c.seed)
-    device = str(resolve_device(V.device(c.device)))
-    out = Path(c.run_dir) / "eval"
+    out = run_dir / "eval"
     if out.exists() and not c.overwrite:
         raise InputError(
             f"{out} holds an earlier evaluation; pass --overwrite to replace it "
@@ -777,8 +828,8 @@ def cmd_eval(c) -> int:
         )
     with warnings.catch_warnings(record=True) as skipped:  # corrupt newer checkpoints, named
         warnings.simplefilter("always", ckpt.CheckpointSkipped)
-        found = ckpt.latest_intact(Path(c.run_dir)) if Path(c.run_dir).is_dir() else None
-    model, fmt, cfg = load_trained(c.run_dir, device)
+        found = ckpt.latest_intact(run_dir) if run_dir.is_dir() else None
+    model, fmt, cfg = load_trained(run_dir, device)
     skipped = [str(w.message) for w in skipped if issubclass(w.category, ckpt.CheckpointSkipped)]
     for s in skipped:
         print(f"icsim: warning: {s}; evaluating an older checkpoint.", file=sys.stderr)
@@ -810,14 +861,32 @@ def cmd_eval(c) -> int:
         "git_commit": provenance.git_commit(),
     }
     rundir.write_json(out / "metrics.json", {**record, "curves": curves})
-    plot_curves(curves, out / "error_vs_examples.png", vline=cfg.dim, vline_label="k = d")
-    for name, curve in curves.items():
-        print(f"{name:>20s}: " + " ".join(f"{v:.3g}" for v in curve["y"]))
-    print(
-        f"wrote {out / 'metrics.json'} and {out / 'error_vs_examples.png'} "
-        f"(checkpoint {record['checkpoint']})"
-    )
-    return 0
+    plot_curves(
+        curves, out / "error_vs_examples.png", vline=cfg.dim, vline_label="k = d",
+        title=f"{cfg.task}, d = {cfg.dim} ({run_dir.name})",
+    )  # fmt: skip
+    print(f"{run_dir} ({record['checkpoint']}): squared error / d on {c.prompts} prompts, "
+          "mean [95% bootstrap interval], by k in-context examples")  # fmt: skip
+    print(curve_table(curves))
+    print(f"wrote {out / 'metrics.json'} and {out / 'error_vs_examples.png'}")
+
+
+def curve_table(curves: dict) -> str:
+    """Curves sharing x as a text table: a header (k, each curve), one row per x, each cell
+    `mean [low, high]` where the curve has an interval."""
+    names = list(curves)
+    first = curves[names[0]]
+
+    def cell(c, i) -> str:
+        if c.get("y_low") is None:
+            return f"{c['y'][i]:.3g}"
+        return f"{c['y'][i]:.3g} [{c['y_low'][i]:.3g}, {c['y_high'][i]:.3g}]"
+
+    rows = [["k", *names]]
+    rows += [[str(x), *(cell(curves[n], i) for n in names)] for i, x in enumerate(first["x"])]
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
 def _build_task(cfg):
@@ -882,6 +951,9 @@ def _print_reproduction(out: Path) -> int:
     print(f"wrote {out}/report.md, metrics.json and figures ({metrics['wall_seconds']:.0f} s)")
     for k, v in metrics["scalars"].items():
         print(f"  {k} = {v:.4g}" if isinstance(v, float) else f"  {k} = {v}")
+    print(f"next: read {out}/report.md (our numbers beside the paper's, with its figures)")
+    if trained_runs(out) != [out]:
+        print(f"      icsim eval {out} evaluates the trained models it holds")
     return 0
 
 

@@ -1,5 +1,7 @@
 """Progress without a terminal and the end of a run (issue 17, items 4 and 5)."""
 
+import json
+
 import pytest
 
 from icsim.cli import main
@@ -46,3 +48,26 @@ def test_a_reproduction_reports_each_stage(reproduction):
     ]
     positions = [err.find(s) for s in stages]
     assert -1 not in positions and positions == sorted(positions), err
+
+
+def test_the_end_of_a_run_says_where_it_is_its_loss_and_what_next(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--quiet", *TINY]) == 0
+    std = capsys.readouterr()
+    assert json.loads(std.out.splitlines()[-1])["run_dir"] == str(out)  # for scripts
+    assert f"trained to step 4 in {out} (final training loss " in std.err
+    assert f"next: icsim eval {out}" in std.err
+
+
+def test_eval_of_a_reproduction_finds_its_model_and_prints_a_table(reproduction, capsys):
+    out, _ = reproduction
+    assert main(["eval", str(out), "--prompts", "16"]) == 0
+    text = capsys.readouterr()
+    assert "holds 1 trained model(s): train" in text.err
+    lines = text.out.splitlines()
+    header = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["k"])
+    assert lines[header].split()[:3] == ["k", "transformer", "least_squares"]
+    assert set(lines[header + 1]) <= {"-", " "}
+    first = lines[header + 2].split()
+    assert first[0] == "0" and first[2].startswith("[")  # k = 0: mean [low, high]
+    assert (out / "train" / "eval" / "metrics.json").is_file()
