@@ -930,14 +930,16 @@ def _check_reproduction_time(name: str, profile: str, overrides: dict, device: s
     from icsim import estimate
     from icsim.experiments.base import apply_overrides
 
+    if profile == "quick" and not overrides:  # made for a CPU: its cost is stated in --help
+        return
     exp = E.EXPERIMENTS.get(name)
     secs = estimate.profile_seconds(apply_overrides(exp.profile(profile), overrides), device)
-    gpu_cost = exp.cost.get(profile, "")
+    cost = exp.cost.get(profile, "")
     if secs is None and (profile != "full" or device != "cpu"):
         return
     if secs is not None and secs <= estimate.HOUR:
         return
-    what = f"{name} --profile {profile}" + (f" ({gpu_cost} on a GPU)" if gpu_cost else "")
+    what = f"{name} --profile {profile}" + (f" (its stated cost: {cost})" if cost else "")
     smaller = f"--profile quick ({exp.cost.get('quick', 'minutes')})" + (
         ", --smoke to check the full profile's stages in seconds, or --device cuda"
     )

@@ -132,7 +132,7 @@ def test_a_full_reproduction_without_a_gpu_warns_first(tmp_path, capsys, laptop,
     argv = ["reproduce", "garg2022-linear-regression", "--profile", "full", "--out", "x"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "garg2022-linear-regression --profile full (~7 GPU-hours" in err
+    assert "garg2022-linear-regression --profile full (its stated cost: ~7 GPU-hours" in err
     assert "--profile quick (~5 min on 2 CPU cores)" in err and "--smoke" in err
     assert main([*argv[:3], "quick"]) == 2  # the quick profile: no warning
     assert "warning" not in capsys.readouterr().err

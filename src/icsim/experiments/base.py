@@ -14,6 +14,7 @@ import torch
 
 import icsim
 from icsim import progress, provenance, rundir
+from icsim.analysis.plots import plot_training_losses
 from icsim.analysis.report import Comparison, findings_markdown, markdown_table
 from icsim.errors import InputError
 from icsim.registry import Registry
@@ -170,7 +171,8 @@ def _run(exp: Experiment, profile: str, cfg, out: Path, device: str, quiet: bool
         try:
             with progress.reproduction(exp.name, quiet):
                 result = exp.run(cfg, out, device, quiet)
-                progress.stage("writing metrics.json and report.md")
+                progress.stage("training-loss figures, metrics.json and report.md")
+                result.figures = [*result.figures, *plot_training_losses(out)]
         except TrainingInterrupted:  # SIGTERM/SIGINT: the stage in training saved a checkpoint
             print(
                 f"icsim: continue the reproduction with: icsim reproduce --resume {out}",
