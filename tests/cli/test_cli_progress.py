@@ -43,7 +43,7 @@ def test_a_reproduction_reports_each_stage(reproduction):
         "step 2/2 (100%)",
         "garg2022-linear-regression: evaluating on 8 prompts; baselines",
         "garg2022-linear-regression: figures",
-        "garg2022-linear-regression: writing metrics.json and report.md",
+        "garg2022-linear-regression: training-loss figures, metrics.json and report.md",
         "garg2022-linear-regression: done in",
     ]
     positions = [err.find(s) for s in stages]

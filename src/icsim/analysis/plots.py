@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from itertools import cycle
 from pathlib import Path
 
@@ -22,12 +23,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 SIDECAR = ".figure.json"
 STYLES = ("-", "--", "-.", ":")  # with the colour cycle: no two curves look alike
 DECADES_FOR_LOG = 2  # positive values spanning at least 10² get a log axis
-LABELS = {"nearest_neighbours": "3-nearest neighbours", "least_squares": "least squares"}
+LABELS = {
+    "nearest_neighbours": "3-nearest neighbours",
+    "least_squares": "least squares",
+    "iterative_newton": "iterative Newton",
+}
 
 
 def label(name: str) -> str:
-    """A curve's name as a legend label ("least_squares" -> "least squares")."""
-    return LABELS.get(name, name.replace("_", " "))
+    """A curve's name as a legend label ("least_squares" -> "least squares", "kappa100" ->
+    "κ = 100")."""
+    if name in LABELS:
+        return LABELS[name]
+    text = re.sub(r"kappa(\d+)", r"κ = \1", name.replace("_", " "))
+    return text.replace("iterative newton", "iterative Newton")
 
 
 def save(fig, path: str | Path) -> Path:
