@@ -48,11 +48,11 @@ def _arg(help: str, **kw):
     return tyro.conf.arg(help=help, **kw)
 
 
-def _flag(help: str):
+def _flag(help: str, **kw):
     """A bool flag that is off unless given (`--quiet`, not `--quiet/--no-quiet`)."""
     import tyro
 
-    return Annotated[bool, tyro.conf.FlagCreatePairsOff, _arg(help)]
+    return Annotated[bool, tyro.conf.FlagCreatePairsOff, _arg(help, **kw)]
 
 
 def _doc(cls, name: str) -> str:
@@ -247,15 +247,10 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 ),
                 (
                     "verbose",
-                    Annotated[
-                        bool,
-                        tyro.conf.FlagCreatePairsOff,
-                        _arg(
-                            "each entry's parameters with defaults, its paper and (experiments) "
-                            "cost",
-                            aliases=("-v",),
-                        ),
-                    ],
+                    _flag(
+                        "each entry's parameters with defaults, its paper and (experiments) cost",
+                        aliases=("-v",),
+                    ),
                     field(default=False),
                 ),
                 *_common(),
