@@ -218,8 +218,8 @@ def plot_panels(panels: list[dict], path: str | Path) -> Path:
     "xscale"/"yscale" ("log") and "ymin" (a floor for the lower y limit)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, p in zip(axes[0], panels, strict=True):
-        for label, c, style in p["lines"]:
-            (line,) = ax.plot(c["x"], c["y"], label=label, **style)
+        for text, c, style in p["lines"]:
+            (line,) = ax.plot(c["x"], c["y"], label=label(text), **style)
             if c.get("y_low") is not None and c.get("y_high") is not None:
                 ax.fill_between(c["x"], c["y_low"], c["y_high"], alpha=0.2, color=line.get_color())
         ax.set_xscale(p.get("xscale", "linear"))
