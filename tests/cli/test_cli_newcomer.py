@@ -77,7 +77,11 @@ def test_every_experiment_is_found_from_source_with_both_costs():
     assert list(headers) == EXPERIMENTS.names()
     for name, h in headers.items():
         assert h["title"] == EXPERIMENTS.get(name).title
-        assert set(h["cost"]) >= {"quick", "full"}, name
+        assert h["cost"] == EXPERIMENTS.get(name).cost  # a literal, read without importing
+    first_six = ("garg2022", "vonoswald2023", "fu2024", "giannou2025", "wu2025", "liu2025")
+    for name, h in headers.items():
+        if name.startswith(first_six):
+            assert set(h["cost"]) >= {"quick", "full"}, name
 
 
 @pytest.fixture
