@@ -371,10 +371,15 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
 
         headers = experiment_headers()  # read from source: help imports no experiment
         given = next((a for a in argv[1:] if not a.startswith("-")), None)
-        if given is not None and given not in headers and not _wants_help(argv):
-            from icsim.errors import unknown_name
+        if given is not None and given not in headers:  # registered in a way the scan missed?
+            import icsim.experiments as E
 
-            raise unknown_name("experiment", given, list(headers))
+            if given in E.names():
+                headers[given] = {"title": E.get(given).title, "cost": E.get(given).cost}
+            elif not _wants_help(argv):
+                from icsim.errors import unknown_name
+
+                raise unknown_name("experiment", given, E.names())
         exps = [
             Annotated[
                 _reproduce_type(n) if n == given else _experiment_stub(n, h),
