@@ -40,9 +40,13 @@ BASELINES = {
 @dataclass(frozen=True)
 class GargConfig:
     train: TrainConfig
-    eval_prompts: int = 1280  # Garg et al. evaluate on 1280 prompts
+    """the transformer's training run"""
+    eval_prompts: int = 1280
+    """prompts the error curves are measured on (Garg et al. use 1280)"""
     eval_seed: int = 12345
+    """seed of the evaluation prompts"""
     baselines: dict = field(default_factory=lambda: BASELINES)
+    """curve name -> the algorithm (and its steps and parameters) run on the same prompts"""
 
 
 PROFILES = {
