@@ -31,6 +31,7 @@ POSITIVE = ["dim", "n_layer", "n_head", "n_embd", "steps", "batch_size", "log_ev
             "checkpoint_every", "keep_checkpoints"] + [
     f"curriculum.{n}" for n in ("dims_start", "dims_end", "points_start", "points_end", "interval")
 ]  # fmt: skip
+OPTIONAL = ["curriculum.dims_end", "curriculum.points_end"]  # None: follow dim (2·dim + 1)
 NONNEGATIVE = ["warmup_steps", "seed", "curriculum.dims_inc", "curriculum.points_inc"]
 FLOATS = ["lr", "weight_decay", "grad_clip", "min_lr_ratio"]
 BOOLS = ["mlp", "layer_norm", "positional", "read_in", "amp", "compile", "curriculum.enabled"]
@@ -111,7 +112,9 @@ def invalid(draw):
                 ]
             )
         )
-        if field in POSITIVE or field in NONNEGATIVE:
+        if field in OPTIONAL:
+            value = draw(not_int.filter(lambda v: v is not None))
+        elif field in POSITIVE or field in NONNEGATIVE:
             value = draw(not_int)
         elif field in FLOATS:
             value = draw(not_number)

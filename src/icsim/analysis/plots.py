@@ -1,7 +1,18 @@
-"""Figures drawn from metrics.json curves alone (PNG, matplotlib's Agg backend)."""
+"""Figures drawn from metrics.json curves alone (PNG, matplotlib's Agg backend).
+
+Every figure is saved with a JSON sidecar (`NAME.figure.json`) of what was drawn: each panel's
+axis scales, limits and labels, and each line's label, style and data, so tests (and readers)
+can check a figure without looking at it. Curves whose positive values span decades get a log
+axis (symmetric-log where some values are 0, so no curve vanishes); each curve gets its own
+colour and line style, and the paper's numbers are drawn as black stars where given.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib
@@ -9,21 +20,105 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+SIDECAR = ".figure.json"
+STYLES = ("-", "--", "-.", ":")  # with the colour cycle: no two curves look alike
+DECADES_FOR_LOG = 2  # positive values spanning at least 10² get a log axis
+LABELS = {
+    "nearest_neighbours": "3-nearest neighbours",
+    "least_squares": "least squares",
+    "iterative_newton": "iterative Newton",
+}
+
+
+def label(name: str) -> str:
+    """A curve's name as a legend label ("least_squares" -> "least squares", "kappa100" ->
+    "κ = 100")."""
+    if name in LABELS:
+        return LABELS[name]
+    text = re.sub(r"kappa(\d+)", r"κ = \1", name.replace("_", " "))
+    return text.replace("iterative newton", "iterative Newton")
+
 
 def save(fig, path: str | Path) -> Path:
-    """Lay out, write (PNG, 120 dpi; the folder is made if missing) and close a figure."""
+    """Lay out, write (PNG, 120 dpi; the folder is made if missing), describe in the sidecar
+    JSON and close a figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    sidecar(path).write_text(json.dumps(describe(fig), indent=1, default=_num))
     plt.close(fig)
     return path
 
 
+def sidecar(png: str | Path) -> Path:
+    """Where the description of the figure `png` is written."""
+    png = Path(png)
+    return png.with_name(png.stem + SIDECAR)
+
+
+def _num(v):
+    return float(v) if hasattr(v, "__float__") else str(v)
+
+
+def describe(fig) -> dict:
+    """What a figure shows: per panel its scales, limits, labels, legend and lines."""
+    panels = []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            continue
+        lo, hi = ax.get_ylim()
+        lines = []
+        for ln in ax.get_lines():
+            x = [float(v) for v in ln.get_xdata()]
+            y = [float(v) for v in ln.get_ydata()]
+            inside = [
+                v for v in y
+                if math.isfinite(v) and min(lo, hi) <= v <= max(lo, hi)
+                and (ax.get_yscale() != "log" or v > 0)
+            ]  # fmt: skip
+            lines.append({
+                "label": ln.get_label(), "color": matplotlib.colors.to_hex(ln.get_color()),
+                "linestyle": ln.get_linestyle(), "marker": str(ln.get_marker()),
+                "x": x, "y": y, "visible": bool(inside),
+            })  # fmt: skip
+        legend = ax.get_legend()
+        panels.append({
+            "title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+            "xscale": ax.get_xscale(), "yscale": ax.get_yscale(), "ylim": [lo, hi],
+            "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
+            "lines": lines, "images": len(ax.images),
+        })  # fmt: skip
+    return {"panels": panels}
+
+
 def finish(ax, fontsize: int = 8) -> None:
-    """The legend and light grid every panel gets."""
-    ax.legend(fontsize=fontsize)
-    ax.grid(alpha=0.3)
+    """The legend (outside the panel when there are many entries) and a light grid."""
+    n = len(ax.get_legend_handles_labels()[1])
+    if n > 5:
+        ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    elif n:
+        ax.legend(fontsize=fontsize)
+    ax.grid(alpha=0.3, which="both" if ax.get_yscale() != "linear" else "major")
+
+
+def y_scale(curves, logy: bool | None) -> tuple[str, dict]:
+    """The y axis for these curves: ("log" | "symlog" | "linear", its keyword arguments).
+
+    `logy=None` decides from the data: log when every value is ≥ 0 and the positive ones span
+    ≥ 10² (errors against k, losses); symlog instead of log where some values are 0 (exact
+    least squares, a matched step of 0), so those points stay on the figure."""
+    ys = [v for c in curves for v in c["y"] if v is not None and math.isfinite(v)]
+    pos = [v for v in ys if v > 0]
+    if logy is None:
+        logy = bool(pos) and min(ys) >= 0 and max(pos) / min(pos) >= 10**DECADES_FOR_LOG
+    if not logy:
+        return "linear", {}
+    if not pos:  # nothing positive to put on a log axis (e.g. every matched step 0)
+        return "linear", {}
+    if len(pos) < len(ys):
+        return "symlog", {"linthresh": min(pos)}
+    return "log", {}
 
 
 def plot_curves(
@@ -31,31 +126,70 @@ def plot_curves(
     path: str | Path,
     *,
     title: str = "",
-    logy: bool = False,
+    logy: bool | None = None,
     vline: float | None = None,
     vline_label: str = "",
     hlines: dict | None = None,
+    paper: dict | None = None,
 ) -> Path:
     """One line per curve (a `Curve` or its metrics.json dict) with its interval band where the
-    curve has one; `hlines` maps a label to a reference level drawn dashed."""
+    curve has one; `hlines` maps a label to a reference level drawn dashed; `paper` maps a label
+    to the paper's numbers (xs, ys), drawn as black stars. `logy`: True, False, or None to
+    decide from the data (`y_scale`)."""
     curves = {k: c.to_json() if hasattr(c, "to_json") else c for k, c in curves.items()}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, c in curves.items():
-        (line,) = ax.plot(c["x"], c["y"], label=name, marker="." if len(c["x"]) < 30 else None)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = cycle([(c, s) for s in STYLES for c in colours])
+    for i, (name, c) in enumerate(curves.items()):
+        colour, style = next(styles)
+        (line,) = ax.plot(
+            c["x"], c["y"], label=label(name), color=colour, linestyle=style,
+            lw=2.2 if i == 0 else 1.5, zorder=3 if i == 0 else 2,
+            marker="." if len(c["x"]) < 30 else None,
+        )  # fmt: skip
         if c.get("y_low") is not None and c.get("y_high") is not None:
-            ax.fill_between(c["x"], c["y_low"], c["y_high"], alpha=0.2, color=line.get_color())
+            ax.fill_between(c["x"], c["y_low"], c["y_high"], alpha=0.15, color=colour)
+    for text, (xs, ys) in (paper or {}).items():
+        ax.plot(xs, ys, linestyle="none", marker="*", ms=11, color="black", label=text, zorder=4)
     first = next(iter(curves.values()))
     ax.set_xlabel(first.get("x_label", ""))
     ax.set_ylabel(first.get("y_label", ""))
-    if logy:
-        ax.set_yscale("log")
+    shown = [*curves.values(), *({"y": list(ys)} for _, ys in (paper or {}).values())]
+    scale, kw = y_scale(shown, logy)
+    ax.set_yscale(scale, **kw)
     if vline is not None:
         ax.axvline(vline, color="grey", linestyle=":", label=vline_label or None)
-    for label, level in (hlines or {}).items():
-        ax.axhline(level, linestyle="--", lw=1, color="black", alpha=0.6, label=label)
+    for text, level in (hlines or {}).items():
+        ax.axhline(level, linestyle="--", lw=1, color="black", alpha=0.6, label=text)
     ax.set_title(title)
     finish(ax)
     return save(fig, path)
+
+
+def plot_training_losses(out: str | Path) -> list[Path]:
+    """A training-loss figure per trained model under `out` (each metrics.jsonl, or a log of
+    such rows), `training_loss_<where>.png` in `out`."""
+    from icsim.analysis.report import Curve
+
+    out, figures = Path(out), []
+    for log in sorted(out.rglob("*.jsonl")):
+        rows = []
+        for line in log.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:  # a line torn by a kill
+                continue
+        curve = Curve.of_training([r for r in rows if isinstance(r, dict)], "training loss")
+        if len(curve.x) < 2:
+            continue
+        where = log.parent if log.name == "metrics.jsonl" else log.with_suffix("")
+        name = "_".join(where.relative_to(out).parts) or "run"
+        figures.append(
+            plot_curves(
+                {name: curve}, out / f"training_loss_{name}.png", title=f"training loss: {name}"
+            )  # fmt: skip
+        )
+    return figures
 
 
 def plot_heatmap(
@@ -84,11 +218,14 @@ def plot_panels(panels: list[dict], path: str | Path) -> Path:
     "xscale"/"yscale" ("log") and "ymin" (a floor for the lower y limit)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, p in zip(axes[0], panels, strict=True):
-        for label, c, style in p["lines"]:
-            (line,) = ax.plot(c["x"], c["y"], label=label, **style)
+        for text, c, style in p["lines"]:
+            (line,) = ax.plot(c["x"], c["y"], label=label(text), **style)
             if c.get("y_low") is not None and c.get("y_high") is not None:
                 ax.fill_between(c["x"], c["y_low"], c["y_high"], alpha=0.2, color=line.get_color())
-        ax.set(xscale=p.get("xscale", "linear"), yscale=p.get("yscale", "linear"))
+        ax.set_xscale(p.get("xscale", "linear"))
+        if p.get("yscale") == "log":  # symlog where some values are 0 (see y_scale)
+            scale, kw = y_scale([c for _, c, _ in p["lines"]], True)
+            ax.set_yscale(scale, **kw)
         ax.set(xlabel=p.get("xlabel", ""), ylabel=p.get("ylabel", ""), title=p.get("title", ""))
         if p.get("ymin") is not None:
             ax.set_ylim(bottom=max(ax.get_ylim()[0], p["ymin"]))

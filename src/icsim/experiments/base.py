@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 import icsim
-from icsim import provenance, rundir
+from icsim import progress, provenance, rundir
+from icsim.analysis.plots import plot_training_losses
 from icsim.analysis.report import Comparison, findings_markdown, markdown_table
 from icsim.errors import InputError
 from icsim.registry import Registry
@@ -41,6 +42,10 @@ class Experiment:
     title: str = ""
     citation: str = ""
     profiles: dict = {}
+    # what a run of each profile costs, as measured or estimated (shown by `icsim list -v`,
+    # `icsim describe` and `icsim reproduce --help`), e.g. {"quick": "~5 min on 2 CPU cores",
+    # "full": "~7 GPU-hours"}; a literal dict, read from the source without importing the module
+    cost: dict = {}
     # the dtype its prompts are drawn in: with the same seed, float32 and float64 draws differ
     prompt_dtype: str = "float32"
 
@@ -164,7 +169,10 @@ def _run(exp: Experiment, profile: str, cfg, out: Path, device: str, quiet: bool
     try:
         t0 = time.perf_counter()
         try:
-            result = exp.run(cfg, out, device, quiet)
+            with progress.reproduction(exp.name, quiet):
+                result = exp.run(cfg, out, device, quiet)
+                progress.stage("training-loss figures, metrics.json and report.md")
+                result.figures = [*result.figures, *plot_training_losses(out)]
         except TrainingInterrupted:  # SIGTERM/SIGINT: the stage in training saved a checkpoint
             print(
                 f"icsim: continue the reproduction with: icsim reproduce --resume {out}",

@@ -776,6 +776,7 @@ def report(cfg: GiannouConfig, scalars: dict, curves: dict) -> tuple[list, str]:
 class Giannou2025(Experiment):
     name = "giannou2025-newton"
     title = "Newton's method in context for logistic regression (Giannou et al. 2025)"
+    cost = {"quick": "~3 min on 2 CPU cores", "full": "~1 GPU-hour"}
     citation = (
         "Giannou, Yang, Wang, Papailiopoulos, Lee, *How Well Can Transformers Emulate "
         "In-context Newton's Method?*, AISTATS 2025"

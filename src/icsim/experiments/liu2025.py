@@ -702,6 +702,7 @@ def report(cfg: LiuConfig, scalars: dict) -> tuple[list, str]:
 class Liu2025(Experiment):
     name = "liu2025-sparse-l2o"
     title = "In-context sparse recovery as learning-to-optimize (Liu et al. 2025)"
+    cost = {"quick": "~10 min on 2 CPU cores", "full": "~8 GPU-hours"}
     citation = (
         "Liu, Zhou, Shen, Yang, *On the Learn-to-Optimize Capabilities of Transformers in "
         "In-Context Sparse Recovery*, ICLR 2025 (arXiv 2410.13981)"

@@ -120,6 +120,7 @@ def tune_gd_plus_plus(batch, steps: int, etas, gammas):
 class VonOswald2023(Experiment):
     name = "vonoswald2023-gd"
     title = "Linear self-attention trained in context = gradient descent (von Oswald et al. 2023)"
+    cost = {"quick": "~8 min on 2 CPU cores", "full": "< 1 GPU-hour"}
     citation = (
         "von Oswald, Niklasson, Randazzo, Sacramento, Mordvintsev, Zhmoginov, Vladymyrov, "
         "*Transformers learn in-context by gradient descent*, ICML 2023"

@@ -603,6 +603,10 @@ FMT_NOTE = (
 class Wu2025(Experiment):
     name = "wu2025-deep-optimizers"
     title = "Transformers train an N-layer ReLU network in context (Wu et al. 2025)"
+    cost = {
+        "quick": "~6 min on 2 CPU cores",
+        "full": "~25 GPU-hours (6 models x 500k steps + ablation)",
+    }
     citation = (
         "Wu, Su, Hu, Song, Liu, *Transformers are Deep Optimizers: Provable In-Context Learning "
         "for Deep Model Training*, ICML 2025 (arXiv 2411.16549)"

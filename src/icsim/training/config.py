@@ -4,54 +4,87 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from icsim import _validate as V
 from icsim.errors import InputError, did_you_mean
-from icsim.training.optim import Optim
+
+if typing.TYPE_CHECKING:
+    from icsim.training.optim import Optim
+
+
+# False inside `deferred_checks`: configs are built without their checks
+_checking = contextvars.ContextVar("icsim_config_checking", default=True)
 
 
 @dataclass(frozen=True)
 class Curriculum:
     """Garg et al. 2022's curriculum: dims 5→20 (+1 every 2000 steps), points 11→41 (+2 / 2000).
 
-    `enabled=False` trains at the end values from the first step. Unused coordinates are zero.
+    The ends follow the run unless set: `dims_end` is the task's dim and `points_end` the
+    prompt length 2·dim + 1 (Garg's 20 and 41 at d = 20); a start above such an end is lowered
+    to it, so `icsim train --dim 5` trains at d = 5 with 11 points. `enabled=False` trains at
+    the end values from the first step. Unused coordinates are zero.
     """
 
     enabled: bool = True
+    """grow the active dimensions and the prompt length during training; off: the end values"""
     dims_start: int = 5
-    dims_end: int = 20
+    """active dimensions at step 0 (lowered to dims_end if above it)"""
+    dims_end: int | None = None
+    """active dimensions at the end, at most dim (None follows dim)"""
     dims_inc: int = 1
+    """dimensions added every interval"""
     points_start: int = 11
-    points_end: int = 41
+    """points per prompt at step 0 (lowered to points_end if above it)"""
+    points_end: int | None = None
+    """points per prompt at the end: the model's prompt length (None: 2·dim + 1)"""
     points_inc: int = 2
+    """points added every interval"""
     interval: int = 2000
+    """steps between curriculum increments"""
 
     def __post_init__(self):
         if not _checking.get():
             return
         check_types(self, prefix="curriculum.")
         for name in ("dims_start", "dims_end", "points_start", "points_end", "interval"):
-            V.positive_int(f"curriculum.{name}", getattr(self, name))
+            if getattr(self, name) is not None:
+                V.positive_int(f"curriculum.{name}", getattr(self, name))
         V.nonnegative_int("curriculum.dims_inc", self.dims_inc)
         V.nonnegative_int("curriculum.points_inc", self.points_inc)
-        if self.enabled and (
-            self.dims_start > self.dims_end or self.points_start > self.points_end
-        ):
+        self.resolved(self.dims_end or self.dims_start)  # starts must not exceed explicit ends
+
+    def resolved(self, dim: int = 20, n_points: int | None = None) -> Curriculum:
+        """This curriculum with its ends filled in for a run at `dim` (and `n_points`, default
+        2·dim + 1): an end left unset follows the run and lowers a start above it."""
+        ends = {"dims_end": dim, "points_end": n_points or 2 * dim + 1}
+        new = {}
+        for key, follow in ends.items():
+            start = key.replace("_end", "_start")
+            if getattr(self, key) is None:
+                new[key] = follow
+                new[start] = min(getattr(self, start), follow)
+        out = replace(self, **new) if new else self
+        if out.enabled and (out.dims_start > out.dims_end or out.points_start > out.points_end):
             raise InputError(
                 "curriculum start values must not exceed end values, got dims "
-                f"{self.dims_start}→{self.dims_end}, points {self.points_start}→{self.points_end}."
+                f"{out.dims_start}→{out.dims_end}, points {out.points_start}→{out.points_end}."
             )
+        return out
 
-    def at(self, step: int) -> tuple[int, int]:
-        """(active dims, number of points) at a training step."""
-        if not self.enabled:
-            return self.dims_end, self.points_end
-        k = step // self.interval
+    def at(self, step: int, dim: int = 20, n_points: int | None = None) -> tuple[int, int]:
+        """(active dims, number of points) at a training step of a run at `dim` (ends left unset
+        follow `dim` and `n_points`, as in `resolved`)."""
+        c = self.resolved(dim, n_points)
+        if not c.enabled:
+            return c.dims_end, c.points_end
+        k = step // c.interval
         return (
-            min(self.dims_start + k * self.dims_inc, self.dims_end),
-            min(self.points_start + k * self.points_inc, self.points_end),
+            min(c.dims_start + k * c.dims_inc, c.dims_end),
+            min(c.points_start + k * c.points_inc, c.points_end),
         )
 
 
@@ -60,40 +93,66 @@ class TrainConfig:
     """Everything a training run needs. Defaults: Garg et al. 2022 (d = 20, 41 points, GPT-2
     12 layers / 8 heads / 256 wide, batch 64, Adam lr 1e-4, 500k steps, curriculum)."""
 
-    # task
     task: str = "linear_regression"
+    """task family to train on (`icsim list tasks -v` shows each one's parameters)"""
     dim: int = 20
+    """input dimension d of the task"""
     task_params: dict[str, float | int | str] = field(default_factory=dict)
+    """extra task parameters, e.g. --task-params condition_number 10"""
     token_format: str = "interleaved"
-    # model
+    """how a prompt becomes tokens: interleaved (x, y alternate; Garg et al.) or stacked"""
     model: str = "transformer"
+    """model family: transformer, looped, lstm (`icsim list models`)"""
     n_layer: int = 12
+    """number of blocks (layers)"""
     n_head: int = 8
+    """attention heads per block"""
     n_embd: int = 256
+    """model width (embedding size)"""
     attention: str = "softmax"
+    """attention kind: softmax, linear or relu"""
     mlp: bool = True
+    """an MLP after the attention of each block"""
     layer_norm: bool = True
-    positional: bool = True  # learned positional embedding (transformers only)
-    read_in: bool = True  # linear read-in; False feeds tokens as they are (n_embd = width)
-    # optimisation
+    """LayerNorm in each block"""
+    positional: bool = True
+    """learned positional embedding (transformers only)"""
+    read_in: bool = True
+    """linear read-in; off feeds tokens as they are (n_embd = token width)"""
     steps: int = 500_000
+    """training steps (optimiser updates)"""
     batch_size: int = 64
+    """prompts per training step"""
     lr: float = 1e-4
+    """peak learning rate of AdamW"""
     weight_decay: float = 0.0
+    """AdamW weight decay"""
     betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 1.0  # max gradient norm; 0 = off
+    """AdamW betas (two numbers)"""
+    grad_clip: float = 1.0
+    """maximum gradient norm; 0 = no clipping"""
     warmup_steps: int = 0
-    schedule: str = "constant"  # constant | cosine | linear (decay after warm-up)
-    min_lr_ratio: float = 0.1  # final lr / lr for cosine and linear decay
+    """steps of linear learning-rate warm-up before the schedule"""
+    schedule: str = "constant"
+    """learning-rate decay after warm-up: constant, cosine or linear"""
+    min_lr_ratio: float = 0.1
+    """final lr / peak lr for the cosine and linear schedules"""
     curriculum: Curriculum = field(default_factory=Curriculum)
-    # run
+    """curriculum over active dimensions and prompt length (Garg et al. 2022)"""
     seed: int = 0
+    """random seed of the weights and the training prompts"""
     device: str = "cpu"
-    amp: bool = False  # bf16 autocast (GPU only; skipped with a notice on a CPU)
-    compile: bool = False  # torch.compile (GPU only; skipped with a notice on a CPU)
+    """where to train: cpu, cuda or cuda:N"""
+    amp: bool = False
+    """bf16 autocast (GPU only; skipped with a notice on a CPU)"""
+    compile: bool = False
+    """torch.compile (GPU only; skipped with a notice on a CPU)"""
     log_every: int = 100
+    """steps between rows of metrics.jsonl (the loss averaged over them) and progress lines"""
     checkpoint_every: int = 1000
+    """steps between checkpoints (a killed run resumes from the newest)"""
     keep_checkpoints: int = 3
+    """newest checkpoints kept on disk (older ones are deleted)"""
 
     def __post_init__(self):
         if not _checking.get():
@@ -113,11 +172,12 @@ class TrainConfig:
             V.positive_int(name, getattr(self, name))
         V.nonnegative_int("seed", self.seed)
         self.optim  # noqa: B018 -- builds Optim, which checks lr, betas, schedule, ...
-        if self.curriculum.dims_end > self.dim:
+        if self.curriculum.dims_end is not None and self.curriculum.dims_end > self.dim:
             raise InputError(
                 f"curriculum.dims_end={self.curriculum.dims_end} exceeds dim={self.dim}; "
-                f"set curriculum.dims_end <= {self.dim}."
+                f"set curriculum.dims_end <= {self.dim} (or leave it unset to follow dim)."
             )
+        self.curriculum.resolved(self.dim)  # starts above explicit ends
         self._check_names_and_shapes()
 
     def _check_names_and_shapes(self) -> None:
@@ -139,11 +199,18 @@ class TrainConfig:
 
     @property
     def n_points(self) -> int:
-        return self.curriculum.points_end
+        """Points per prompt at the end of the curriculum (the model's prompt length)."""
+        return self.curriculum.resolved(self.dim).points_end
+
+    def active(self, step: int) -> tuple[int, int]:
+        """(active dims, points per prompt) of the curriculum at a training step."""
+        return self.curriculum.at(step, self.dim)
 
     @property
     def optim(self) -> Optim:
         """The optimiser settings of this preset."""
+        from icsim.training.optim import Optim  # torch: not needed to parse `icsim train`
+
         return Optim.like(self)
 
     def to_dict(self) -> dict:
@@ -180,9 +247,6 @@ def build_task(cfg: TrainConfig):
     import icsim.tasks
 
     return icsim.tasks.get(cfg.task, dim=cfg.dim, **cfg.task_params)
-
-
-_checking = contextvars.ContextVar("icsim_config_checking", default=True)
 
 
 @contextlib.contextmanager
@@ -263,6 +327,9 @@ def check_types(obj, prefix: str = "") -> None:
 
 def _coerce(name: str, value, hint):
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:  # `int | None`
+        rest = [a for a in args if a is not type(None)]
+        return value if value is None or len(rest) != 1 else _coerce(name, value, rest[0])
     if hint is bool:
         ok, expected = isinstance(value, bool), "true or false"
     elif hint is int:
@@ -292,3 +359,24 @@ def _coerce(name: str, value, hint):
     if not ok:
         raise InputError(f"{name} must be {expected}, got {_short(value)} ({_json_type(value)}).")
     return value
+
+
+# `icsim train --preset NAME`: TrainConfig fields of a named scale (explicit flags override them).
+PRESETS = {
+    # minutes on 2 CPU cores (the Garg quick profile's model): d = 5 by default, 4 layers, 4
+    # heads, width 64, 6000 steps of lr 1e-3 with warm-up and cosine decay, a short curriculum
+    "cpu-small": dict(
+        dim=5, n_layer=4, n_head=4, n_embd=64, steps=6000, lr=1e-3, warmup_steps=200,
+        schedule="cosine", curriculum=Curriculum(dims_start=2, points_start=5, interval=500),
+    ),
+    # Garg et al. 2022: TrainConfig's defaults (GPT-2 12 layers / 8 heads / 256, d = 20, 41
+    # points, batch 64, Adam 1e-4, 500k steps, the curriculum) with GPU fast paths
+    "garg2022": dict(log_every=500, checkpoint_every=10_000, amp=True, compile=True),
+}  # fmt: skip
+SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "steps", "batch_size")  # what makes a run long
+
+
+def preset(name: str) -> dict:
+    """The TrainConfig fields of preset `name` (an InputError naming the presets otherwise)."""
+    V.choice("--preset", name, tuple(PRESETS))
+    return dict(PRESETS[name])

@@ -51,12 +51,12 @@ def static_points(cfg: TrainConfig, fmt, mc, device: torch.device) -> int | None
     """The length every prompt is padded to when the run is compiled (on a GPU) with a curriculum
     on a causal model whose format leaves the mask to it, so torch.compile does not retrace at
     every stage; None otherwise (padding is then only extra work)."""
-    curriculum = cfg.curriculum
-    if not (cfg.compile and device.type == "cuda" and curriculum.enabled):
+    if not (cfg.compile and device.type == "cuda" and cfg.curriculum.enabled):
         return None
-    if fmt.mask(curriculum.points_end) is not None or not getattr(mc, "causal", False):
+    points_end = cfg.n_points  # the last stage's length
+    if fmt.mask(points_end) is not None or not getattr(mc, "causal", False):
         return None
-    return curriculum.points_end
+    return points_end
 
 
 def arguments(
@@ -93,7 +93,7 @@ def arguments(
     pad_to = static_points(cfg, fmt, mc, device)
 
     def sample(step, rng):
-        dims, points = cfg.curriculum.at(step)
+        dims, points = cfg.active(step)
         batch = task.sample(
             cfg.batch_size, points, generator=rng.device, device=device, active_dims=dims
         )
@@ -104,7 +104,7 @@ def arguments(
         return {"train": train.to_dict(), "model_kind": cfg.model, "model_config": mc.to_dict()}
 
     def curriculum(step):
-        return dict(zip(("dims", "points"), cfg.curriculum.at(step)))
+        return dict(zip(("dims", "points"), cfg.active(step)))
 
     run = Run(
         dir=run_dir,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from icsim import provenance, rundir
+from icsim import progress, provenance, rundir
 from icsim.errors import InputError
 from icsim.training import batches, distributed, preset
 from icsim.training import checkpoint as ckpt
@@ -113,6 +113,9 @@ class Trainer:
             torch.device(device) if device is not None else next(models[0].parameters()).device
         )
         self.rank, self.world_size = distributed.setup(self.device)
+        if on_log is None and not self.quiet and self.rank == 0:  # no terminal: progress lines
+            label = Path(self.run.dir).name if self.run.dir is not None else ""
+            self.on_log = progress.Lines(self.optim.steps, label)
         if self.world_size > 1 and self.vectorised:
             raise InputError("multi-seed training runs in one process; launch it without torchrun.")
         self._dirs = self._seed_dirs()  # every rank reads checkpoints from these on resume

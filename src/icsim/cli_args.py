@@ -1,0 +1,584 @@
+"""The parser of `icsim`: one tyro subcommand per verb, each flag a typed dataclass field whose
+help is the field's docstring. Only the command being run is built (imports happen here), so
+`icsim --help` and every command's `--help` import no torch."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from dataclasses import MISSING, asdict, field, fields, is_dataclass, make_dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Union, get_args, get_origin
+
+from icsim.errors import InputError, did_you_mean
+
+EXIT_USAGE = 2
+
+COMMANDS = {
+    "list": "List tasks, algorithms, models, token formats, constructions and experiments, "
+    "each with its one-line description (-v: parameters with defaults, paper, cost).",
+    "describe": "Describe one task, algorithm, model, construction or experiment: what it is, "
+    "its parameters with their defaults, its paper and (experiments) the cost of each profile.",
+    "train": "Train a model on an in-context task (flags override --preset or --config). On a "
+    "CPU with no size flag (--n-layer, --n-head, --n-embd, --steps, --batch-size) the cpu-small "
+    "preset runs (minutes); --preset garg2022 is the paper's scale (a GPU).",
+    "eval": "Error against the number of in-context examples for a trained run.",
+    "reproduce": "Reproduce a paper's experiment: config.json, metrics.json, figures, report.md "
+    "(`icsim reproduce --resume DIR` continues a killed one).",
+    "construct": "Build a hand-made transformer and check it against its algorithm.",
+    "sweep": "Run a grid of training runs on Ray (the icsim[ray] extra).",
+}
+
+
+def _load_json(path: str, what: str) -> dict:
+    """Config files are JSON, parsed with the standard library's data-only parser."""
+    try:
+        return json.loads(Path(path).read_bytes())
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path}: {e.strerror}.") from None
+    except (ValueError, RecursionError) as e:  # bad JSON or encoding, absurd nesting
+        raise InputError(f"{what} {path} is not valid JSON: {e}.") from None
+
+
+# -- building the parser --------------------------------------------------------------------
+def _arg(help: str, **kw):
+    import tyro
+
+    return tyro.conf.arg(help=help, **kw)
+
+
+def _flag(help: str, **kw):
+    """A bool flag that is off unless given (`--quiet`, not `--quiet/--no-quiet`)."""
+    import tyro
+
+    return Annotated[bool, tyro.conf.FlagCreatePairsOff, _arg(help, **kw)]
+
+
+def _doc(cls, name: str) -> str:
+    """A field's own one-line description: its docstring (or comment) in the source."""
+    try:
+        from tyro import _docstrings
+
+        return _docstrings.get_field_docstring(cls, name, ()) or name.replace("_", " ")
+    except Exception:  # noqa: BLE001 - tyro's source reader is best effort
+        return name.replace("_", " ")
+
+
+def _command(name: str, specs: list, doc: str, bases=()) -> type:
+    cls = make_dataclass(name, specs, frozen=True, bases=bases)
+    cls.__doc__ = doc
+    return cls
+
+
+def _common() -> list:
+    return [("debug", _flag("show the traceback of an error"), field(default=False))]
+
+
+def _train_mirror(cls, values: dict | None = None) -> type:
+    """`cls` (TrainConfig, Curriculum) as a plain dataclass for the parser: the same fields and
+    types, the class's defaults (or `values`, a --config file's), no checks (they run after
+    parsing, on the real config; building no config here keeps torch out of `--help`)."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in fields(cls):
+        hint = hints[f.name]
+        if values is not None and f.name in values:
+            value = values[f.name]
+        else:
+            value = f.default if f.default_factory is MISSING else f.default_factory()
+        if is_dataclass(hint):
+            sub = _train_mirror(hint, asdict(value) if is_dataclass(value) else value)
+            specs.append((f.name, Annotated[sub, _arg(_doc(cls, f.name))], field(default=sub())))
+        else:
+            dflt = (
+                field(default_factory=lambda v=value: dict(v))
+                if isinstance(value, dict)
+                else (field(default=value))
+            )
+            specs.append((f.name, Annotated[hint, _arg(_doc(cls, f.name))], dflt))
+    return _command(cls.__name__, specs, cls.__doc__)
+
+
+LEAVES = (int, float, str, bool)
+
+
+def _leaf_type(hint):
+    """`hint` if the parser can take it as one flag (scalars, tuples of scalars, Optional of
+    those), else None (dicts and nested tuples are left to the Python API)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if hint in LEAVES:
+        return hint
+    if origin is tuple and args and all(a in LEAVES or a is Ellipsis for a in args):
+        return hint
+    if origin in (Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return _leaf_type(rest[0]) if len(rest) == 1 else None
+    return None
+
+
+def _override_mirror(cls, prefix: str = "") -> type | None:
+    """Every field of a profile config (`cls`) as an optional flag: None keeps the profile's
+    value. Nested configs become dotted flags (`--train.steps`)."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in fields(cls):
+        hint = hints[f.name]
+        inner = [a for a in get_args(hint) if is_dataclass(a)] or (
+            [hint] if is_dataclass(hint) else []
+        )
+        if inner:
+            sub = _override_mirror(inner[0], f"{prefix}{f.name}.")
+            if sub is not None:
+                doc = f"{_doc(cls, f.name)} (override any of its fields)"
+                specs.append((f.name, Annotated[sub, _arg(doc)], field(default=sub())))
+            continue
+        leaf = _leaf_type(hint)
+        if leaf is None:
+            continue
+        kw = {"metavar": leaf.__name__.upper()} if leaf in LEAVES and leaf is not bool else {}
+        flag = _arg(_doc(cls, f.name), help_behavior_hint="(default: the profile's)", **kw)
+        specs.append((f.name, Annotated[leaf | None, flag], field(default=None)))
+    return _command(cls.__name__, specs, cls.__doc__) if specs else None
+
+
+def _overrides(obj, prefix: str = "") -> dict:
+    """The dotted fields the user set in a parsed override mirror."""
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            out.update(_overrides(value, f"{prefix}{f.name}."))
+        elif value is not None:
+            out[prefix + f.name] = value
+    return out
+
+
+def _reproduce_type(name: str):
+    import icsim.experiments as E
+
+    exp = E.EXPERIMENTS.get(name)
+    profiles = tuple(exp.profiles)
+    cfg_cls = type(exp.profile(profiles[0]))
+    specs = [
+        (
+            "profile",
+            Annotated[
+                Literal[profiles],
+                _arg("which settings: quick (a CPU, minutes) or full (the paper's, a GPU)"),
+            ],
+            field(default="quick" if "quick" in profiles else profiles[0]),
+        ),
+        (
+            "out",
+            Annotated[
+                str | None,
+                _arg(
+                    "output directory",
+                    metavar="DIR",
+                    help_behavior_hint="(default: runs/NAME-PROFILE)",
+                ),
+            ],
+            field(default=None),
+        ),
+        ("device", Annotated[str, _arg("cpu, cuda or cuda:N")], field(default="cpu")),
+        (
+            "overwrite",
+            _flag("replace --out if it holds an earlier icsim run"),
+            field(default=False),
+        ),
+        (
+            "smoke",
+            _flag(
+                "every stage at the profile's shapes with steps and evaluation sizes cut "
+                "to the minimum (a test of the profile, not a result)"
+            ),
+            field(default=False),
+        ),
+        (
+            "yes",
+            _flag("start a run estimated at over an hour without asking"),
+            field(default=False),
+        ),
+        ("quiet", _flag("no progress bars"), field(default=False)),
+        *_common(),
+    ]
+    mirror = _override_mirror(cfg_cls)
+    if mirror is not None:
+        import tyro
+
+        specs.append(("set", Annotated[mirror, tyro.conf.arg(name="")], field(default=mirror())))
+    cls = _command(name.replace("-", "_"), specs, exp.title or name)
+    cls._icsim_name = name
+    return cls
+
+
+def _experiment_stub(name: str, header: dict) -> type:
+    """A reproduction's entry in `icsim reproduce --help`: its title and cost, no flags (its
+    own `icsim reproduce NAME --help` builds them)."""
+    cost = "; ".join(f"{p}: {c}" for p, c in header.get("cost", {}).items())
+    return _command(name.replace("-", "_"), [], header["title"] + (f" ({cost})" if cost else ""))
+
+
+def _command_types(command: str, argv: list[str]) -> dict[str, type]:
+    """The dataclass of every command; only `command` is built in full (imports happen here)."""
+    import tyro
+
+    cmds = {name: _command(name, _common(), doc) for name, doc in COMMANDS.items()}
+    if command == "list":
+        from icsim.catalog import KINDS
+
+        kind = Literal[KINDS]
+        cmds["list"] = _command(
+            "list",
+            [
+                (
+                    "kind",
+                    Annotated[
+                        kind | None,
+                        tyro.conf.Positional,
+                        _arg("list only this kind", help_behavior_hint="(default: every kind)"),
+                    ],
+                    field(default=None),
+                ),
+                (
+                    "verbose",
+                    _flag(
+                        "each entry's parameters with defaults, its paper and (experiments) cost",
+                        aliases=("-v",),
+                    ),
+                    field(default=False),
+                ),
+                *_common(),
+            ],
+            COMMANDS["list"],
+        )
+    elif command == "describe":
+        cmds["describe"] = _command(
+            "describe",
+            [
+                (
+                    "name",
+                    Annotated[str, tyro.conf.Positional, _arg("a name that icsim list shows")],
+                ),
+                *_common(),
+            ],
+            COMMANDS["describe"],
+        )
+    elif command == "train":
+        from icsim.training.config import TrainConfig, from_dict
+
+        values, preset_name = None, _train_preset(argv)
+        config = _preparse(argv, "--config")
+        if config and preset_name and _preparse(argv, "--preset"):
+            raise InputError("--preset and --config both set the defaults of the flags; use one.")
+        if config:
+            values = asdict(from_dict(TrainConfig, _load_json(config, "config file"), config))
+        elif preset_name:
+            values = _preset_values(preset_name)
+        specs = [
+            ("out", Annotated[str, _arg("run directory")], field(default="runs/train")),
+            (
+                "config",
+                Annotated[
+                    str | None,
+                    _arg(
+                        "JSON file of TrainConfig fields (the flags below override it)",
+                        metavar="FILE",
+                    ),
+                ],
+                field(default=None),
+            ),
+            (
+                "resume",
+                Annotated[
+                    str | None,
+                    _arg(
+                        "continue the run in this directory with its saved config",
+                        metavar="RUN_DIR",
+                    ),
+                ],
+                field(default=None),
+            ),
+            (
+                "overwrite",
+                _flag("replace --out if it holds an earlier icsim run"),
+                field(default=False),
+            ),
+            (
+                "seeds",
+                Annotated[
+                    int,
+                    _arg(
+                        "train K seeds (seed, seed+1, ...) into OUT/seed_<s> "
+                        "(transformers: one vectorised step)"
+                    ),
+                ],
+                field(default=1),
+            ),
+            (
+                "preset",
+                Annotated[
+                    str | None,
+                    _arg(
+                        "a named scale whose fields the other flags override: cpu-small "
+                        "(minutes on a CPU; the default there when no size flag is given) or "
+                        "garg2022 (the paper's: 12 layers, 500k steps, a GPU)",
+                        metavar="NAME",
+                    ),
+                ],
+                field(default=None),
+            ),
+            (
+                "yes",
+                _flag("start a run estimated at over an hour without asking"),
+                field(default=False),
+            ),
+            ("quiet", _flag("no progress bar"), field(default=False)),
+            *_common(),
+        ]
+        mirror = _train_mirror(TrainConfig, values)
+        specs += [(f.name, f.type, _copy_field(f)) for f in fields(mirror)]
+        cmds["train"] = _command("train", specs, COMMANDS["train"])
+        cmds["train"]._mirror = mirror
+        cmds["train"]._implied_preset = None if _preparse(argv, "--preset") else preset_name
+    elif command == "eval":
+        cmds["eval"] = _command(
+            "eval",
+            [
+                (
+                    "run_dir",
+                    Annotated[str, tyro.conf.Positional, _arg("a run directory of icsim train")],
+                ),
+                ("prompts", Annotated[int, _arg("prompts to evaluate on")], field(default=1280)),
+                (
+                    "seed",
+                    Annotated[int, _arg("seed of the evaluation prompts")],
+                    field(default=12345),
+                ),
+                ("device", Annotated[str, _arg("cpu, cuda or cuda:N")], field(default="cpu")),
+                ("overwrite", _flag("replace an earlier RUN_DIR/eval"), field(default=False)),
+                *_common(),
+            ],
+            COMMANDS["eval"],
+        )
+    elif command == "reproduce":
+        from icsim.catalog import experiment_headers
+
+        headers = experiment_headers()  # read from source: help imports no experiment
+        given = next((a for a in argv[1:] if not a.startswith("-")), None)
+        if given is not None and given not in headers:  # registered in a way the scan missed?
+            import icsim.experiments as E
+
+            if given in E.names():
+                headers[given] = {"title": E.get(given).title, "cost": E.get(given).cost}
+            elif not _wants_help(argv):
+                from icsim.errors import unknown_name
+
+                raise unknown_name("experiment", given, E.names())
+        exps = [
+            Annotated[
+                _reproduce_type(n) if n == given else _experiment_stub(n, h),
+                tyro.conf.subcommand(n),
+            ]
+            for n, h in headers.items()
+        ]
+        cmds["reproduce"] = _command(
+            "reproduce",
+            [
+                ("experiment", Annotated[one_of(exps), tyro.conf.arg(name="")]),
+            ],
+            COMMANDS["reproduce"],
+        )
+    elif command == "construct":
+        cmds["construct"] = _command(
+            "construct",
+            [
+                ("name", Annotated[str, tyro.conf.Positional, _arg("construction (icsim list)")]),
+                (
+                    "steps",
+                    Annotated[int | None, _arg("algorithm steps T (default 3)")],
+                    field(default=None),
+                ),
+                (
+                    "dim",
+                    Annotated[int | None, _arg("input dimension d (default 5)")],
+                    field(default=None),
+                ),
+                (
+                    "problems",
+                    Annotated[
+                        int | None, _arg("random problems per condition number (default 1000)")
+                    ],
+                    field(default=None),
+                ),
+                (
+                    "dtype",
+                    Annotated[
+                        Literal["float64", "float32"],
+                        _arg("dtype of the model's run (the reference is float64)"),
+                    ],
+                    field(default="float64"),
+                ),
+                ("seed", Annotated[int, _arg("seed of the random problems")], field(default=0)),
+                (
+                    "task_params",
+                    Annotated[
+                        dict[str, float | int | str],
+                        _arg("task parameters, e.g. --task-params condition_number 100"),
+                    ],
+                    field(default_factory=dict),
+                ),
+                (
+                    "params",
+                    Annotated[str | None, _arg("extra construction parameters as a JSON object")],
+                    field(default=None),
+                ),
+                (
+                    "verify",
+                    _flag("compare with the algorithm; exit 1 when the check fails"),
+                    field(default=False),
+                ),
+                *_common(),
+            ],
+            COMMANDS["construct"],
+        )
+    elif command == "sweep":
+        cmds["sweep"] = _command(
+            "sweep",
+            [
+                (
+                    "spec",
+                    Annotated[
+                        str,
+                        tyro.conf.Positional,
+                        _arg('JSON: {"out", "base": {...}, "grid": {field: [values]}}'),
+                    ],
+                ),
+                (
+                    "address",
+                    Annotated[str | None, _arg("an existing Ray cluster (default: a local one)")],
+                    field(default=None),
+                ),
+                ("dry_run", _flag("list the runs and stop"), field(default=False)),
+                ("quiet", _flag("no per-run output from Ray's workers"), field(default=False)),
+                *_common(),
+            ],
+            COMMANDS["sweep"],
+        )
+    return cmds
+
+
+def _train_preset(argv: list[str]) -> str | None:
+    """The preset `icsim train ARGV` starts from: --preset's, else cpu-small on a CPU when no
+    size flag, --config or --resume is given (a newcomer's first run takes minutes, not weeks)."""
+    from icsim.training.config import SIZE_FIELDS
+
+    given = _preparse(argv, "--preset")
+    if given or any(_preparse(argv, f) for f in ("--config", "--resume")):
+        return given
+    device = _preparse(argv, "--device") or "cpu"
+    flags = {"--" + f.replace("_", "-") for f in SIZE_FIELDS}
+    sized = any(a.split("=")[0] in flags for a in argv)
+    return "cpu-small" if device == "cpu" and not sized else None
+
+
+def _preset_values(name: str) -> dict:
+    """A preset's TrainConfig as a dict (its checks wait for the parsed flags: no torch here)."""
+    from icsim.training.config import TrainConfig, deferred_checks, preset
+
+    with deferred_checks():
+        return asdict(TrainConfig(**preset(name)))
+
+
+def _copy_field(f):
+    if f.default_factory is not MISSING:
+        return field(default_factory=f.default_factory)
+    return field(default=f.default)
+
+
+def one_of(options: list):
+    """The union of `options` (tyro's subcommands): `Union[...]` of a list built at run time."""
+    return Union[tuple(options)]  # noqa: UP007
+
+
+def _preparse(argv: list[str], flag: str) -> str | None:
+    """The value of `flag` in argv before parsing (--config sets the other flags' defaults)."""
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _wants_help(argv: list[str]) -> bool:
+    return "-h" in argv or "--help" in argv
+
+
+def parse(argv: list[str]):
+    """argv -> the command's parsed dataclass (tyro exits 2 on a flag that does not parse)."""
+    import tyro
+
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    if command is not None and command not in COMMANDS:
+        print(
+            f"usage: icsim [-h] {{{','.join(COMMANDS)}}} ...\nicsim: error: argument COMMAND: "
+            f"invalid choice: {command!r} (choose from {', '.join(map(repr, COMMANDS))})."
+            f"{did_you_mean(command, COMMANDS)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_USAGE)
+    if command == "reproduce" and _resuming(argv) and not _wants_help(argv):
+        return _parse_reproduce_resume(argv)
+    cmds = _command_types(command, argv)
+    root = one_of([Annotated[t, tyro.conf.subcommand(n)] for n, t in cmds.items()])
+    return tyro.cli(
+        root,
+        args=argv,
+        prog="icsim",
+        description="Transformers as in-context algorithm simulators: tasks, algorithms, "
+        "constructions, training, analysis, reproductions.",
+        config=(tyro.conf.OmitSubcommandPrefixes,),
+    )
+
+
+def _resuming(argv: list[str]) -> bool:
+    return any(a == "--resume" or a.startswith("--resume=") for a in argv[1:])
+
+
+def _parse_reproduce_resume(argv: list[str]):
+    """`icsim reproduce [NAME] --resume DIR [--device D] [--quiet] [--debug]`: the experiment,
+    profile, overrides and smoke setting come from DIR/config.json, so any other flag is refused
+    (like `icsim train --resume`)."""
+    values: dict = {"name": None, "resume": None, "device": None, "quiet": False, "debug": False}
+    args, given, i = argv[1:], [], 0
+    while i < len(args):
+        a = args[i]
+        key, eq, value = a.partition("=")
+        if key in ("--resume", "--device"):
+            if not eq:
+                if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                    raise InputError(f"{key} needs a value, e.g. {key} runs/garg2022-quick.")
+                i, value = i + 1, args[i + 1]
+            values[key[2:]] = value
+        elif a in ("--quiet", "--debug"):
+            values[a[2:]] = True
+        elif i == 0 and not a.startswith("-"):
+            values["name"] = a
+        else:
+            given.append(key)
+        i += 1
+    if given:
+        raise InputError(
+            "--resume continues a reproduction with the experiment, profile and settings saved "
+            f"in its config.json; drop {', '.join(given)}."
+        )
+    if not str(values["resume"]).strip():
+        raise InputError("--resume needs the reproduction's directory, e.g. --resume runs/x.")
+    spec = [(k, object, field(default=v)) for k, v in values.items()]
+    return _command("reproduce_resume", spec, "continue a killed reproduction")(**values)
