@@ -135,11 +135,15 @@ LOGISTIC = {
     "logistic_inexact_newton": {"mu": st.floats(0.05, 1)},
 }
 
+MIXTURE = {"mixture_em", "mixture_gradient_em", "symmetric_em", "symmetric_gradient_em"}
+MIXTURE |= {"mixture_posterior_mean", "mixture_oracle"}
+
 
 def test_every_batched_solver_is_covered():
     # the solvers left out need a trained network or a network task: tests/algorithms
     # (LISTA, deep GD) covers them
     others = {"lasso", "lista", "lista_cp", "relu_network_gd", "relu_network_trained"}
+    others |= MIXTURE  # tests/algorithms/test_mixture_em.py covers them
     assert set(LINEAR) | set(LOGISTIC) | others == set(icsim.algorithms.names())
 
 
