@@ -64,10 +64,17 @@ def responsibilities(X, y, betas, weights, noise_std: float) -> torch.Tensor:
 
 
 def weighted_least_squares(X, y, r) -> torch.Tensor:
-    """β_k = (Σ_i r_ik x_i x_iᵀ)⁻¹ Σ_i r_ik y_i x_i, [B, K, d] (the closed-form M-step)."""
-    G = torch.einsum("bnk,bnd,bne->bkde", r, X, X)
-    h = torch.einsum("bnk,bn,bnd->bkd", r, y, X)
-    return torch.linalg.solve(G, h)
+    """β_k = (Σ_i r_ik x_i x_iᵀ)⁻¹ Σ_i r_ik y_i x_i, [B, K, d] (the closed-form M-step): the K
+    Gram matrices as one [B, K·d, d] product, solved by Cholesky (LU where one is not PD)."""
+    B, n, d = X.shape
+    K = r.shape[-1]
+    Xr = (r.unsqueeze(-1) * X.unsqueeze(2)).reshape(B, n, K * d)
+    G = (Xr.transpose(1, 2) @ X).reshape(B, K, d, d)
+    h = (Xr.transpose(1, 2) @ y.unsqueeze(-1)).reshape(B, K, d, 1)
+    L, info = torch.linalg.cholesky_ex(G)
+    if bool((info == 0).all()):
+        return torch.cholesky_solve(h, L).squeeze(-1)
+    return torch.linalg.solve(G, h).squeeze(-1)
 
 
 def q_gradient(X, y, r, betas) -> torch.Tensor:
@@ -249,7 +256,8 @@ class SymmetricEM(_Mixture):
     Wainwright, Yu 2017, §3.2): w_i = tanh(y_i⟨x_i, β⟩/σ²), β⁺ = (Σ x_ix_iᵀ)⁻¹ Σ w_i y_i x_i.
     Converges to ±β* up to statistical error from any β⁰ with ⟨β⁰, β*⟩ ≠ 0 when the SNR is
     large enough; from β⁰ = 0 it stays at 0. Parameters and defaults as `mixture_em` (K = 1
-    vector). State: β [B, d]; predictions: 0 (the Bayes prediction of the symmetric model)."""
+    vector). State: `SymmetricState` (β [B, d] and (XᵀX)⁻¹Xᵀ [B, d, n], fixed across steps, so
+    a step is two batched mat-vecs); predictions: 0 (the Bayes prediction of the model)."""
 
     noise_std: float = 1.0
     initialization: str = "random"
@@ -260,19 +268,35 @@ class SymmetricEM(_Mixture):
     def __post_init__(self):
         self._check_em()
 
-    def init(self, problem):
+    def initial_beta(self, problem):
         given = None if self.initial is None else torch.as_tensor(self.initial).unsqueeze(-2)
-        return initial_betas(problem, 1, self.initialization, given, self.seed, self.noise_std)[
-            :, 0
-        ]
+        how, seed = self.initialization, self.seed
+        return initial_betas(problem, 1, how, given, seed, self.noise_std)[:, 0]
 
-    def step(self, problem, beta):
-        X, y = problem.X, problem.y
-        w = symmetric_weights(X, y, beta, self.noise_std)
-        return torch.linalg.solve(X.transpose(1, 2) @ X, torch.einsum("bnd,bn->bd", X, w * y))
+    def init(self, problem):
+        X = problem.X
+        return SymmetricState(self.initial_beta(problem), least_squares_operator(X))
 
-    def predict(self, problem, beta):
+    def step(self, problem, state):
+        wy = symmetric_weights(problem.X, problem.y, state.beta, self.noise_std) * problem.y
+        return SymmetricState((state.solver @ wy.unsqueeze(-1)).squeeze(-1), state.solver)
+
+    def predict(self, problem, state):
         return problem.X_query.new_zeros(problem.X_query.shape[:2])
+
+
+class SymmetricState(NamedTuple):
+    beta: torch.Tensor  # [B, d]
+    solver: torch.Tensor | None  # (XᵀX)⁻¹Xᵀ [B, d, n] (closed-form M-step), or None
+
+
+def least_squares_operator(X: torch.Tensor) -> torch.Tensor:
+    """(XᵀX)⁻¹Xᵀ [B, d, n] by Cholesky (LU where XᵀX is not PD)."""
+    G, Xt = X.transpose(1, 2) @ X, X.transpose(1, 2)
+    L, info = torch.linalg.cholesky_ex(G)
+    if bool((info == 0).all()):
+        return torch.cholesky_solve(Xt, L)
+    return torch.linalg.solve(G, Xt)
 
 
 @ALGORITHMS.register("symmetric_gradient_em")
@@ -291,14 +315,17 @@ class SymmetricGradientEM(SymmetricEM):
         V.number("step_size", self.step_size, low=0, low_open=True)
         V.positive_int("inner_steps", self.inner_steps)
 
-    def step(self, problem, beta):
-        X, y = problem.X, problem.y
+    def init(self, problem):
+        return SymmetricState(self.initial_beta(problem), None)
+
+    def step(self, problem, state):
+        X, y, beta = problem.X, problem.y, state.beta
         wy = symmetric_weights(X, y, beta, self.noise_std) * y
         n = X.shape[1]
         for _ in range(self.inner_steps):
             grad = torch.einsum("bnd,bn->bd", X, wy - torch.einsum("bnd,bd->bn", X, beta)) / n
             beta = beta + self.step_size * grad
-        return beta
+        return SymmetricState(beta, None)
 
 
 class Posterior(NamedTuple):
