@@ -173,6 +173,10 @@ class _Mixture(Algorithm):
             )
         return super().run(problem, steps)
 
+    def _check_gradient(self):
+        V.number("step_size", self.step_size, low=0, low_open=True)
+        V.positive_int("inner_steps", self.inner_steps)
+
     def _check_em(self):
         V.number("noise_std", self.noise_std, low=0, low_open=True)
         V.choice("initialization", self.initialization, INITIALIZATIONS)
@@ -240,8 +244,7 @@ class MixtureGradientEM(MixtureEM):
 
     def __post_init__(self):
         super().__post_init__()
-        V.number("step_size", self.step_size, low=0, low_open=True)
-        V.positive_int("inner_steps", self.inner_steps)
+        self._check_gradient()
 
     def m_step(self, problem, r, betas):
         for _ in range(self.inner_steps):
@@ -312,8 +315,7 @@ class SymmetricGradientEM(SymmetricEM):
 
     def __post_init__(self):
         super().__post_init__()
-        V.number("step_size", self.step_size, low=0, low_open=True)
-        V.positive_int("inner_steps", self.inner_steps)
+        self._check_gradient()
 
     def init(self, problem):
         return SymmetricState(self.initial_beta(problem), None)
