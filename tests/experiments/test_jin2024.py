@@ -70,7 +70,7 @@ def test_bad_config_is_input_error(change):
 def test_tiny_run_writes_every_curve_scalar_and_the_report(tmp_path):
     ts = J.TrainSettings(n_layer=1, n_head=1, steps=2, batch_size=4, log_every=1, seeds=(0, 1))
     cfg = J.JinConfig(
-        train=ts, dim=2, n_values=(4, 6), widths=(8,), em_steps=2, init_seeds=2,
+        train=ts, dim=2, n_values=(4, 6), widths=(4, 8), em_steps=2, init_seeds=2,
         probe_prompts=8, eval_prompts=8,
         per_prompt=J.PerPromptConfig(replace(ts, seeds=(0,)), n_components=3, n_points=5, n_embd=8),
     )  # fmt: skip
@@ -85,3 +85,4 @@ def test_tiny_run_writes_every_curve_scalar_and_the_report(tmp_path):
     assert "Bayes prediction of a new y given x and\nthe context is **0**" in report
     assert (out / "init_sensitivity.png").exists() and (out / "per_prompt.png").exists()
     assert report.count("criterion") >= len(J.FINDINGS)
+    assert "transformer_w4_error_n6_high_snr" in m["scalars"]
