@@ -38,6 +38,9 @@ def test_every_finding_holds_on_good_numbers_and_flips_on_bad_ones():
     for name, change in BREAK.items():
         v = icsim.analysis.report.judge_all(J.FINDINGS, {**GOOD, **change})[name]
         assert not v.holds and v.sentence.startswith("Unlike the paper"), v.sentence
+    one_seed = {**GOOD, "transformer_seed_spread_low_snr": float("nan")}  # a single seed
+    v = icsim.analysis.report.judge_all(J.FINDINGS, one_seed)["less_init_sensitive"]
+    assert v.sentence.startswith("Not measured")
     missing = icsim.analysis.report.judge_all(J.FINDINGS, {})
     assert all(v.sentence.startswith("Not measured") for v in missing.values())
 
@@ -86,3 +89,4 @@ def test_tiny_run_writes_every_curve_scalar_and_the_report(tmp_path):
     assert (out / "init_sensitivity.png").exists() and (out / "per_prompt.png").exists()
     assert report.count("criterion") >= len(J.FINDINGS)
     assert "transformer_w4_error_n6_high_snr" in m["scalars"]
+    assert m["scalars"]["transformer_seed_spread_low_snr"] >= 0  # two seeds: measured

@@ -262,6 +262,8 @@ def per_sample_stage(cfg: JinConfig, regime: str, snr: float, out: Path, device,
             scalars[f"{k}_error_nmax_{regime}"] = c.y[-1]
     for k in ("em_init_spread", "transformer_seed_spread"):
         scalars[f"{k}_{regime}"] = sum(curves[f"error_vs_n_{k}_{regime}"]["y"]) / len(cfg.n_values)
+    if len(models) < 2:  # one seed has no spread to compare: not measured, never "agrees"
+        scalars[f"transformer_seed_spread_{regime}"] = math.nan
     layer_curve, layer_scalars = probe_layers(cfg, models[0], fmt, task, batch, regime, device)
     curves[f"probe_error_by_layer_{regime}"] = layer_curve
     return curves, {**scalars, **layer_scalars, f"snr_{regime}": snr}
@@ -482,7 +484,7 @@ def report(cfg: JinConfig, scalars: dict):
                    PAPER[f"slope_{r}"], "theory (log–log)")
         for r in REGIMES for m in ("transformer", "em", "oracle")
     ] + [
-        Comparison("transformer seed spread / EM init spread, low SNR",
+        Comparison("transformer spread over training seeds, low SNR",
                    "transformer_seed_spread_low_snr", PAPER["transformer_less_init_sensitive"]),
         Comparison("EM init spread, low SNR", "em_init_spread_low_snr", "—"),
         Comparison("per prompt: excess MSE over the posterior mean (last k, / E y²)",
