@@ -110,9 +110,11 @@ class JinConfig:
             )
 
 
+# Pathak et al.'s model size is not available as text: 8 layers of width 128 (a third of Garg
+# et al.'s GPT-2's parameters per layer, which also keeps `--profile full --smoke` within budget).
 _PP_FULL = PerPromptConfig(
-    TrainSettings(n_layer=12, n_head=8, steps=200_000, lr=1e-4, log_every=500, seeds=(0,)),
-    n_components=20, n_points=40, n_embd=256,
+    TrainSettings(n_layer=8, n_head=4, steps=200_000, lr=1e-4, log_every=500, seeds=(0,)),
+    n_components=20, n_points=40, n_embd=128,
 )  # fmt: skip
 PROFILES = {
     # The papers' sizes where known (ReLU attention, widths 32/64/128; Pathak: m = 20, prompts
