@@ -110,7 +110,7 @@ class JinConfig:
             )
 
 
-# Pathak et al.'s model size is not available as text: 8 layers of width 128 (a third of Garg
+# Pathak et al.'s model size is not available as text: 8 layers of width 128 (a quarter of Garg
 # et al.'s GPT-2's parameters per layer, which also keeps `--profile full --smoke` within budget).
 _PP_FULL = PerPromptConfig(
     TrainSettings(n_layer=8, n_head=4, steps=200_000, lr=1e-4, log_every=500, seeds=(0,)),
