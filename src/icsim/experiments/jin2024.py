@@ -83,12 +83,13 @@ class JinConfig:
     train: TrainSettings
     dim: int = 5
     noise_std: float = 1.0
-    snrs: tuple[float, float] = (0.5, 3.0)  # (low, high) ‖β*‖/σ
+    snrs: tuple[float, float] = (1.0, 4.0)  # (low, high) ‖β*‖/σ
     n_values: tuple[int, ...] = (10, 20, 40, 80)  # context lengths evaluated (training: n in range)
     widths: tuple[int, ...] = (64,)
     attention: str = "relu"
     em_steps: int = 20
-    gradient_em_step_size: float = 1.0
+    # α = 1 diverges at n ≈ 2d (λ_max(XᵀX/n) ≈ (1 + √(d/n))² > 2); ½ is stable for n >= d
+    gradient_em_step_size: float = 0.5
     gradient_em_inner_steps: int = 1
     init_seeds: int = 8  # EM's random initialisations
     probe_prompts: int = 2048
@@ -454,14 +455,23 @@ FINDINGS = [
     Finding(
         "less_init_sensitive",
         "the transformer does not share EM's sensitivity to initialisation",
-        "at low SNR, the transformer's spread over training seeds (mean over n) is below EM's "
-        "spread over random initialisations",
-        lambda s: s["transformer_seed_spread_low_snr"] < s["em_init_spread_low_snr"],
+        "at high SNR, the transformer's spread over training seeds (mean over n) is below EM's "
+        "spread over random initialisations, and its error at the largest n is below 0.9 (a "
+        "constant β̂ = 0 scores 1 with no spread at all)",
         lambda s: (
-            f"{fmt(s['transformer_seed_spread_low_snr'])} against "
-            f"{fmt(s['em_init_spread_low_snr'])}"
+            s["transformer_seed_spread_high_snr"] < s["em_init_spread_high_snr"]
+            and s["transformer_error_nmax_high_snr"] < 0.9
         ),
-        needs=("transformer_seed_spread_low_snr", "em_init_spread_low_snr"),
+        lambda s: (
+            f"{fmt(s['transformer_seed_spread_high_snr'])} against "
+            f"{fmt(s['em_init_spread_high_snr'])}, error "
+            f"{fmt(s['transformer_error_nmax_high_snr'])}"
+        ),
+        needs=(
+            "transformer_seed_spread_high_snr",
+            "em_init_spread_high_snr",
+            "transformer_error_nmax_high_snr",
+        ),
     ),
     Finding(
         "per_prompt_bayes",
@@ -486,9 +496,10 @@ def report(cfg: JinConfig, scalars: dict):
                    PAPER[f"slope_{r}"], "theory (log–log)")
         for r in REGIMES for m in ("transformer", "em", "oracle")
     ] + [
-        Comparison("transformer spread over training seeds, low SNR",
-                   "transformer_seed_spread_low_snr", PAPER["transformer_less_init_sensitive"]),
-        Comparison("EM init spread, low SNR", "em_init_spread_low_snr", "—"),
+        Comparison("transformer spread over training seeds, high SNR",
+                   "transformer_seed_spread_high_snr", PAPER["transformer_less_init_sensitive"]),
+        Comparison("EM spread over random initialisations, high SNR", "em_init_spread_high_snr",
+                   "—"),
         Comparison("per prompt: excess MSE over the posterior mean (last k, / E y²)",
                    "per_prompt_excess_over_posterior_last", PAPER["per_prompt_posterior_mean"]),
     ]  # fmt: skip
