@@ -135,6 +135,9 @@ LOGISTIC = {
     "logistic_inexact_newton": {"mu": st.floats(0.05, 1)},
 }
 
+MIXTURE = {"mixture_em", "mixture_gradient_em", "symmetric_em", "symmetric_gradient_em"}
+MIXTURE |= {"mixture_posterior_mean", "mixture_oracle"}
+
 
 def test_every_batched_solver_is_covered():
     # the solvers left out need a trained network or a network task: tests/algorithms
@@ -143,6 +146,7 @@ def test_every_batched_solver_is_covered():
     others |= {"lloyd", "soft_em"}  # clustering: tests/algorithms/test_clustering.py
     # spectral solvers (pca / spectral_clustering tasks): tests/algorithms/test_power_method.py
     others |= {"power_method", "subspace_iteration", "eigh", "spectral_clustering"}
+    others |= MIXTURE  # tests/algorithms/test_mixture_em.py covers them
     assert set(LINEAR) | set(LOGISTIC) | others == set(icsim.algorithms.names())
 
 
