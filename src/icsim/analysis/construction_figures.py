@@ -206,7 +206,8 @@ def deep_gd_measures(result: dict, prefix: str = "construction_") -> tuple[dict,
     ) / max(len(errs) - 1, 1)
     steps, step = result["steps"], "GD step l"
     curves = {
-        "error_vs_heads": Curve(sw["heads"], errs, "heads per unit (r′ knots)", "max_l ‖w̄−w̄_GD‖₂"),
+        "error_vs_heads": Curve(sw["heads"], errs, "heads per unit (r′ knots)",
+                                "max_l ‖w̄ − w̄_GD‖₂"),
         "error_vs_step": Curve(steps, result["distance_to_gd"], step, "‖w̄^(l) − w̄^(l)_GD‖₂"),
         "one_step_error": Curve(steps, result["one_step_error"], step, "‖ε^(l)‖₂"),
         "bound": Curve(steps, result["bound"], step, "η·ε"),
