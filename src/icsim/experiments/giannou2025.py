@@ -376,16 +376,24 @@ class Giannou2025(Experiment):
 
     # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
     # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
-    smoke = {
-        "eval_prompts": 8,
-        "construction.prompts": 2,
-        "construction.table_prompts": 2,
-        "construction.steps": 3,  # Newton steps of the per-width figure (3: the check's T)
-        "construction.table_steps": 1,  # Newton steps of the depth table
-        "training.steps": 2,
-        "training.batch_size": 4,
-        "training.log_every": 1,
-    }
+    def smoke(self, cfg: GiannouConfig) -> dict:
+        c, t = cfg.construction, cfg.training
+        return {
+            "eval_prompts": 8,
+            "construction.prompts": 2,
+            "construction.table_prompts": 2,
+            "construction.steps": 3,  # Newton steps of the per-width figure (3: the check's T)
+            "construction.table_steps": 1,  # Newton steps of the depth table
+            "training.steps": 2,
+            "training.batch_size": 4,
+            "training.log_every": 1,
+            # fewer models and widths, every stage still run: the first and last condition
+            # number, depth, width and Newton–Schulz k of the profile
+            "condition_numbers": _ends(cfg.condition_numbers),
+            "training.depths": _ends(t.depths),
+            "construction.widths": _ends(c.widths),
+            "construction.newton_schulz_steps": _ends(c.newton_schulz_steps),
+        }
 
     def run(self, cfg: GiannouConfig, out: Path, device: str, quiet: bool) -> Result:
         def say(msg):
@@ -407,3 +415,8 @@ class Giannou2025(Experiment):
         figures.append(plot_curves(losses, out / "training_loss.png", logy=True, title=title))
         comparison, notes = report(cfg, scalars, curves)
         return Result(curves, scalars, dict(F.PAPER), figures, comparison, notes=notes)
+
+
+def _ends(values: tuple) -> tuple:
+    """The first and the last of `values` (all of them if fewer than three)."""
+    return tuple(values) if len(values) < 3 else (values[0], values[-1])
