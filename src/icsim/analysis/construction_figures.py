@@ -188,3 +188,111 @@ def format_deep_gd(result: dict) -> str:
     worst = max(result["distance_to_gd"])
     lines.append(f"largest deviation from GD: max_l ‖w̄^(l) − w̄^(l)_GD‖₂ = {worst:.3e}")
     return "\n".join(lines)
+
+
+def deep_gd_measures(result: dict, prefix: str = "construction_") -> tuple[dict, dict]:
+    """`verify_deep_gd`'s result as (curves, scalars) of metrics.json: per-step distance to GD,
+    one-step error against the bound η·ε, and the distance to exact GD against the heads."""
+    from icsim.analysis.report import Curve
+
+    scalars = {f"{prefix}{k}": v for k, v in result["scalars"].items()}
+    scalars[f"{prefix}layers_per_step"] = result["layers_per_step"]
+    sw, errs = result["heads_sweep"], result["heads_sweep"]["max_distance_to_gd"]
+    scalars[f"{prefix}error_fewest_heads"] = errs[0]
+    scalars[f"{prefix}error_most_heads"] = errs[-1]
+    # the share of the sweep's steps that do not increase the distance to exact GD
+    scalars[f"{prefix}error_non_increasing_fraction"] = sum(
+        b <= a for a, b in zip(errs, errs[1:])
+    ) / max(len(errs) - 1, 1)
+    steps, step = result["steps"], "GD step l"
+    curves = {
+        "error_vs_heads": Curve(sw["heads"], errs, "heads per unit (r′ knots)",
+                                "max_l ‖w̄ − w̄_GD‖₂"),
+        "error_vs_step": Curve(steps, result["distance_to_gd"], step, "‖w̄^(l) − w̄^(l)_GD‖₂"),
+        "one_step_error": Curve(steps, result["one_step_error"], step, "‖ε^(l)‖₂"),
+        "bound": Curve(steps, result["bound"], step, "η·ε"),
+    }  # fmt: skip
+    return {f"{prefix}{k}": c.to_json() for k, c in curves.items()}, scalars
+
+
+def newton_width_measures(table: dict, main_width: int) -> tuple[dict, dict]:
+    """`logistic_newton.error_table`'s result as (curves, scalars) of metrics.json: the error
+    against exact damped Newton per step at every width, the floor it reaches, and how the floor
+    falls with the width (the max error over steps ≤ 3 is read at `main_width`, or the widest)."""
+    from icsim.analysis.report import Curve
+
+    t, step = table["steps"], "Newton step t"
+    curves = {
+        "damped_newton_to_optimum": Curve(
+            t, table["damped_newton_to_optimum"], step, "mean ‖w_t − w*_μ‖"
+        )
+    }
+    scalars, widths, floors = (
+        {},
+        [r["width"] for r in table["rows"]],
+        [r["floor"] for r in table["rows"]],
+    )
+    for row in table["rows"]:
+        W = row["width"]
+        curves[f"construction_W{W}_error_vs_damped_newton"] = Curve(
+            t, row["error"], step, "mean ‖ŵ_t − w_t‖ (exact damped Newton w_t)"
+        )
+        curves[f"construction_W{W}_to_optimum"] = Curve(
+            t, row["error_to_optimum"], step, "mean ‖ŵ_t − w*_μ‖"
+        )
+        scalars[f"construction_max_error_T3_W{W}"] = max(row["max_error"][:4])
+        scalars[f"construction_floor_W{W}"] = row["floor"]
+    main = main_width if main_width in widths else max(widths)
+    scalars["construction_max_error_T3"] = scalars[f"construction_max_error_T3_W{main}"]
+    scalars["construction_max_error_T3_width"] = main
+    scalars["construction_newton_schulz_steps"] = table["rows"][0]["newton_schulz_steps"]
+    curves["construction_floor_vs_width"] = Curve(
+        widths, floors, "MLP grid intervals W", f"mean ‖ŵ_{t[-1]} − w*_μ‖ (floor)"
+    )
+    if len(widths) > 1:
+        # floor ∝ W^(−p): the factor per doubling is 2^p (fit through the widths)
+        slope = np.polyfit(np.log2(widths), np.log2(floors), 1)[0]
+        scalars["construction_floor_factor_per_doubling"] = float(2 ** (-slope))
+        scalars["construction_floor_decreases_with_width"] = float(
+            all(b < a for a, b in zip(floors, floors[1:]))
+        )
+    return {k: v.to_json() for k, v in curves.items()}, scalars
+
+
+def newton_depth_figure(curves: dict, tag: str, ks, kappa: float, xmax: int, path) -> Path:
+    """Three log-scale panels of giannou2025's curves at one condition number (`tag`): the
+    paper's loss against layers/steps, the same for the distance to w_N (transformers per depth,
+    damped Newton and GD per step, up to `xmax`), and trained transformers against the
+    construction (one line per Newton–Schulz k in `ks`) in layers."""
+    from icsim.analysis.plots import plot_panels
+
+    cv = {k[: -len(tag) - 1]: v for k, v in curves.items() if k.endswith("_" + tag)}
+    styles = {"transformer": dict(marker="o", lw=2), "damped_newton": dict(ls="--", marker=".")}
+    styles["gd"] = dict(ls=":")
+
+    def upto(c):  # the points at x <= xmax (GD runs far longer than the deepest model)
+        n = sum(1 for x in c["x"] if x <= xmax)
+        return {k: v[:n] if isinstance(v, list) else v for k, v in c.items()}
+
+    panels = []
+    for what, title in (
+        ("excess_loss", f"regularised logistic loss, κ = {kappa:g}"),
+        ("w_error", "distance to the Newton solution w_N"),
+    ):
+        # converged Newton sits at round-off (1e-30): show 3 decades below the transformer
+        low = min((y for y in cv[f"transformer_{what}"]["y_low"] if y > 0), default=1)
+        lines = [(name, upto(cv[f"{name}_{what}"]), style) for name, style in styles.items()]
+        xlabel, ylabel = "layers (transformer) / steps (Newton, GD)", lines[0][1]["y_label"]
+        panels.append(dict(lines=lines, title=title, yscale="log", ymin=1e-3 * low,
+                           xlabel=xlabel, ylabel=ylabel))  # fmt: skip
+    c = cv["transformer_w_error"]
+    lines = [("trained transformer", {"x": c["x"], "y": c["y"]}, dict(marker="o", lw=2))]
+    for k in ks:
+        v = cv[f"construction_k{k}_w_error"]
+        x = [max(layer, 0.5) for layer in v["x"]]  # layer 0 (w₀ = 0) drawn at 0.5
+        label = f"construction, k = {k} ({v['x'][1]} layers per step)"
+        lines.append((label, {"x": x, "y": v["y"]}, dict(marker=".", ls="--")))
+    title, xlabel = "trained vs constructed, per layer", "layers (0 drawn at 0.5)"
+    panels.append(dict(lines=lines, title=title, xscale="log", yscale="log", xlabel=xlabel,
+                       ylabel=c["y_label"]))  # fmt: skip
+    return plot_panels(panels, path)

@@ -23,16 +23,30 @@ def in_chunks(fn, batch: TaskBatch, chunk: int, dim: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def model_prefix_predictions(model, fmt, batch: TaskBatch) -> torch.Tensor:
-    """[B, n]: the prediction for y_k from the first k examples and x_k, for every k.
+def model_prefix_predictions(model, fmt, batch: TaskBatch, chunk: int | None = None, ks=None):
+    """[B, n]: the prediction for y_k from the first k examples and x_k, for every k (or
+    [B, len(ks)]: for the k in `ks` only).
 
     One causal pass over interleaved tokens gives every prefix at once; other formats are
-    run once per prefix."""
+    run once per prefix asked for. `chunk`: at most that many prompts per pass (bounded memory).
+    """
+    if chunk is not None and batch.batch_size > chunk:
+        return in_chunks(
+            lambda part: model_prefix_predictions(model, fmt, part, ks=ks), batch, chunk
+        )
     model.eval()
     if fmt.mask(batch.n_points) is None:
-        return fmt.run(model, batch)
-    cols = [fmt.run(model, batch.prefix(k + 1))[:, -1] for k in range(1, batch.n_points)]
-    return torch.stack([torch.zeros_like(cols[0]), *cols], dim=1)
+        pred = fmt.run(model, batch)
+        return pred if ks is None else pred[:, list(ks)]
+    ks = range(batch.n_points) if ks is None else ks
+    # k = 0: no example to predict from, the prediction is 0
+    cols = {k: fmt.run(model, batch.prefix(k + 1))[:, -1] for k in ks if k > 0}
+    zero = (
+        torch.zeros_like(next(iter(cols.values())))
+        if cols
+        else batch.ys.new_zeros(batch.ys.shape[0])
+    )
+    return torch.stack([cols.get(k, zero) for k in ks], dim=1)
 
 
 @torch.no_grad()

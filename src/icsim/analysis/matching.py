@@ -210,3 +210,27 @@ def at_grid_end(matched: list, steps: list) -> list[bool]:
     """Which matched steps sit at the grid's last step: there the true match may lie beyond the
     grid, so the step is only a lower bound."""
     return [m == max(steps) for m in matched]
+
+
+def match_curves(match: dict, step_label: str = "best-matching algorithm step"):
+    """A `match_layers` entry as two curves against the layer (from 1): the best-matching step
+    and the similarity at that step."""
+    from icsim.analysis.report import Curve
+
+    layers = list(range(1, len(match["matched_step"])))
+    sim = "similarity of errors (best step)"
+    return (
+        Curve(layers, match["matched_step"][1:], "layer", step_label),
+        Curve(layers, match["best_similarity"][1:], "layer", sim),
+    )
+
+
+def plot_match(match: dict, path, *, xlabel: str, title: str = "", ylabel: str = "layer"):
+    """A `match_layers` entry as a heatmap: similarity of every layer (from 1) with every step."""
+    from icsim.analysis.plots import plot_heatmap
+
+    layers = list(range(1, len(match["matched_step"])))
+    sim = match["similarity"][1:].double().cpu().numpy()
+    return plot_heatmap(
+        sim, path, xlabel=xlabel, ylabel=ylabel, title=title, xticks=match["steps"], yticks=layers
+    )

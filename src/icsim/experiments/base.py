@@ -313,7 +313,8 @@ def smoke_cuts(exp: Experiment, cfg) -> dict:
                 "curriculum.enabled": False,
             }.items():
                 cuts[f"{path}{key}"] = v
-    return {**cuts, **getattr(exp, "smoke", {})}
+    own = getattr(exp, "smoke", {})  # a dict, or a function of the profile's config
+    return {**cuts, **(own(cfg) if callable(own) else own)}
 
 
 def _walk(obj, prefix: str = ""):

@@ -10,27 +10,14 @@ from pathlib import Path
 
 import torch
 
+from icsim.analysis import matching as M
 from icsim.analysis.evaluation import in_chunks, model_prefix_predictions
-from icsim.analysis.matching import (
-    at_grid_end,
-    best_step_per_prompt,
-    error_cosine_per_prompt,
-    induced_weights,
-    match_induced_weights,
-    match_layers,
-)
 from icsim.analysis.metrics import normalised_squared_error, paired_difference
-from icsim.analysis.plots import plot_curves, plot_heatmap
+from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import fit_probes, layer_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, fmt, judge_all
-from icsim.experiments.base import (
-    EXPERIMENTS,
-    Experiment,
-    Result,
-    full_train,
-    quick_train,
-    with_device,
-)
+from icsim.analysis.report import Curve, fill_beside, judge_all
+from icsim.experiments import base
+from icsim.experiments.fu2024_findings import COVARIANCE, PAPER, comparisons, findings, suffix
 from icsim.training import Curriculum, TrainConfig, Trainer
 
 # Fu et al. 2024 §4 and their code: GD at lr 0.01 on a log grid of steps 2⁰…2¹², Newton steps
@@ -39,15 +26,9 @@ GD_STEPS = [0] + [2**i for i in range(13)]
 NEWTON_STEPS = list(range(24))
 ALGORITHMS = {
     "iterative_newton": {"algorithm": "iterative_newton", "steps": NEWTON_STEPS},
-    "gradient_descent": {
-        "algorithm": "gradient_descent",
-        "params": {"step_size": 0.01},
-        "steps": GD_STEPS,
-    },
-    "online_gradient_descent": {
-        "algorithm": "online_gradient_descent",
-        "params": {"step_size": 0.01},
-        "steps": GD_STEPS,
+    **{
+        name: {"algorithm": name, "params": {"step_size": 0.01}, "steps": GD_STEPS}
+        for name in ("gradient_descent", "online_gradient_descent")
     },
 }
 LABELS = {
@@ -76,26 +57,21 @@ PROFILES = {
     # The paper: GPT-2 12 layers, 8 heads, width 256, d = 20, 41 points, Garg et al.'s training
     # recipe (curriculum, batch 64, Adam 1e-4, 500k steps); LSTM 10 layers; κ = 1 and κ = 100.
     "full": FuConfig(
-        transformer=full_train(),
-        lstm=full_train(model="lstm", n_layer=10, compile=False),
+        transformer=base.full_train(),
+        lstm=base.full_train(model="lstm", n_layer=10, compile=False),
         condition_numbers=(1.0, 100.0),
     ),
     # 2 CPU cores: d = 5, 16 points, an 8-layer 64-wide transformer and a 4-layer LSTM; κ = 100
     # too, where GD (slow on the λ_max/κ directions) and Newton part ways (issue 23 item 7).
     "quick": FuConfig(
-        transformer=quick_train(
+        transformer=base.quick_train(
             n_layer=8,
             steps=4000,
             curriculum=Curriculum(
-                dims_start=2,
-                dims_end=5,
-                points_start=6,
-                points_end=16,
-                points_inc=2,
-                interval=400,
+                dims_start=2, dims_end=5, points_start=6, points_end=16, points_inc=2, interval=400
             ),
         ),
-        lstm=quick_train(
+        lstm=base.quick_train(
             model="lstm",
             n_layer=4,
             n_head=8,
@@ -110,30 +86,12 @@ PROFILES = {
     ),
 }
 
-PAPER = {  # PAPERS.md §1 (d = 20, 12 layers)
-    "matched_newton_step_by_layer": [1, 1, 3, 5, 8, 10, 14, 17, 20, 21, 21, 21],
-    "similarity_transformer_newton": 0.991,
-    "similarity_transformer_gd": 0.957,
-    "similarity_transformer_online_gd": 0.806,
-    "similarity_lstm_newton": 0.920,
-    "similarity_lstm_gd": 0.916,
-    "similarity_lstm_online_gd": 0.954,
-    "gd_steps_matching_last_layer": "≥ 1200",
-    "kappa100_matched_newton_steps": 21,
-    "kappa100_gd_steps": "about 2000",
-    "induced_weights": "layers match Newton's iterations (a figure, no table)",
-}
-
-
-def suffix(kappa: float) -> str:
-    return "" if kappa == 1 else f"_kappa{kappa:g}"
-
 
 def _train(cfg: TrainConfig, kappa, spacing, out: Path, device: str, quiet: bool) -> Trainer:
     params = dict(cfg.task_params)
     if kappa != 1:
         params.update(condition_number=kappa, eigenvalue_spacing=spacing)
-    trainer = Trainer(with_device(replace(cfg, task_params=params), device), out, quiet=quiet)
+    trainer = Trainer(base.with_device(replace(cfg, task_params=params), device), out, quiet=quiet)
     trainer.train()
     return trainer
 
@@ -146,15 +104,8 @@ def _layers(trainer: Trainer, cfg: FuConfig, device: str):
     n = trainer.cfg.n_points
     batch = trainer.task.sample(cfg.eval_prompts, n, generator=g, device=device)
     gp = torch.Generator(device=device).manual_seed(cfg.eval_seed + 1)
-    probes = fit_probes(
-        trainer.model,
-        trainer.fmt,
-        trainer.task,
-        n_prompts=cfg.probe_prompts,
-        n_points=n,
-        generator=gp,
-        device=device,
-    )
+    probes = fit_probes(trainer.model, trainer.fmt, trainer.task, n_prompts=cfg.probe_prompts,
+                        n_points=n, generator=gp, device=device)  # fmt: skip
     return batch, layer_predictions(trainer.model, trainer.fmt, batch, probes), probes
 
 
@@ -172,19 +123,15 @@ def measure(trainer: Trainer, cfg: FuConfig, who: str, sfx: str, device: str):
     ).to_json()
     c = curves[f"error_by_layer_{who}{sfx}"]["y"]
     s[f"error_ratio_first_to_last_layer_{who}{sfx}"] = c[1] / c[-1]
-    matches = match_layers(layers, batch, cfg.algorithms)
+    matches = M.match_layers(layers, batch, cfg.algorithms)
     for name, m in matches.items():
-        x = list(range(1, len(m["matched_step"])))
-        curves[f"{tag}matched_step_{name}{sfx}"] = Curve(
-            x, m["matched_step"][1:], "layer", "best-matching algorithm step"
-        ).to_json()
+        step, sim = M.match_curves(m)
+        curves[f"{tag}matched_step_{name}{sfx}"] = step.to_json()
         s[f"similarity_{who}_{name}{sfx}"] = m["best_similarity"][-1]
         if who == "transformer":
-            curves[f"similarity_{name}{sfx}"] = Curve(
-                x, m["best_similarity"][1:], "layer", "similarity of errors (best step)"
-            ).to_json()
+            curves[f"similarity_{name}{sfx}"] = sim.to_json()
             s[f"matched_step_last_layer_{name}{sfx}"] = m["matched_step"][-1]
-            end = at_grid_end(m["matched_step"][1:], m["steps"])
+            end = M.at_grid_end(m["matched_step"][1:], m["steps"])
             s[f"matched_step_at_grid_end_{name}{sfx}"] = float(end[-1])
             s[f"layers_at_grid_end_{name}{sfx}"] = sum(end)
     if who != "transformer":
@@ -196,7 +143,7 @@ def measure(trainer: Trainer, cfg: FuConfig, who: str, sfx: str, device: str):
     # the most this measure can show here: the margin of a last layer that were exactly Newton
     newton, gd = matches["iterative_newton"], matches["gradient_descent"]
     ideal = newton["trajectory"][int(newton["similarity"][-1].argmax())]
-    gd_sim = error_cosine_per_prompt(ideal, gd["trajectory"], batch.ys).mean(-1).max().item()
+    gd_sim = M.error_cosine_per_prompt(ideal, gd["trajectory"], batch.ys).mean(-1).max().item()
     s[f"similarity_margin_ceiling_newton_minus_gd{sfx}"] = 1 - gd_sim
     w_matches, w_last = weights_matches(trainer, probes, cfg, device)
     for name, m in w_matches.items():
@@ -224,7 +171,7 @@ def margins(matches: dict, last, target, key: str, sfx: str, generator) -> dict:
     """Newton's similarity minus GD's at the last layer (each at its best step), prompt by
     prompt: mean, bootstrap 95% interval and spread."""
     newton, gd = (
-        best_step_per_prompt(last, matches[k], target)
+        M.best_step_per_prompt(last, matches[k], target)
         for k in ("iterative_newton", "gradient_descent")
     )
     return {f"{key}{k}{sfx}": v for k, v in paired_difference(newton, gd, generator).items()}
@@ -244,12 +191,12 @@ def weights_matches(trainer: Trainer, probes, cfg: FuConfig, device: str):
             lambda part: layer_predictions(trainer.model, trainer.fmt, part, probes), bb, 2048, 1
         )
 
-    w_model = induced_weights(predict, batch, d)  # [L+1, B, d]
-    return match_induced_weights(w_model, batch, d, cfg.algorithms), w_model[-1]
+    w_model = M.induced_weights(predict, batch, d)  # [L+1, B, d]
+    return M.match_induced_weights(w_model, batch, d, cfg.algorithms), w_model[-1]
 
 
-@EXPERIMENTS.register("fu2024-second-order")
-class Fu2024(Experiment):
+@base.EXPERIMENTS.register("fu2024-second-order")
+class Fu2024(base.Experiment):
     name = "fu2024-second-order"
     title = "Transformers match iterative Newton layer by layer (Fu et al. 2024)"
     cost = {"quick": "~14 min on 2 CPU cores", "full": "~15 GPU-hours (two 500k-step models)"}
@@ -259,7 +206,7 @@ class Fu2024(Experiment):
     )
     profiles = PROFILES
 
-    def run(self, cfg: FuConfig, out: Path, device: str, quiet: bool) -> Result:
+    def run(self, cfg: FuConfig, out: Path, device: str, quiet: bool) -> base.Result:
         curves, scalars, figures = {}, {}, []
         spacing = cfg.eigenvalue_spacing
         for kappa in cfg.condition_numbers:
@@ -270,7 +217,10 @@ class Fu2024(Experiment):
             c, s, matches = measure(tr, cfg, "transformer", sfx, device)
             curves.update(c)
             scalars.update(s)
-            figures += similarity_figures(matches, out, sfx)
+            for name, m in matches.items():
+                path, label = out / f"similarity_{name}{sfx}.png", LABELS.get(name, name)
+                title = f"similarity of errors: transformer layers vs {name}{sfx}"
+                figures.append(M.plot_match(m, path, xlabel=f"{label} step", title=title))
             figures.append(matched_steps_figure(curves, scalars, out, kappa))
         if cfg.lstm is not None:
             lstm = _train(cfg.lstm, 1.0, spacing, out / "train-lstm", device, quiet)
@@ -278,37 +228,20 @@ class Fu2024(Experiment):
             curves.update(c)
             scalars.update(s)
         layer_curves = {k: v for k, v in curves.items() if k.startswith("error_by_layer")}
+        title = "error of each layer's read-out"
         figures.append(
-            plot_curves(
-                layer_curves,
-                out / "error_by_layer.png",
-                logy=True,
-                title="error of each layer's read-out",
-            )
+            plot_curves(layer_curves, out / "error_by_layer.png", logy=True, title=title)
         )
-        return Result(curves, scalars, PAPER, figures, *report(cfg, scalars, curves))
+        return base.Result(curves, scalars, PAPER, figures, *report(cfg, scalars, curves))
 
     # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
     # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    # The step grids too: GD's runs to 4096 steps on every prefix were most of the smoke time.
     smoke = {
         "eval_prompts": 8,
         "probe_prompts": 64,
+        **{f"algorithms.{name}.steps": (0, 1, 2) for name in ALGORITHMS},
     }
-
-
-def similarity_figures(matches: dict, out: Path, sfx: str) -> list:
-    return [
-        plot_heatmap(
-            m["similarity"][1:].double().cpu().numpy(),
-            out / f"similarity_{name}{sfx}.png",
-            xlabel=f"{LABELS.get(name, name)} step",
-            ylabel="layer",
-            xticks=m["steps"],
-            yticks=list(range(1, len(m["matched_step"]))),
-            title=f"similarity of errors: transformer layers vs {name}{sfx}",
-        )
-        for name, m in matches.items()
-    ]
 
 
 def matched_steps_figure(curves: dict, s: dict, out: Path, kappa: float) -> Path:
@@ -323,193 +256,6 @@ def matched_steps_figure(curves: dict, s: dict, out: Path, kappa: float) -> Path
         logy=True,
         title=f"best-matching algorithm step per layer (κ = {kappa:g})",
     )
-
-
-def findings(cfg: FuConfig) -> list[Finding]:
-    """The paper's findings, each with the criterion on our scalars that decides it."""
-    out = []
-    for kappa in cfg.condition_numbers:
-        x = suffix(kappa)
-        at = f" (κ = {kappa:g})"
-        out += [
-            Finding(
-                f"newton_linear{x}",
-                f"the best-matching Newton step grows with the layer, linearly{at}",
-                "matched step non-decreasing in the layer, slope > 0 and linear-fit R² ≥ 0.8",
-                lambda s, x=x: (
-                    s[f"newton_match_non_decreasing{x}"] == 1
-                    and s[f"newton_match_slope{x}"] > 0
-                    and s[f"newton_match_linear_r2{x}"] >= 0.8
-                ),
-                lambda s, x=x: (
-                    f"non-decreasing: {'yes' if s[f'newton_match_non_decreasing{x}'] else 'no'}, "
-                    f"R² = {fmt(s[f'newton_match_linear_r2{x}'])}, "
-                    f"slope {fmt(s[f'newton_match_slope{x}'])} steps per layer"
-                ),
-                needs=(f"newton_match_linear_r2{x}", f"newton_match_non_decreasing{x}"),
-            ),
-            Finding(
-                f"errors_closer_to_newton{x}",
-                f"the last layer's errors are more similar to Newton's than to GD's{at}",
-                "the 95% bootstrap interval over prompts of the per-prompt difference "
-                "(Newton − GD similarity, each at its best step) lies above 0",
-                lambda s, x=x: s[f"similarity_margin_newton_minus_gd_low{x}"] > 0,
-                lambda s, x=x: (
-                    _margin_text(
-                        s, "similarity_transformer_", "similarity_margin_newton_minus_gd", x
-                    )
-                    + "; a last layer that were exactly Newton would beat GD by "
-                    + fmt(s.get(f"similarity_margin_ceiling_newton_minus_gd{x}", float("nan")))
-                    + " here"
-                ),
-                needs=(f"similarity_margin_newton_minus_gd_low{x}",),
-            ),
-            Finding(
-                f"weights_closer_to_newton{x}",
-                f"the last layer's induced weights are more similar to Newton's than to GD's{at}",
-                "the 95% bootstrap interval over prompts of the per-prompt difference lies above 0",
-                lambda s, x=x: s[f"similarity_induced_weights_margin_newton_minus_gd_low{x}"] > 0,
-                lambda s, x=x: _margin_text(
-                    s,
-                    "similarity_induced_weights_transformer_",
-                    "similarity_induced_weights_margin_newton_minus_gd",
-                    x,
-                ),
-                needs=(f"similarity_induced_weights_margin_newton_minus_gd_low{x}",),
-            ),
-            Finding(
-                f"gd_needs_more_steps{x}",
-                f"GD needs at least 10× more steps than Newton to match the last layer{at} "
-                "(the paper: ≥ 1200 vs 21)",
-                "GD's matched step ≥ 10 × Newton's (a GD step at the grid's end is a lower bound)",
-                lambda s, x=x: s[f"gd_over_newton_steps_last_layer{x}"] >= 10,
-                lambda s, x=x: (
-                    f"GD step {_bound(s, 'gradient_descent', x)} vs Newton step "
-                    f"{s[f'matched_step_last_layer_iterative_newton{x}']}: ratio "
-                    f"{'≥ ' if s[f'matched_step_at_grid_end_gradient_descent{x}'] else ''}"
-                    f"{fmt(s[f'gd_over_newton_steps_last_layer{x}'])}"
-                ),
-                needs=(f"gd_over_newton_steps_last_layer{x}",),
-            ),
-            Finding(
-                f"gd_exponential{x}",
-                f"the best-matching GD step grows exponentially in the layer{at}",
-                "log-linear fit R² ≥ 0.8 and above the linear fit's, with at most one layer at "
-                "the grid's end (beyond it the step is only a lower bound)",
-                lambda s, x=x: (
-                    s[f"gd_match_exponential_r2{x}"] >= 0.8
-                    and s[f"gd_match_exponential_r2{x}"] > s[f"gd_match_linear_r2{x}"]
-                    and s[f"layers_at_grid_end_gradient_descent{x}"] <= 1
-                ),
-                lambda s, x=x: (
-                    f"exponential-fit R² {fmt(s[f'gd_match_exponential_r2{x}'])}, "
-                    f"linear-fit R² {fmt(s[f'gd_match_linear_r2{x}'])}, "
-                    f"{s[f'layers_at_grid_end_gradient_descent{x}']} layers at the grid's end"
-                ),
-                needs=(f"gd_match_exponential_r2{x}", f"gd_match_linear_r2{x}"),
-            ),
-        ]
-    out += [
-        Finding(
-            "lstm_does_not_improve",
-            "an LSTM's error does not improve across its layers while the transformer's does",
-            "LSTM's first-to-last-layer error ratio ≤ 1.5 and the transformer's ≥ 3",
-            lambda s: (
-                s["error_ratio_first_to_last_layer_lstm"] <= 1.5
-                and s["error_ratio_first_to_last_layer_transformer"] >= 3
-            ),
-            lambda s: (
-                f"error ratio first/last layer: LSTM "
-                f"{fmt(s['error_ratio_first_to_last_layer_lstm'])}, transformer "
-                f"{fmt(s['error_ratio_first_to_last_layer_transformer'])}"
-            ),
-            needs=("error_ratio_first_to_last_layer_lstm",),
-        ),
-        Finding(
-            "lstm_like_online_gd",
-            "the LSTM's errors are closest to online GD's (the paper: 0.954 vs 0.920 Newton, "
-            "0.916 GD)",
-            "similarity to online GD the largest of the three",
-            lambda s: (
-                s["similarity_lstm_online_gradient_descent"]
-                > max(s["similarity_lstm_iterative_newton"], s["similarity_lstm_gradient_descent"])
-            ),
-            lambda s: (
-                "LSTM similarity: online GD "
-                f"{fmt(s['similarity_lstm_online_gradient_descent'])}, Newton "
-                f"{fmt(s['similarity_lstm_iterative_newton'])}, GD "
-                f"{fmt(s['similarity_lstm_gradient_descent'])}"
-            ),
-            needs=("similarity_lstm_online_gradient_descent",),
-        ),
-    ]
-    return out
-
-
-def _bound(s: dict, name: str, x: str) -> str:
-    ge = "≥ " if s.get(f"matched_step_at_grid_end_{name}{x}") else ""
-    return f"{ge}{s[f'matched_step_last_layer_{name}{x}']}"
-
-
-def _margin_text(s: dict, sim: str, key: str, x: str) -> str:
-    return (
-        f"similarity {fmt(s[f'{sim}iterative_newton{x}'])} (Newton) vs "
-        f"{fmt(s[f'{sim}gradient_descent{x}'])} (GD); per-prompt difference "
-        f"{fmt(s[f'{key}{x}'])}, 95% interval [{fmt(s[f'{key}_low{x}'])}, "
-        f"{fmt(s[f'{key}_high{x}'])}]"
-    )
-
-
-def comparisons(cfg: FuConfig) -> list[Comparison]:
-    P, sim, wsim = PAPER, "similarity_transformer_", "similarity_induced_weights_transformer_"
-    grid = f"grid {GD_STEPS[1]}…{GD_STEPS[-1]}: its end is a lower bound"
-    rows = [
-        ("best-matching Newton step per layer", "matched_step_iterative_newton",
-         P["matched_newton_step_by_layer"], "paper: 12 layers, d = 20"),
-        ("linear fit of matched Newton step vs layer: R²", "newton_match_linear_r2",
-         "linear (R² not reported)", "criterion: ≥ 0.8"),
-        ("best-matching GD step per layer", "matched_step_gradient_descent",
-         "hundreds, then ≥ 1200", grid),
-    ]  # fmt: skip
-    for kappa in cfg.condition_numbers:
-        x, k, one = suffix(kappa), f"κ = {kappa:g}: ", kappa == 1
-        rows += [
-            (f"{k}Newton steps matching the last layer",
-             f"matched_step_last_layer_iterative_newton{x}",
-             P["matched_newton_step_by_layer"][-1] if one else P["kappa100_matched_newton_steps"]),
-            (f"{k}GD steps matching the last layer", f"matched_step_last_layer_gradient_descent{x}",
-             P["gd_steps_matching_last_layer"] if one else P["kappa100_gd_steps"], "GD at lr 0.01",
-             f"matched_step_at_grid_end_gradient_descent{x}"),
-            (f"{k}similarity of errors, transformer–Newton", f"{sim}iterative_newton{x}",
-             P["similarity_transformer_newton"] if one else "not reported", "last layer, best"),
-            (f"{k}similarity of errors, transformer–GD", f"{sim}gradient_descent{x}",
-             P["similarity_transformer_gd"] if one else "not reported"),
-            (f"{k}similarity of errors, transformer–online GD", f"{sim}online_gradient_descent{x}",
-             P["similarity_transformer_online_gd"] if one else "not reported"),
-            (f"{k}Newton − GD similarity of errors, 95% interval low end",
-             f"similarity_margin_newton_minus_gd_low{x}", "> 0 (0.991 − 0.957)",
-             "per-prompt differences, bootstrap"),
-            (f"{k}Newton − GD similarity, if the last layer were exactly Newton",
-             f"similarity_margin_ceiling_newton_minus_gd{x}", "", "what this scale can show"),
-            (f"{k}similarity of induced weights, transformer–Newton", f"{wsim}iterative_newton{x}",
-             P["induced_weights"], "last layer, best step, context of d"),
-            (f"{k}similarity of induced weights, transformer–GD", f"{wsim}gradient_descent{x}",
-             P["induced_weights"]),
-        ]  # fmt: skip
-    if cfg.lstm is not None:
-        rows += [
-            ("similarity of errors, LSTM–Newton", "similarity_lstm_iterative_newton",
-             P["similarity_lstm_newton"]),
-            ("similarity of errors, LSTM–GD", "similarity_lstm_gradient_descent",
-             P["similarity_lstm_gd"]),
-            ("similarity of errors, LSTM–online GD", "similarity_lstm_online_gradient_descent",
-             P["similarity_lstm_online_gd"]),
-            ("error ratio first/last layer, LSTM", "error_ratio_first_to_last_layer_lstm",
-             "≈ 1 (no improvement)"),
-            ("error ratio first/last layer, transformer",
-             "error_ratio_first_to_last_layer_transformer", "large"),
-        ]  # fmt: skip
-    return [Comparison(*row) for row in rows]
 
 
 def report(cfg: FuConfig, scalars: dict, curves: dict):
@@ -527,17 +273,8 @@ def report(cfg: FuConfig, scalars: dict, curves: dict):
         "lstm_layers": cfg.lstm.n_layer if cfg.lstm else 0,
         "kappas": ", ".join(f"{k:g}" for k in cfg.condition_numbers),
         "covariance": COVARIANCE[cfg.eigenvalue_spacing],
-        "gd_grid_end": GD_STEPS[-1],
+        "gd_grid_end": cfg.algorithms["gradient_descent"]["steps"][-1],
         "weight_queries": cfg.weight_queries or 4 * t.dim,
     }
     notes = fill_beside(__file__, {**scalars, **ctx}, verdicts)
     return comparisons(cfg), list(verdicts.values()), notes
-
-
-COVARIANCE = {
-    "two_level": "Fu et al.'s: Σ = U diag(λ) Uᵀ per prompt, U Haar, λ = 1 on ⌊d/2⌋ directions and "
-    "1/κ on the rest (their scale matrix: √κ on d/2 directions)",
-    "geometric": "Σ = U diag(λ) Uᵀ per prompt, U Haar, λ geometric from 1 down to 1/κ over all d "
-    "directions (not the paper's)",
-    "linear": "Σ = U diag(λ) Uᵀ per prompt, U Haar, λ linear from 1 down to 1/κ (not the paper's)",
-}

@@ -17,7 +17,7 @@ The transformer (GPT-2 blocks, 8 heads) is trained by `train_transformer` on `sp
 with a fresh Gaussian measurement matrix in every prompt and N drawn anew every step, so one model
 serves every number of demonstrations. LISTA and LISTA-CP are trained
 (`icsim.algorithms.sparse.fit`) for one fixed matrix X_A of N rows, as classical L2O needs.
-The report (`liu2025.md`, filled by `report`) is a pure function of the config and scalars.
+The report (`liu2025.md`, filled by `liu2025_findings.report`) is a pure function of the numbers.
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from icsim.analysis.matching import fit_line
 from icsim.analysis.metrics import first_step_at_or_below, nmse_db, nmse_db_interval
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import LayerProbes, fit_probes, layer_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, judge_all, markdown_table
+from icsim.analysis.report import Curve
 from icsim.errors import InputError
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
+from icsim.experiments.liu2025_findings import PAPER, report, settings
 from icsim.models import ModelConfig, build
 from icsim.models.formats import Stacked
 from icsim.training.optim import Optim, OptimSettings
@@ -68,10 +69,9 @@ class TransformerConfig(OptimSettings):
     log_every: int = 100
 
     def __post_init__(self):
-        for name in ("n_layer", "n_head", "n_embd", "steps", "batch_size", "n_queries"):
+        for name in ("n_layer", "n_head", "n_embd", "steps", "batch_size", "n_queries", "min_demos",
+                     "max_demos"):  # fmt: skip
             V.positive_int(name, getattr(self, name))
-        V.positive_int("min_demos", self.min_demos)
-        V.positive_int("max_demos", self.max_demos)
         if self.min_demos > self.max_demos:
             raise InputError(
                 f"min_demos={self.min_demos} exceeds max_demos={self.max_demos}; "
@@ -132,73 +132,25 @@ PROFILES = {
     # (12 layers, width 256, batch 64, Adam 1e-4, 500k steps, up to 40 demonstrations) and
     # their sparse setting d = 20, s = 3 stand in; N = 10 < d demonstrations (compressed sensing).
     "full": LiuConfig(
-        transformer=TransformerConfig(
-            n_layer=12,
-            n_embd=256,
-            steps=500_000,
-            batch_size=64,
-            n_queries=16,
-            min_demos=1,
-            max_demos=40,
-            lr=1e-4,
-            log_every=500,
-            amp=True,
-            compile=True,
-        ),
-        dim=20,
-        sparsity=3,
-        n_demos=10,
-        algorithm_steps=200,
-        lista_steps=50_000,
-        fewer_demos=5,
-        more_demos=30,
-        shifted_sparsity=4,
-        demo_counts=tuple(range(2, 41, 2)),
-        probe_prompts=16384,
-        eval_prompts=1280,
-        eval_queries=16,
+        transformer=TransformerConfig(n_layer=12, n_embd=256, steps=500_000, batch_size=64,
+                                      n_queries=16, min_demos=1, max_demos=40, lr=1e-4,
+                                      log_every=500, amp=True, compile=True),
+        dim=20, sparsity=3, n_demos=10, algorithm_steps=200, lista_steps=50_000, fewer_demos=5,
+        more_demos=30, shifted_sparsity=4, demo_counts=tuple(range(2, 41, 2)),
+        probe_prompts=16384, eval_prompts=1280, eval_queries=16,
     ),
     # 2 CPU cores, ≈ 15 min: d = 10, s = 2, N = 8 (< d), a 6-layer 8-head 64-wide model trained
     # on N in 2..16; the shared-support model gets a third of the steps (a conservative test).
     "quick": LiuConfig(
-        transformer=TransformerConfig(
-            n_layer=6,
-            n_embd=64,
-            steps=6000,
-            batch_size=64,
-            n_queries=8,
-            min_demos=2,
-            max_demos=16,
-            lr=1e-3,
-            warmup_steps=200,
-            schedule="cosine",
-        ),
-        dim=10,
-        sparsity=2,
-        n_demos=8,
-        fewer_demos=4,
-        more_demos=14,
-        shifted_sparsity=3,
-        shared_support_steps=2000,
-        demo_counts=(2, 4, 6, 8, 10, 12, 14, 16, 18, 20),
+        transformer=TransformerConfig(n_layer=6, n_embd=64, steps=6000, batch_size=64,
+                                      n_queries=8, min_demos=2, max_demos=16, lr=1e-3,
+                                      warmup_steps=200, schedule="cosine"),
+        dim=10, sparsity=2, n_demos=8, fewer_demos=4, more_demos=14, shifted_sparsity=3,
+        shared_support_steps=2000, demo_counts=(2, 4, 6, 8, 10, 12, 14, 16, 18, 20),
     ),
-}
+}  # fmt: skip
 
-# PAPERS.md §9 states the findings but no numbers: every "paper" entry is a claim, in words.
-PAPER = {
-    "transformer_beats_ista_fista": "yes (trained transformers beat ISTA and FISTA)",
-    "transformer_vs_lista_on_its_matrix": "competitive with LISTA-type methods trained for that X",
-    "transformer_beats_lista_on_new_matrix": "yes (generalises to unseen measurement matrices)",
-    "transformer_generalises_to_other_n": "yes (LISTA-type methods do not)",
-    "shared_support_helps": "yes (improves when the support structure is shared)",
-    "convergence_in_layers": "linear, rate improving with K (theory, LISTA-VM construction)",
-    "numbers": "not reported in PAPERS.md",
-}
-
-
-# --------------------------------------------------------------------------------------------
-# training the transformer
-# --------------------------------------------------------------------------------------------
+# --- training the transformer ---------------------------------------------------------------------
 
 
 def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_dir=None):
@@ -215,13 +167,8 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
 
     dev = torch.device(device)
     fmt = Stacked(dim=task.dim, n_queries=tc.n_queries)
-    mc = ModelConfig(
-        n_dims_in=fmt.width,
-        n_layer=tc.n_layer,
-        n_head=tc.n_head,
-        n_embd=tc.n_embd,
-        positional=False,
-    )
+    mc = ModelConfig(n_dims_in=fmt.width, n_layer=tc.n_layer, n_head=tc.n_head, n_embd=tc.n_embd,
+                     positional=False)  # fmt: skip
     torch.manual_seed(tc.seed)
     model = build("transformer", mc).to(dev)
     demos = [0]  # N of the latest step, for the log rows
@@ -230,40 +177,21 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
         demos[0] = int(torch.randint(tc.min_demos, tc.max_demos + 1, (1,), generator=rng.cpu))
         return task.sample(tc.batch_size, demos[0] + tc.n_queries, generator=rng.device, device=dev)
 
-    trainer = Trainer(
-        model,
-        fmt,
-        sample=sample,
-        loss=losses.mse_every_prefix(fmt),
-        optim=Optim.like(tc),
-        run=Run(
-            dir=run_dir,
-            log_every=tc.log_every,
-            # one checkpoint kept: the trained model, or where a killed run resumes
-            checkpoint_every=min(tc.steps, 10 * tc.log_every),
-            keep_checkpoints=1,
-            quiet=quiet,
-            overwrite=True,
-        ),
-        seeds=(tc.seed,),
-        device=dev,
-        amp=tc.amp,
-        compile=tc.compile,
-        record=lambda k: {
-            "model_kind": "transformer",
-            "model_config": mc.to_dict(),
-            "liu2025": asdict(tc),
-        },
-        log_extra=lambda step: {"demos": demos[0]},
-    )
+    # one checkpoint kept: the trained model, or where a killed run resumes
+    every = min(tc.steps, 10 * tc.log_every)
+    run = Run(dir=run_dir, log_every=tc.log_every, checkpoint_every=every, keep_checkpoints=1,
+              quiet=quiet, overwrite=True)  # fmt: skip
+    record = {"model_kind": "transformer", "model_config": mc.to_dict(), "liu2025": asdict(tc)}
+    trainer = Trainer(model, fmt, sample=sample, loss=losses.mse_every_prefix(fmt),
+                      optim=Optim.like(tc), run=run, seeds=(tc.seed,), device=dev, amp=tc.amp,
+                      compile=tc.compile, record=lambda k: record,
+                      log_extra=lambda step: {"demos": demos[0]})  # fmt: skip
     trainer.train()
     model.eval()
     return model, trainer.history
 
 
-# --------------------------------------------------------------------------------------------
-# predictions of every method on the same prompts and queries: [steps + 1, B, Q]
-# --------------------------------------------------------------------------------------------
+# --- predictions of every method on the same prompts and queries: [steps + 1, B, Q] ---------------
 
 
 @torch.no_grad()
@@ -314,53 +242,12 @@ def db_curve(err, power, generator, x_label="layer / step") -> dict:
     return Curve(list(range(err.shape[0])), y, x_label, "NMSE of x_qᵀβ̂ (dB)", low, high).to_json()
 
 
-# --------------------------------------------------------------------------------------------
-# the stages
-# --------------------------------------------------------------------------------------------
+# --- the stages -----------------------------------------------------------------------------------
 
 
 def _task(base: dict, **changes):
     """A `sparse_recovery` task: the experiment's d, s, σ with `changes`."""
     return icsim.tasks.get("sparse_recovery", **{**base, **changes})
-
-
-def settings(cfg: LiuConfig) -> dict:
-    """Evaluation settings: name -> (task parameters beyond d, s, σ; N; what it tests). X_A is
-    LISTA's training matrix."""
-    N, rho = cfg.n_demos, cfg.correlated_rho
-
-    def on_a(n, **kw):
-        return {"ensemble": "fixed", "matrix_seed": cfg.train_matrix_seed, "fixed_rows": n, **kw}
-
-    out = {
-        "train_matrix": (on_a(N), N, "LISTA's training matrix X_A"),
-        "new_matrix": (
-            {"ensemble": "fixed", "matrix_seed": cfg.new_matrix_seed, "fixed_rows": N},
-            N,
-            "one unseen matrix X_B, same ensemble",
-        ),
-        "fresh_matrices": ({}, N, "a new Gaussian matrix in every prompt"),
-        "correlated": (
-            {"ensemble": "correlated", "rho": rho},
-            N,
-            f"other ensemble: correlated rows (ρ = {rho}), new every prompt",
-        ),
-        "fewer_demos": (on_a(cfg.fewer_demos), cfg.fewer_demos, f"X_A, N = {cfg.fewer_demos}"),
-        "more_demos": (on_a(cfg.more_demos), cfg.more_demos, f"X_A, N = {cfg.more_demos}"),
-        "higher_sparsity": (
-            on_a(N, sparsity=cfg.shifted_sparsity),
-            N,
-            f"X_A, s = {cfg.shifted_sparsity}",
-        ),
-        "noisy": (on_a(N, noise_std=cfg.shifted_noise), N, f"X_A, σ = {cfg.shifted_noise}"),
-    }
-    if cfg.shared_support_steps != 0:
-        out["shared_supports"] = (
-            {"supports": "shared", "n_supports": cfg.n_supports},
-            N,
-            f"supports from a fixed set of {cfg.n_supports}, new matrix every prompt",
-        )
-    return out
 
 
 def _train_lista(kind, X, task, cfg: LiuConfig, layers: int, seed: int):
@@ -412,9 +299,7 @@ def evaluate(cfg: LiuConfig, task, n, models, nets, probes, generator, device) -
 def _at(method: str, K: int, L: int) -> int:
     """Which row of a method's errors is its result: LISTA-type after K layers, ISTA/FISTA after
     K steps (layer for step), the transformer's own output and LASSO have one row."""
-    return {"ista": K, "fista": K, "lista": K, "lista_cp": K, "transformer_layers": L}.get(
-        method, 0
-    )
+    return {**dict.fromkeys(STEPPED, K), "transformer_layers": L}.get(method, 0)
 
 
 def measure(cfg: LiuConfig, base, models, nets, probes, g, device, K: int, L: int):
@@ -478,224 +363,15 @@ def figures(cfg: LiuConfig, curves: dict, out: Path, K: int) -> list:
         figs.append(plot_curves(sel, out / f"error_by_layer_{setting}.png", title=title))
     by_n = {m: curves[f"error_vs_demos_{m}"] for m in METHODS}
     title = f"other numbers of demonstrations (trained on N = {tc.min_demos}..{tc.max_demos})"
-    figs.append(
-        plot_curves(
-            by_n, out / "error_vs_demonstrations.png", vline=N, vline_label="LISTA's N", title=title
-        )
-    )
+    path, lines = out / "error_vs_demonstrations.png", dict(vline=N, vline_label="LISTA's N")
+    figs.append(plot_curves(by_n, path, **lines, title=title))
     losses = {k[len("train_loss_") :]: v for k, v in curves.items() if k.startswith("train_")}
-    figs.append(
-        plot_curves(losses, out / "training_loss.png", logy=True, title="transformer training loss")
-    )
+    title = "transformer training loss"
+    figs.append(plot_curves(losses, out / "training_loss.png", logy=True, title=title))
     return figs
 
 
-# --------------------------------------------------------------------------------------------
-# the report: a pure function of (cfg, scalars)
-# --------------------------------------------------------------------------------------------
-
-CLAIMS = {  # the paper's claim for each evaluation setting (PAPERS.md §9), in words
-    "train_matrix": "transformer beats ISTA/FISTA; competitive with LISTA-type on their own X",
-    "new_matrix": "transformer generalises to unseen X; LISTA-type methods do not",
-    "fresh_matrices": "transformer generalises to unseen X; LISTA-type methods do not",
-    "correlated": "not stated in PAPERS.md (it claims unseen matrices, ensemble not given)",
-    "fewer_demos": "transformer generalises across N; LISTA-type methods struggle or fail",
-    "more_demos": "transformer generalises across N; LISTA-type methods struggle or fail",
-    "higher_sparsity": "not stated in PAPERS.md",
-    "noisy": "not stated in PAPERS.md",
-    "shared_supports": "training on shared supports improves the transformer",
-}
-COMPETITIVE_DB = 3.0  # "competitive with LISTA": within 3 dB of it on its own matrix
-OFF_X_A = ("new_matrix", "fresh_matrices", "correlated", "fewer_demos", "more_demos")
-
-
-def _gaps(s) -> dict:
-    """The best LISTA-type method off X_A; transformer − LISTA on X_A, − that best elsewhere, and
-    the shared-support model's gain (dB): < 0 means the transformer wins."""
-    gaps = {f"{k}.best_lista_db": min(s[f"{k}.lista_db"], s[f"{k}.lista_cp_db"]) for k in OFF_X_A}
-    gaps["gap_train_matrix"] = s["train_matrix.transformer_db"] - s["train_matrix.lista_db"]
-    for k in OFF_X_A:
-        gaps[f"gap_{k}"] = s[f"{k}.transformer_db"] - gaps[f"{k}.best_lista_db"]
-    if "shared_supports.transformer_shared_db" in s:
-        gain = s["shared_supports.transformer_db"] - s["shared_supports.transformer_shared_db"]
-        gaps["shared_gain"] = gain
-    return gaps
-
-
-def findings(cfg: LiuConfig) -> list[Finding]:
-    """The paper's claims (PAPERS.md §9) and the criteria deciding whether this run shows them."""
-
-    def below(*args, margin=0.0):  # ours < than + margin (dB)
-        return Finding.below(*args, margin=margin, unit="dB")
-
-    tf = "train_matrix.transformer_db"
-    out = [
-        below(
-            f"beats_{a}",
-            f"the transformer beats {a.upper()} layer for step on X_A",
-            f"transformer after L layers below {a.upper()} after K steps",
-            tf,
-            f"train_matrix.{a}_db",
-        )
-        for a in ("ista", "fista")
-    ]
-    out.append(
-        below(
-            "competitive_with_lista",
-            "the transformer is competitive with LISTA on LISTA's own matrix X_A",
-            f"transformer within {COMPETITIVE_DB:g} dB of LISTA (or below it)",
-            tf,
-            "train_matrix.lista_db",
-            margin=COMPETITIVE_DB + 1e-12,
-        )
-    )
-    for k, label in (
-        ("new_matrix", "one unseen matrix X_B"),
-        ("fresh_matrices", "a new matrix every prompt"),
-        ("fewer_demos", f"X_A with fewer demonstrations (N = {cfg.fewer_demos})"),
-        ("more_demos", f"X_A with more demonstrations (N = {cfg.more_demos})"),
-    ):
-        out.append(
-            below(
-                f"generalises_{k}",
-                f"the transformer beats LISTA and LISTA-CP on {label}",
-                "transformer below both LISTA-type methods",
-                f"{k}.transformer_db",
-                f"{k}.best_lista_db",
-            )
-        )
-    slope, r2 = "transformer_db_slope_per_layer", "transformer_db_r2_linear_in_layer"
-    out.append(
-        Finding(
-            "linear_in_layers",
-            "the transformer's error falls linearly (in dB) with depth",
-            "slope of dB against layer < 0 and R² of the line ≥ 0.9",
-            lambda s: s[slope] < 0 and s[r2] >= 0.9,
-            lambda s: f"{s[slope]:.2f} dB/layer, R² = {s[r2]:.2f}",
-        )
-    )
-    if cfg.shared_support_steps != 0:
-        out.append(
-            below(
-                "shared_support_helps",
-                "training on shared supports lowers the error on shared-support prompts",
-                "the shared-support model's NMSE below the uniform model's",
-                "shared_supports.transformer_shared_db",
-                "shared_supports.transformer_db",
-            )
-        )
-    return out
-
-
-def comparisons(cfg: LiuConfig, K: int, L: int) -> list[Comparison]:
-    beats, numbers = PAPER["transformer_beats_ista_fista"], PAPER["numbers"]
-    rows = [
-        Comparison(
-            f"transformer NMSE (dB) on X_A, N = {cfg.n_demos}, {L} layers",
-            "train_matrix.transformer_db",
-            numbers,
-            "NMSE of x_qᵀβ̂ against the noiseless x_qᵀβ*",
-        ),
-        Comparison(
-            f"ISTA NMSE (dB) on X_A after {K} steps",
-            "train_matrix.ista_db",
-            beats,
-            "layer for step",
-        ),
-        Comparison(
-            f"FISTA NMSE (dB) on X_A after {K} steps",
-            "train_matrix.fista_db",
-            beats,
-            "layer for step",
-        ),
-        Comparison(
-            "ISTA / FISTA steps to reach the transformer's error",
-            "steps_to_match",
-            numbers,
-            f"λ = {cfg.lam}, step 1/L",
-        ),
-        Comparison(
-            "transformer − LISTA on LISTA's own X_A (dB)",
-            "gap_train_matrix",
-            PAPER["transformer_vs_lista_on_its_matrix"],
-            f"K = {K}",
-        ),
-    ]
-    for k, (_, n, what) in settings(cfg).items():
-        if k in OFF_X_A:
-            paper = CLAIMS[k] if k != "correlated" else "not reported separately (unseen matrices)"
-            quantity = f"transformer − best of LISTA, LISTA-CP (dB): {what}, N = {n}"
-            rows.append(Comparison(quantity, f"gap_{k}", paper))
-    if cfg.shared_support_steps != 0:
-        steps = f"{cfg.shared_support_steps or cfg.transformer.steps} vs {cfg.transformer.steps}"
-        rows.append(
-            Comparison(
-                "shared-support training: dB gain on shared-support prompts",
-                "shared_gain",
-                PAPER["shared_support_helps"],
-                f"{cfg.n_supports} supports; {steps} steps",
-            )
-        )
-    rows.append(
-        Comparison(
-            "transformer's dB error against depth: slope per layer (dB)",
-            "transformer_db_slope_per_layer",
-            PAPER["convergence_in_layers"],
-            "R²: see Findings",
-        )
-    )
-    return rows
-
-
-def _table(cfg: LiuConfig, s: dict, K: int, L: int) -> str:
-    """The generalisation table (NMSE in dB, every setting × method) in markdown."""
-    heads = {"transformer": f"transformer ({L} layers)"}
-    if cfg.shared_support_steps != 0:
-        heads["transformer_shared"] = "transformer, shared-support trained"
-    heads |= {
-        "ista": f"ISTA ({K} steps)",
-        "fista": f"FISTA ({K} steps)",
-        "lista": f"LISTA ({K} layers)",
-    }
-    heads |= {"lista_cp": f"LISTA-CP ({K} layers)", "lasso": "LASSO (converged)"}
-    rows = [
-        [f"{name}: {what} (N = {n})", *(f"{s[f'{name}.{m}_db']:.1f}" for m in heads), CLAIMS[name]]
-        for name, (_, n, what) in settings(cfg).items()
-    ]
-    return markdown_table(["setting", *heads.values(), "paper's claim"], rows)
-
-
-SHARED_LINE = (
-    "- A second transformer, same architecture and settings, was trained for {steps} steps on "
-    "supports drawn from a fixed set of {n} (the paper's shared structure); it is evaluated on "
-    "such prompts (`shared_supports`) and, as a check of what it gave up, on the others."
-)
-
-
-def report(cfg: LiuConfig, scalars: dict) -> tuple[list, str]:
-    """(comparison rows, notes) of the report, from the measured numbers alone."""
-    t = cfg.transformer
-    L, K = t.n_layer, cfg.lista_layers or t.n_layer
-    s = {**scalars, **_gaps(scalars)}
-    verdicts = judge_all(findings(cfg), s)
-    more = [
-        f"> {cfg.algorithm_steps}" if n > cfg.algorithm_steps else str(n)
-        for n in (s["ista_steps_to_match_transformer"], s["fista_steps_to_match_transformer"])
-    ]
-    shared = SHARED_LINE.format(steps=cfg.shared_support_steps or t.steps, n=cfg.n_supports)
-    text = {**asdict(cfg), **asdict(t), "L": L, "K": K, "steps_to_match": " / ".join(more)}
-    text |= {
-        "table": _table(cfg, s, K, L),
-        "shared_line": shared if cfg.shared_support_steps else "",
-    }
-    text |= {k: f"{s[f'train_matrix.{k}_db']:.1f}" for k in ("transformer", "lista", "lasso")}
-    values = {**s, **text}
-    return [c.row(values) for c in comparisons(cfg, K, L)], fill_beside(__file__, values, verdicts)
-
-
-# --------------------------------------------------------------------------------------------
-# the experiment
-# --------------------------------------------------------------------------------------------
+# --- the experiment -------------------------------------------------------------------------------
 
 
 @EXPERIMENTS.register("liu2025-sparse-l2o")
@@ -738,35 +414,24 @@ class Liu2025(Experiment):
         # per-layer read-outs at the queries after N demonstrations, on training prompts,
         # fitted to the noiseless x_qᵀβ*
         g = torch.Generator(device=device).manual_seed(cfg.eval_seed)
-        probes = fit_probes(
-            models["transformer"],
-            Stacked(dim=cfg.dim, n_queries=cfg.eval_queries),
-            _task(base),
-            n_prompts=cfg.probe_prompts,
-            n_points=N + cfg.eval_queries,
-            generator=g,
-            device=device,
-            ridge=cfg.probe_ridge,
-            target=lambda batch: noiseless_targets(batch, N),
-        )
+        fmt = Stacked(dim=cfg.dim, n_queries=cfg.eval_queries)
+        probes = fit_probes(models["transformer"], fmt, _task(base), n_prompts=cfg.probe_prompts,
+                            n_points=N + cfg.eval_queries, generator=g, device=device,
+                            target=lambda b: noiseless_targets(b, N),
+                            ridge=cfg.probe_ridge)  # fmt: skip
         scalars, curves = measure(cfg, base, models, nets, probes, g, device, K, L)
         for name, hist in losses.items():
-            curves[f"train_loss_{name}"] = Curve.of_training(
-                hist, "mean squared error on y_q"
-            ).to_json()
+            curve = Curve.of_training(hist, "mean squared error on y_q")
+            curves[f"train_loss_{name}"] = curve.to_json()
+        steps = cfg.transformer.steps
         scalars |= {
-            "dim": cfg.dim,
-            "sparsity": cfg.sparsity,
-            "n_demos": N,
-            "layers": L,
-            "lista_layers": K,
-            "train_steps": cfg.transformer.steps,
-            "train_seconds": train_seconds,
-            "train_steps_per_second": cfg.transformer.steps / train_seconds,
+            "dim": cfg.dim, "sparsity": cfg.sparsity, "n_demos": N, "layers": L, "lista_layers": K,
+            "train_steps": steps, "train_seconds": train_seconds,
+            "train_steps_per_second": steps / train_seconds,
             "final_train_loss": losses["transformer"][-1]["loss"],
             "lista_final_train_loss": lista_loss["lista"],
             "lista_cp_final_train_loss": lista_loss["lista_cp"],
-        }
+        }  # fmt: skip
         if "transformer_shared" in losses:
             scalars["final_train_loss_shared"] = losses["transformer_shared"][-1]["loss"]
         scalars |= summary_scalars(cfg, scalars, curves, K, L)
