@@ -97,7 +97,8 @@ def markdown(a, title: str = "", image: str | None = "atlas.png") -> str:
         lines += ["", "## Best similarity of induced weights @ step", ""]
         lines += ["| " + " | ".join(["layer"] + head[2:]) + " |", "|" + "---|" * (len(head) - 1)]
         for layer in range(a.n_layers):
-            cells = [f"{w:.3f} @ {st}" for w, st in zip(a.weight_cosine[layer], a.weight_step[layer])]
+            pairs = zip(a.weight_cosine[layer], a.weight_step[layer], strict=True)
+            cells = [f"{w:.3f} @ {st}" for w, st in pairs]
             lines.append("| " + " | ".join([str(layer), *cells]) + " |")
     if a.skipped:
         lines += ["", "## Not compared", ""]

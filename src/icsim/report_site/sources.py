@@ -69,6 +69,10 @@ def trained_source(run: Path, root: Path, device: str) -> Source:
     return Source(label, model, fmt, build_task(cfg), cfg.n_points, [])
 
 
+def _kv(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
 def _value(text: str):
     try:
         return json.loads(text)
@@ -104,10 +108,10 @@ def construction_source(spec: str) -> Source:
 
     cls = ALGORITHMS.factory(info.algorithm)
     own = {
-        "name": f"{info.algorithm}({', '.join(f'{k}={v}' for k, v in info.hyperparameters.items())})",
+        "name": f"{info.algorithm}({_kv(info.hyperparameters)})",
         "algorithm": info.algorithm,
         "params": dict(info.hyperparameters),
         "steps": sorted(set(cls.step_grid) | set(range(info.steps + 1))),
     }
-    label = f"{name}({', '.join(f'{k}={v}' for k, v in params.items())})"
+    label = f"{name}({_kv(params)})"
     return Source(label, model, fmt, task, n_ctx + n_queries, [own], sample)
