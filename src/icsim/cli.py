@@ -31,6 +31,8 @@ COMMANDS = {
     "(`icsim reproduce --resume DIR` continues a killed one).",
     "construct": "Build a hand-made transformer and check it against its algorithm.",
     "sweep": "Run a grid of training runs on Ray (the icsim[ray] extra).",
+    "atlas": "Which algorithm, at which step, each layer of a trained run matches.",
+    "report": "A static HTML site (opens from disk) of reproductions, runs and atlases.",
 }
 
 # One line per TrainConfig / Curriculum field for `icsim train --help` and reproduce's overrides
@@ -440,6 +442,12 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 *_common(),
             ],
             COMMANDS["sweep"],
+        )
+    elif command in ("atlas", "report"):  # their flags live beside their code
+        from icsim.report_site.commands import specs
+
+        cmds[command] = _command(
+            command, [*specs(command, _arg, _flag), *_common()], COMMANDS[command]
         )
     return cmds
 
@@ -865,6 +873,12 @@ def _out_of_memory(e: BaseException) -> bool:
     )
 
 
+def cmd_site(c) -> int:  # atlas and report: icsim.report_site.commands
+    from icsim.report_site import commands
+
+    return commands.run(c)
+
+
 HANDLERS = {
     "list": cmd_list,
     "train": cmd_train,
@@ -873,6 +887,8 @@ HANDLERS = {
     "reproduce_resume": cmd_reproduce_resume,
     "construct": cmd_construct,
     "sweep": cmd_sweep,
+    "atlas": cmd_site,
+    "report": cmd_site,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,6 +190,13 @@ def atlas(
 
     n_queries = len(fmt.positions(n_points))
     ctx = None if n_queries == n_points else n_points - n_queries
+    clock, seconds = time.perf_counter(), {}
+
+    def lap(what):
+        nonlocal clock
+        seconds[what] = round(time.perf_counter() - clock, 3)
+        clock = time.perf_counter()
+
     probes = None
     if read_out == "probes":
         probes = fit_probes(
@@ -196,7 +204,9 @@ def atlas(
             generator=gen, device=device,
         )  # fmt: skip
     batch = draw(eval_prompts, n_points, ctx, 1)
+    lap("probes")
     layers, target, n_context = _layers_and_target(model, fmt, batch, probes)
+    lap("layers")
     d = batch.dim
     w_batch = w_model = None
     if weight_prompts:
@@ -204,6 +214,7 @@ def atlas(
         w_batch = draw(weight_prompts, w_ctx + 4 * d, w_ctx, 2)
         pad = 0 if n_context is None else n_queries - 1
         w_model = _model_weights(model, fmt, probes, w_batch, w_ctx, pad)
+    lap("model_induced_weights")
     res = {k: [] for k in ("ec", "st", "end", "wc", "ws", "ed", "es")}
     kept, skipped = [], {}
     for col in columns:
@@ -225,6 +236,7 @@ def atlas(
             wsim = similarity_matrix(w_model, w_alg.to(w_model.dtype), None, "weight_cosine")
             wc, ws = _best(wsim, col["steps"])
             res["wc"].append(wc), res["ws"].append(ws)
+    lap("algorithms")
     if not kept:
         raise InputError(
             f"every algorithm of task {family!r} failed on its prompts: {skipped}; "
@@ -236,6 +248,7 @@ def atlas(
         "n_points": n_points, "eval_prompts": eval_prompts, "probe_prompts": probe_prompts,
         "weight_prompts": weight_prompts, "seed": seed, "dim": d, "max_step": max_step,
         "prefixes": n_context is None, "n_context": n_context, "dtype": str(dtype),
+        "seconds": seconds,
     }  # fmt: skip
     result = Atlas(
         family, kept, T["ec"], T["st"], T["end"], T["wc"], T["ws"], T["ed"], T["es"],

@@ -27,15 +27,16 @@ class Source:
 
 
 def trained_runs(path: Path) -> list[Path]:
-    """`path` itself if it is a run directory (it has checkpoints), else its sub-directories
-    that are (a reproduction's train-* runs), sorted."""
+    """`path` itself if it is a run directory (it has checkpoints), else the run directories
+    one or two levels below it (a reproduction's train-*, or train-*/seed_*), sorted."""
     from icsim.training.checkpoint import list_checkpoints
 
     if list_checkpoints(path):
         return [path]
     if not path.is_dir():
         return []
-    return sorted(p.parent for p in path.rglob("checkpoints") if list_checkpoints(p.parent))
+    below = [*path.glob("*/checkpoints"), *path.glob("*/*/checkpoints")]
+    return sorted(p.parent for p in below if list_checkpoints(p.parent))
 
 
 def sources(target: str, device: str = "cpu") -> list[Source]:
@@ -64,7 +65,10 @@ def trained_source(run: Path, root: Path, device: str) -> Source:
     from icsim.training import load_trained
     from icsim.training.config import build_task
 
-    model, fmt, cfg = load_trained(run, device)
+    try:
+        model, fmt, cfg = load_trained(run, device)
+    except KeyError as e:  # a checkpoint folder icsim did not write
+        raise InputError(f"{run} is not a run of icsim train (its checkpoint lacks {e}).") from None
     label = run.name if run != root else (run.resolve().name or "run")
     return Source(label, model, fmt, build_task(cfg), cfg.n_points, [])
 
