@@ -47,6 +47,12 @@ def _row(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of every table row in `text` (header included, the --- line left out)."""
+    lines = [ln for ln in text.splitlines() if ln.lstrip().startswith("|")]
+    return [_row(ln) for ln in lines if not set(ln.strip()) <= set("|-: ")]
+
+
 def to_html(text: str, url=lambda u: u, skip_title: bool = False) -> str:
     """A markdown document to HTML (`skip_title`: drop the first `# ` heading, which the page
     shows itself)."""

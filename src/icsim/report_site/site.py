@@ -11,7 +11,13 @@ from pathlib import Path
 
 from icsim.errors import InputError
 from icsim.report_site import figures
-from icsim.report_site.markdown import section, to_html, verdict_marks, without_sections
+from icsim.report_site.markdown import (
+    section,
+    table_rows,
+    to_html,
+    verdict_marks,
+    without_sections,
+)
 
 #: report.md sections the reproduction page shows in its own way
 SHOWN = ("Our numbers", "The paper's findings", "Figures")
@@ -50,10 +56,14 @@ class Entry:
         return "" if not held else "pass" if all(m == "✅" for m in held) else "differs"
 
     def headline(self, limit: int = 4) -> list[dict]:
-        """Our numbers beside the paper's, for scalars the paper gives a number for."""
+        """Our numbers beside the paper's: scalars the paper gives a number for, else the first
+        rows of the report's comparison table."""
         ours, paper = self.metrics.get("scalars", {}), self.metrics.get("paper", {})
         keys = [k for k in paper if k in ours and isinstance(ours[k], (int, float))]
-        return [{"name": k, "ours": ours[k], "paper": paper[k]} for k in keys[:limit]]
+        if keys:
+            return [{"name": k, "ours": ours[k], "paper": paper[k]} for k in keys[:limit]]
+        rows = [r for r in table_rows(section(self.report, "Our numbers")) if len(r) >= 3]
+        return [{"name": r[0], "ours": r[1], "paper": r[2]} for r in rows[1 : limit + 1]]
 
 
 def _read_json(path: Path) -> dict:
