@@ -25,11 +25,12 @@ def specs(command: str, arg, flag) -> list:
                     tyro.conf.Positional,
                     arg(
                         "a run directory of icsim train, a reproduction directory holding trained "
-                        "runs, or a construction NAME[:key=value,...] (e.g. gd:steps=6)"
+                        "runs, or a construction NAME[:key=value,...] (e.g. gd:steps=6)",
+                        metavar="RUN_DIR",
                     ),
                 ],
             ),
-            ("out", Annotated[str | None, arg("output folder (default RUN_DIR/atlas)")],
+            ("out", Annotated[str | None, arg("output folder (default RUN_DIR/atlas, ./atlas)")],
              field(default=None)),
             ("eval_prompts", Annotated[int, arg("prompts the measures average over")],
              field(default=320)),
@@ -49,7 +50,10 @@ def specs(command: str, arg, flag) -> list:
             Annotated[
                 tuple[str, ...],
                 tyro.conf.Positional,
-                arg("reproduction, run or atlas directories (icsim reproduce/train/atlas)"),
+                arg(
+                    "reproduction, run or atlas directories (icsim reproduce/train/atlas)",
+                    metavar="DIR",
+                ),
             ],
         ),
         ("out", Annotated[str, arg("the site's folder (index.html inside)")],
