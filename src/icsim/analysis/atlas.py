@@ -36,8 +36,9 @@ CRITERIA = (
     "best match = the algorithm (and hyper-parameters) whose best step has the highest "
     "similarity of errors (Fu et al. 2024: cos(ŷ_layer − y, ŷ_alg − y) over a prompt's queries, "
     "mean over prompts); '≈' when that similarity is ≥ {close}, 'loosely like' when ≥ {loose}, "
-    "else no match; ties (within 1e-9) go to fewer steps; a step at the end of the grid is only a "
-    "lower bound (≥); the runner-up is the best algorithm of another registry entry"
+    "else no match; ties (within 1e-9) go to the column matching best over all layers, then "
+    "to fewer steps; a step at the end of the grid is only a lower bound (≥); the runner-up is "
+    "the best column of another registered algorithm"
 )
 CLOSE, LOOSE = 0.99, 0.9
 # what an algorithm that does not fit the task raises when built or run (recorded, not fatal)
