@@ -38,9 +38,10 @@ CRITERIA = (
     "mean over prompts); '≈' when that similarity is ≥ {close}, 'loosely like' when ≥ {loose}, "
     "else no match; ties (within 1e-9) go to the column matching best over all layers, then "
     "to fewer steps; a step at the end of the grid is only a lower bound (≥); the runner-up is "
-    "the best column of another registered algorithm"
+    "the best column of another registered algorithm, and the two are 'not told apart' when "
+    "their similarities differ by less than {margin}"
 )
-CLOSE, LOOSE = 0.99, 0.9
+CLOSE, LOOSE, MARGIN = 0.99, 0.9, 0.01
 # what an algorithm that does not fit the task raises when built or run (recorded, not fatal)
 NOT_APPLICABLE = (InputError, NotImplementedError, TypeError, ValueError, RuntimeError)
 
@@ -93,7 +94,8 @@ class Atlas:
         return len(self.error_cosine)
 
     def to_json(self) -> dict:
-        return {**self.__dict__, "criteria": CRITERIA.format(close=CLOSE, loose=LOOSE)}
+        crit = CRITERIA.format(close=CLOSE, loose=LOOSE, margin=MARGIN)
+        return {**self.__dict__, "criteria": crit}
 
     def write(self, out: str | Path, title: str = "") -> dict:
         """atlas.json, atlas.md and atlas.png into `out`; returns their paths."""

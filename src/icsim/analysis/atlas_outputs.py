@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from icsim.analysis.atlas import CLOSE, CRITERIA, LOOSE
+from icsim.analysis.atlas import CLOSE, CRITERIA, LOOSE, MARGIN
 
 
 def _order(a, layer: int) -> list[int]:
@@ -57,7 +57,11 @@ def verdicts(a) -> tuple[list[dict], list[str]]:
             needs = "needs" if o["steps"] != [0] else "is"
             what = step_text(a, layer, other).replace(f" {o['name']} step", " step")
             what = what if needs == "needs" else "at"
+            gap = sim - a.error_cosine[layer][other]
+            entry["runner_up"]["margin"] = gap
             text += f"; {o['name']} {needs} {what} (similarity {a.error_cosine[layer][other]:.3f})"
+            if gap < MARGIN:
+                text += f" — not told apart (margin {gap:.3f} < {MARGIN})"
         best.append(entry)
         texts.append(text)
     return best, texts
@@ -78,7 +82,7 @@ def markdown(a, title: str = "", image: str | None = "atlas.png") -> str:
         )
         + f"; induced weights on {s['weight_prompts']} prompts.",
         "",
-        f"Criteria: {CRITERIA.format(close=CLOSE, loose=LOOSE)}.",
+        f"Criteria: {CRITERIA.format(close=CLOSE, loose=LOOSE, margin=MARGIN)}.",
         "",
     ]
     if image:
