@@ -94,7 +94,7 @@ def markdown(a, title: str = "", image: str | None = "atlas.png") -> str:
     for layer in range(a.n_layers):
         cells = [str(layer), f"{a.layer_error[layer]:.3g}"]
         for c in range(len(a.columns)):
-            ge = "≥" if a.at_end[layer][c] else ""
+            ge = "≥" if a.at_end[layer][c] and a.columns[c]["steps"] != [0] else ""
             cells.append(f"{a.error_cosine[layer][c]:.3f} @ {ge}{a.step[layer][c]}")
         lines.append("| " + " | ".join(cells) + " |")
     if a.weight_cosine is not None:
