@@ -193,6 +193,12 @@ def _out_of_memory(e: BaseException) -> bool:
     )
 
 
+def cmd_site(c) -> int:  # atlas and report: icsim.report_site.commands
+    from icsim.report_site import commands
+
+    return commands.run(c)
+
+
 HANDLERS = {
     "list": cmd_list,
     "describe": cmd_describe,
@@ -202,6 +208,8 @@ HANDLERS = {
     "reproduce_resume": cmd_reproduce_resume,
     "construct": cmd_construct,
     "sweep": cmd_sweep,
+    "atlas": cmd_site,
+    "report": cmd_site,
 }
 
 

@@ -28,6 +28,8 @@ COMMANDS = {
     "(`icsim reproduce --resume DIR` continues a killed one).",
     "construct": "Build a hand-made transformer and check it against its algorithm.",
     "sweep": "Run a grid of training runs on Ray (the icsim[ray] extra).",
+    "atlas": "Which algorithm, at which step, each layer of a trained run matches.",
+    "report": "A static HTML site (opens from disk) of reproductions, runs and atlases.",
 }
 
 
@@ -469,6 +471,12 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 *_common(),
             ],
             COMMANDS["sweep"],
+        )
+    elif command in ("atlas", "report"):  # their flags live beside their code
+        from icsim.report_site.commands import specs
+
+        cmds[command] = _command(
+            command, [*specs(command, _arg, _flag), *_common()], COMMANDS[command]
         )
     return cmds
 

@@ -7,12 +7,16 @@ batch as its leading dimension, and no method loops over problems in Python.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 
 from icsim import _validate as V
 from icsim.registry import Registry
 from icsim.tasks.base import Problem, TaskBatch
+
+#: a step grid for slow solvers (GD-like): every step to 32, then powers of 2 to 4096
+DENSE_THEN_LOG = tuple(range(33)) + tuple(2**i for i in range(6, 13))
 
 #: every solver, by name: `@ALGORITHMS.register(name)` in the solver's own module
 ALGORITHMS = Registry("algorithm", package="icsim.algorithms")
@@ -47,6 +51,10 @@ class Algorithm:
     closed_form: bool = False
     #: the task family whose problems it solves (analysis compares like with like)
     family: str = "linear_regression"
+    #: the steps `icsim.analysis.atlas` compares a model's layers with (closed form: step 0)
+    step_grid: ClassVar[tuple[int, ...]] = tuple(range(21))
+    #: hyper-parameter values the atlas tries, each combination its own column
+    param_grid: ClassVar[dict[str, tuple]] = {}
 
     def init(self, problem: Problem):
         raise NotImplementedError

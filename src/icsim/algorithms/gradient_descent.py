@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from icsim import _validate as V
-from icsim.algorithms.base import ALGORITHMS, Algorithm
+from icsim.algorithms.base import ALGORITHMS, DENSE_THEN_LOG, Algorithm
 from icsim.errors import InputError
 from icsim.tasks.base import Problem, Task, TaskBatch
 
@@ -49,6 +49,8 @@ class GradientDescent(Algorithm):
     step_size: float = 0.01
     w0: torch.Tensor | None = field(default=None, compare=False)
     name = "gradient_descent"
+    step_grid = DENSE_THEN_LOG
+    param_grid = {"step_size": (0.01, 0.03, 0.1)}  # Fu et al.'s 0.01 and the gd construction's 0.1
 
     def __post_init__(self):
         V.number("step_size", self.step_size, low=0, low_open=True)
@@ -123,6 +125,8 @@ class OnlineGradientDescent(Algorithm):
     cycle: bool = False
     w0: torch.Tensor | None = field(default=None, compare=False)
     name = "online_gradient_descent"
+    step_grid = tuple(range(65))  # one pass: a step is an example seen
+    param_grid = {"step_size": (0.01, 0.1)}
 
     def __post_init__(self):
         V.number("step_size", self.step_size, low=0, low_open=True)

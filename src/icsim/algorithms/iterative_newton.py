@@ -38,6 +38,7 @@ class IterativeNewton(Algorithm):
 
     alpha: float | str = "frobenius"
     name = "iterative_newton"
+    step_grid = tuple(range(24))  # Fu et al. 2024's Newton steps 0–23
 
     def __post_init__(self):
         if isinstance(self.alpha, str):

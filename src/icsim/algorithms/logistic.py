@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from icsim import _validate as V
-from icsim.algorithms.base import ALGORITHMS, Algorithm
+from icsim.algorithms.base import ALGORITHMS, DENSE_THEN_LOG, Algorithm
 from icsim.algorithms.newton_schulz import newton_schulz_step
 from icsim.tasks.base import Problem
 
@@ -106,6 +106,7 @@ class LogisticGradientDescent(_Logistic):
     mu: float = 0.1
     step_size: float | None = None
     name = "logistic_gradient_descent"
+    step_grid = DENSE_THEN_LOG
 
     def __post_init__(self):
         V.number("mu", self.mu, low=0)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from icsim import _validate as V
-from icsim.algorithms.base import ALGORITHMS, Algorithm
+from icsim.algorithms.base import ALGORITHMS, DENSE_THEN_LOG, Algorithm
 from icsim.algorithms.gradient_descent import mean_gradient
 from icsim.errors import InputError
 from icsim.tasks.base import Problem
@@ -85,6 +85,7 @@ class ISTA(Algorithm):
     lam: float = DEFAULT_LAM
     step_size: float | None = None
     name = "ista"
+    step_grid = DENSE_THEN_LOG
     family = "sparse_recovery"
 
     def __post_init__(self):
@@ -113,6 +114,7 @@ class FISTA(Algorithm):
     lam: float = DEFAULT_LAM
     step_size: float | None = None
     name = "fista"
+    step_grid = DENSE_THEN_LOG
     family = "sparse_recovery"
 
     def __post_init__(self):

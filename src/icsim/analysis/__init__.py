@@ -1,5 +1,6 @@
 """Analysis: metrics, error curves, per-layer read-outs, algorithm matching, plots."""
 
+from icsim.analysis.atlas import Atlas, atlas
 from icsim.analysis.evaluation import (
     algorithm_prefix_predictions,
     baseline_predictions,
@@ -16,6 +17,8 @@ from icsim.analysis.metrics import (
 )
 
 __all__ = [
+    "Atlas",
+    "atlas",
     "algorithm_prefix_predictions",
     "baseline_predictions",
     "error_curve",

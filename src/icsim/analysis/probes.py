@@ -78,7 +78,8 @@ def fit_probes(
         count += yy.numel()
     reg = ridge * count * torch.eye(E + 1, dtype=gram.dtype, device=gram.device)
     reg[-1, -1] = 0  # do not shrink the bias
-    sol = torch.linalg.solve(gram + reg, rhs.unsqueeze(-1)).squeeze(-1)
+    # Cholesky (the matrix is SPD): batched LU in MKL fails after torch.set_num_threads(2) here
+    sol = torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(gram + reg)).squeeze(-1)
     return LayerProbes(weight=sol[:, :E].float(), bias=sol[:, E].float())
 
 

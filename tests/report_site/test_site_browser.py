@@ -1,0 +1,38 @@
+"""The report site in a real headless Chromium (DevTools protocol over a pipe): the index and a
+reproduction page load with no console error, exception or failed resource, every image decodes,
+every link points at a file of the site, and a screenshot is written. Skips only when no
+Chromium is installed. ICSIM_SITE_SCREENSHOTS=DIR keeps the screenshots."""
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from icsim.report_site.site import build_site
+
+
+def test_index_and_a_reproduction_page_load_cleanly(site_dirs, tmp_path, chromium, browse):
+    site = tmp_path / "site"
+    build_site(site_dirs, site)
+    for name in ("index.html", "reproduction-garg-seed1.html"):
+        page = browse(chromium, (site / name).as_uri())
+        assert page.errors == [], page.errors
+        assert page.images and page.broken_images == []
+        assert page.links
+        for link in page.links:
+            target = Path(unquote(urlparse(link).path))
+            assert link.startswith("file://") and target.is_file(), link
+        shot = tmp_path / name.replace(".html", ".png")
+        shot.write_bytes(page.screenshot)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+        if keep := os.environ.get("ICSIM_SITE_SCREENSHOTS"):
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, Path(keep) / shot.name)
+
+
+def test_the_browser_check_sees_a_broken_image_and_a_console_error(tmp_path, chromium, browse):
+    bad = tmp_path / "bad.html"
+    bad.write_text('<img src="missing.png"><script>console.error("boom")</script>')
+    page = browse(chromium, bad.as_uri())
+    assert page.broken_images and any("boom" in e for e in page.errors)
+    assert any("missing.png" in e for e in page.errors)  # the failed load itself
