@@ -131,7 +131,8 @@ def main():
     if note:
         print(note)
     C.write("bench_bandits", args, {"machine": info, "envs": args.envs, "numpy_envs": n,
-                                    "horizon": T, "dtype": args.dtype, "results": results})  # fmt: skip
+                                    "horizon": T, "dtype": args.dtype,
+                                    "results": results})  # fmt: skip
 
 
 if __name__ == "__main__":
