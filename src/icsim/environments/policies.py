@@ -143,13 +143,14 @@ RESOLVE_EVERY = 25
 
 
 class Ridge(NamedTuple):
-    """Recursive least squares for A = λI + Σ a aᵀ, b = b₀ + Σ a r: G = F A⁻¹ [B, K, d] (A⁻¹a_k
-    for every arm), q_k = a_kᵀA⁻¹a_k [B, K], mean_k = ⟨a_k, A⁻¹b⟩ [B, K]; with `full`, A⁻¹
-    [B, d, d] and w = A⁻¹b [B, d] too (Thompson sampling needs them), else None."""
+    """Recursive least squares for A = λI + Σ a aᵀ, b = b₀ + Σ a r. Per-arm form (LinUCB): G =
+    F A⁻¹ [B, K, d] (A⁻¹a_k for every arm), q_k = a_kᵀA⁻¹a_k [B, K], mean_k = ⟨a_k, A⁻¹b⟩ [B, K];
+    `full` form (Thompson sampling): A⁻¹ [B, d, d] and w = A⁻¹b [B, d]. The other form's
+    fields are None."""
 
-    G: torch.Tensor
-    q: torch.Tensor
-    mean: torch.Tensor
+    G: torch.Tensor | None
+    q: torch.Tensor | None
+    mean: torch.Tensor | None
     ainv: torch.Tensor | None
     w: torch.Tensor | None
 
@@ -159,31 +160,34 @@ def ridge_exact(env: BanditBatch, gram, b, lam: float, full: bool = False) -> Ri
     eye = torch.eye(env.dim, device=env.features.device, dtype=env.features.dtype)
     ainv = torch.linalg.inv_ex(gram + lam * eye).inverse  # symmetric
     w = torch.einsum("bij,bj->bi", ainv, b)
+    if full:
+        return Ridge(None, None, None, ainv, w)
     G = torch.einsum("bkd,bde->bke", env.features, ainv)
-    mean = (env.features * w.unsqueeze(1)).sum(-1)
-    q = (G * env.features).sum(-1)
-    return Ridge(G, q, mean, ainv if full else None, w if full else None)
+    return Ridge(G, (G * env.features).sum(-1), (env.features * w.unsqueeze(1)).sum(-1), None, None)
 
 
 def ridge_update(c: Ridge, env: BanditBatch, actions, rewards) -> Ridge:
     """The carry after arm a_t paid r_t: with g = A⁻¹a_t and δ = 1 + a_tᵀA⁻¹a_t (Sherman–Morrison),
     A⁻¹ ← A⁻¹ − g gᵀ/δ, w ← w + g e with e = (r_t − ⟨a_t, w⟩)/δ, and for every arm (c_k = a_kᵀg)
     G_k ← G_k − c_k gᵀ/δ, q_k ← q_k − c_k²/δ, mean_k ← mean_k + c_k e: O(K d) per environment
-    and step instead of a d × d inverse."""
+    and step instead of a d × d inverse. addcmul: one fused pass and allocation per statistic."""
+    r = rewards.view(-1, 1)
+    if c.G is None:
+        a = at_arm(env.features, actions)
+        g = torch.einsum("bij,bj->bi", c.ainv, a)
+        inv_delta = 1.0 / (1.0 + (a * g).sum(-1, keepdim=True))
+        e = (r - (a * c.w).sum(-1, keepdim=True)) * inv_delta
+        ainv = torch.addcmul(c.ainv, (g * inv_delta).unsqueeze(2), g.unsqueeze(1), value=-1)
+        return Ridge(None, None, None, ainv, torch.addcmul(c.w, g, e))
     idx = actions.view(-1, 1)
     g = at_arm(c.G, actions)  # A⁻¹a_t [B, d]
     inv_delta = 1.0 / (1.0 + c.q.gather(1, idx))  # [B, 1]
-    e = (rewards.view(-1, 1) - c.mean.gather(1, idx)) * inv_delta  # [B, 1]
+    e = (r - c.mean.gather(1, idx)) * inv_delta  # [B, 1]
     ck = torch.einsum("bkd,bd->bk", env.features, g)  # a_kᵀA⁻¹a_t [B, K]
     scaled = ck * inv_delta
-    full = c.ainv is not None
-    # addcmul: one fused pass (and one allocation) per statistic
     return Ridge(
         torch.addcmul(c.G, scaled.unsqueeze(2), g.unsqueeze(1), value=-1),
-        torch.addcmul(c.q, scaled, ck, value=-1), torch.addcmul(c.mean, ck, e),
-        torch.addcmul(c.ainv, (g * inv_delta).unsqueeze(2), g.unsqueeze(1), value=-1)
-        if full else None,
-        torch.addcmul(c.w, g, e) if full else None,
+        torch.addcmul(c.q, scaled, ck, value=-1), torch.addcmul(c.mean, ck, e), None, None,
     )  # fmt: skip
 
 
@@ -315,8 +319,8 @@ class LinearThompson(RidgePolicy):
         # reversal, J R J is the lower Cholesky factor of J P⁻¹ J (one batched Cholesky of the
         # carried P⁻¹ = σ² A⁻¹ instead of a factorisation and two triangular solves)
         R = torch.linalg.cholesky_ex(c.ainv.flip(1, 2) * self.noise_std**2).L.flip(1, 2)
-        z = torch.einsum("bij,bj->bi", R, draws[0])
-        return c.mean + torch.einsum("bkd,bd->bk", env.features, z)
+        w = c.w + torch.einsum("bij,bj->bi", R, draws[0])
+        return torch.einsum("bkd,bd->bk", env.features, w)
 
 
 @POLICIES.register("bernoulli_ucb")
