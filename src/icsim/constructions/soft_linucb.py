@@ -21,6 +21,10 @@ Nesterov error (‖x_k − x*‖ ≤ e‖x*‖, ‖x*‖ ≤ ‖b‖/λ), every 
   δ = (1/τ) [B_a e ‖Σ a_i r_i‖/λ + α (√q_max/(4W) + √(B_a² e/λ))]
 and every log-probability by at most 2δ. The interpolation term falls as 1/W (×2 per width
 doubling) and the solver term geometrically with k (depth); `error_table` measures both.
+Measured (d = 5, K = 10, T = 10, 50 histories per length, largest |Δ log p|): W = 16, 32, 64,
+128 -> 0.14, 0.037, 0.0099, 0.0022 (×4 per doubling: q stays away from 0, where √ is steep);
+k = 16, 64, 256 (W = 1024) -> 7.6, 0.011, 3.8e-5. `icsim construct soft_linucb --verify`
+(T = 20, 50 histories, W = 256, k = 484): largest relative error 7.6e-5 against the bound 2.6e-2.
 """
 
 from __future__ import annotations
