@@ -164,9 +164,9 @@ class SoftLinUCBCheck(Check):
 
     def model_steps(self, model, fmt, problems, dtype):
         (feats, X, r), ref = problems
-        with torch.no_grad():
-            out = model.double()(feats, X, r)
-        return out.view(ref.shape).to(dtype)
+        with torch.no_grad():  # `model` is already in `dtype` (verify converts a copy)
+            out = model(*(x.to(dtype) for x in (feats, X, r)))
+        return out.view(ref.shape)
 
     def criterion(self, run):
         model = run.model
