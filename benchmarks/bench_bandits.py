@@ -95,6 +95,8 @@ def main():
     p.add_argument("--numpy-envs", type=int, default=256)
     p.add_argument("--horizon", type=int, default=200)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="icsim's precision (the NumPy loop is float64 throughout)")  # fmt: skip
     args = p.parse_args()
     device = C.setup(args)
     info = C.machine(device)
@@ -104,6 +106,7 @@ def main():
         dtype=torch.float64,
     )  # fmt: skip
     f, means, noise = (x[:n].cpu().numpy() for x in (env.features, env.means, env.noise))
+    env = env.to(dtype=getattr(torch, args.dtype)) if args.dtype != "float64" else env
     policies = {"linucb": LinUCB(uniform_first=False), "thompson": LinearThompson()}
     loops = {
         "linucb": lambda: numpy_linucb(f, means, noise, T),
@@ -119,7 +122,7 @@ def main():
             f"{r['regret_icsim']:.2f} / {r['regret_numpy']:.2f}",
         ])  # fmt: skip
     print(
-        f"{args.envs} linear bandits (d = 5, K = 10), T = {T}, float64, {info['threads']} "
+        f"{args.envs} linear bandits (d = 5, K = 10), T = {T}, {args.dtype}, {info['threads']} "
         f"threads; the NumPy loop ran {n} environments, its time scaled by {args.envs / n:g}"
     )
     heads = ["policy", "icsim s", "NumPy loop s (scaled)", "speed-up", "same actions"]
@@ -128,7 +131,8 @@ def main():
     if note:
         print(note)
     C.write("bench_bandits", args, {"machine": info, "envs": args.envs, "numpy_envs": n,
-                                    "horizon": T, "results": results})  # fmt: skip
+                                    "horizon": T, "dtype": args.dtype,
+                                    "results": results})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -220,3 +220,22 @@ def test_rollout_longer_than_the_sampled_noise_is_refused():
     env = E.get("linear_bandit", horizon=5).sample(2)
     with pytest.raises(InputError, match="horizon"):
         rollout(env, get("uniform"), horizon=6)
+
+
+def test_rank_one_carry_matches_the_exact_solve_over_200_steps(monkeypatch):
+    """Sherman–Morrison carries with no periodic re-solve choose what one batched inverse of
+    λI + Σ a aᵀ per step chooses (probabilities to 1e-8), LinUCB, soft LinUCB and TS alike."""
+    import icsim.environments.policies as P
+
+    monkeypatch.setattr(P, "RESOLVE_EVERY", 10**9)
+    env = E.get("linear_bandit", horizon=200).sample(
+        64, generator=torch.Generator().manual_seed(3), dtype=torch.float64)  # fmt: skip
+    for name in ("linucb", "soft_linucb", "thompson"):
+        policy = get(name)
+        out = rollout(env, policy, generator=torch.Generator().manual_seed(1))
+        g, state = torch.Generator().manual_seed(1), P.init_state(env)
+        for t in range(env.horizon):
+            p, a = policy.act(env, state, t, policy.draw(env, g))  # no carry: exact inverse
+            assert torch.equal(a, out.actions[:, t]), (name, t)
+            assert torch.allclose(p, out.probs[:, t], atol=1e-8), (name, t)
+            state = P.update_state(state, env, t, a, env.reward(t, a))

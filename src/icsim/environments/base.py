@@ -90,6 +90,14 @@ class BanditBatch:
             truth=cut,
         )
 
+    def to(self, dtype: torch.dtype) -> BanditBatch:
+        """The same environments and noise in another floating dtype (e.g. float32 rollouts of
+        environments sampled in float64)."""
+        return replace(
+            self, features=self.features.to(dtype), means=self.means.to(dtype),
+            noise=self.noise.to(dtype), truth={k: v.to(dtype) for k, v in self.truth.items()},
+        )  # fmt: skip
+
 
 class Environment:
     """A family of bandits. Subclasses set `name`, `n_actions`, `horizon` and `_sample`."""

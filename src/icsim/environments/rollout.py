@@ -59,15 +59,21 @@ def rollout(env: BanditBatch, policy: Policy, horizon: int | None = None, genera
         )
     g = _generator(env, generator)
     state = init_state(env, T)
+    carry = policy.start(env)
+    e_carry = expert.start(env) if expert is not None else None
     probs, e_acts, e_probs = [], [], []
     for t in range(T):
-        p, a = policy.act(env, state, t, policy.draw(env, g))
+        p, a = policy.act(env, state, t, policy.draw(env, g), carry)
         if expert is not None:
-            ep, ea = expert.act(env, state, t, expert.draw(env, g))
+            ep, ea = expert.act(env, state, t, expert.draw(env, g), e_carry)
             e_acts.append(ea)
             e_probs.append(ep)
         probs.append(p)
-        state = update_state(state, env, t, a, env.reward(t, a))
+        r = env.reward(t, a)
+        state = update_state(state, env, t, a, r)
+        carry = policy.advance(carry, env, state, t, a, r)
+        if expert is not None:
+            e_carry = expert.advance(e_carry, env, state, t, a, r)
     out = Rollout(state.actions, state.rewards, torch.stack(probs, 1), env.regret(state.actions))
     if expert is not None:
         out.expert_actions, out.expert_probs = torch.stack(e_acts, 1), torch.stack(e_probs, 1)

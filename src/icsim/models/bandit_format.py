@@ -117,7 +117,7 @@ class TransformerPolicy(Policy):
     greedy: bool = False
     name = "transformer"
 
-    def probs(self, env, state, t):
+    def probs(self, env, state, t, carry=None):
         # steps 0..t (step t's outcome not yet played, and cut off): the 2t + 1 tokens so far
         upto = History(env.features, state.actions[:, : t + 1], state.rewards[:, : t + 1], None)
         tokens = self.fmt.encode(upto)[:, : 2 * t + 1]
@@ -125,7 +125,7 @@ class TransformerPolicy(Policy):
             logits = self.model(tokens)[:, -1].to(env.features.dtype)
         return torch.softmax(logits, -1)
 
-    def act(self, env, state, t, draws):
+    def act(self, env, state, t, draws, carry=None):
         p = self.probs(env, state, t)
         actions = p.argmax(-1) if self.greedy else sample_from(p, draws[0])
         return p, actions
