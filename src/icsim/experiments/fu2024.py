@@ -237,11 +237,14 @@ class Fu2024(base.Experiment):
     # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
     # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
     # The step grids too: GD's runs to 4096 steps on every prefix were most of the smoke time.
-    smoke = {
-        "eval_prompts": 8,
-        "probe_prompts": 64,
-        **{f"algorithms.{name}.steps": (0, 1, 2) for name in ALGORITHMS},
-    }
+    # The induced weights' queries: d + 1 (the fewest that determine ŵ) instead of 4d.
+    def smoke(self, cfg: FuConfig) -> dict:
+        return {
+            "eval_prompts": 8,
+            "probe_prompts": 64,
+            "weight_queries": cfg.transformer.dim + 1,
+            **{f"algorithms.{name}.steps": (0, 1, 2) for name in ALGORITHMS},
+        }
 
 
 def matched_steps_figure(curves: dict, s: dict, out: Path, kappa: float) -> Path:

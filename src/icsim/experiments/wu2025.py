@@ -70,6 +70,7 @@ class WuConfig:
     eval_prompts: int = 6400  # the paper's 6400 test samples
     ood_prompts: int = 6400  # per out-of-distribution row (longer prompts, each mixture)
     curve_examples: tuple[int, ...] = (5, 10, 15, 20, 30, 40, 45, 50)  # k for baselines' R²(k)
+    transformer_curve_every_k: bool = True  # the transformer's R²(k) at every k, else as above
     network: dict = field(default_factory=lambda: dict(NETWORK))
     gd: dict | None = field(default_factory=lambda: dict(GD))
     layer_ablation: tuple[int, ...] = (4, 6, 8, 10)  # transformer layers (first N, attention)
@@ -183,23 +184,25 @@ def evaluate(trainer, cfg: WuConfig, depth, attention, cache, device) -> tuple[d
         prompts = cfg.eval_prompts if setting == "in_distribution" else cfg.ood_prompts
         g = torch.Generator(device=device).manual_seed(cfg.eval_seed + 1000 * depth + i)
         batch = task.sample(prompts, k + 1, generator=g, device=device)
-        # every prefix for the R²(k) curve in distribution; elsewhere the last one only
+        # every prefix for the R²(k) curve in distribution (or the baselines' k); elsewhere
+        # the last one only
         full, y = setting == "in_distribution", batch.ys
-        tf = model_prefix_predictions(
-            trainer.model, trainer.fmt, batch, chunk=256, ks=None if full else [k]
-        )
+        curve_ks = list(range(1, k + 1))
+        if full and not cfg.transformer_curve_every_k:
+            curve_ks = sorted({*cfg.curve_examples, k} & set(curve_ks))
+        ks_tf = curve_ks if full else [k]
+        tf = model_prefix_predictions(trainer.model, trainer.fmt, batch, chunk=256, ks=ks_tf)
         if (setting, k) not in cache:
             ks = sorted({k} | ({*cfg.curve_examples, *cfg.ablation_examples} & set(range(1, k))))
             ks = ks if setting == "in_distribution" else [k]
             cache[setting, k] = {j: baseline_predictions(batch, j, depth, width, cfg) for j in ks}
         base = cache[setting, k]
-        scores = {"transformer": pooled_r2(tf[:, k if full else 0], y[:, k])}
+        scores = {"transformer": pooled_r2(tf[:, ks_tf.index(k)], y[:, k])}
         scores.update({name: pooled_r2(p, y[:, k]) for name, p in base[k].items()})
         scalars |= {f"r2_{name}_N{depth}_{attention}_{setting}": v for name, v in scores.items()}
         if full:
-            ks = list(range(1, k + 1))
             curves[f"r2_vs_examples_transformer_N{depth}_{attention}"] = _curve(
-                ks, [pooled_r2(tf[:, j], y[:, j]) for j in ks]
+                curve_ks, [pooled_r2(tf[:, i], y[:, j]) for i, j in enumerate(curve_ks)]
             )
             for name in base[k]:
                 curves[f"r2_vs_examples_{name}_N{depth}"] = _curve(
@@ -398,6 +401,7 @@ class Wu2025(base.Experiment):
             "layer_ablation": cfg.layer_ablation[:1],
             "mixtures": cfg.mixtures[-1:],
             "curve_examples": cfg.curve_examples[:1],
+            "transformer_curve_every_k": False,
         }
 
     def run(self, cfg: WuConfig, out: Path, device: str, quiet: bool) -> base.Result:
