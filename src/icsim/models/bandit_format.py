@@ -131,7 +131,7 @@ class TransformerPolicy(Policy):
         return p, actions
 
 
-# -- history shards: safetensors + a JSON manifest (never pickle) -------------------------------
+# -- history shards: safetensors + a JSON manifest (no code is ever deserialised) ----------------
 SHARD, MANIFEST = "histories.safetensors", "manifest.json"
 
 
