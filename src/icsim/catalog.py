@@ -49,8 +49,7 @@ def _registered(node, registry: str) -> str | None:
             isinstance(d, ast.Call)
             and isinstance(d.func, ast.Attribute)
             and d.func.attr == "register"
-            and isinstance(d.func.value, ast.Name)
-            and d.func.value.id == registry
+            and registry in (getattr(d.func.value, "id", None), getattr(d.func.value, "attr", None))
             and d.args
             and isinstance(d.args[0], ast.Constant)
         ):

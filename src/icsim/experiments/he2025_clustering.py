@@ -178,6 +178,10 @@ def all_methods(cfg, models, batch) -> dict:
 class He2025Clustering(Experiment):
     name = "he2025-em-clustering"
     title = "Transformers versus EM in multi-class clustering (He et al. 2025)"
+    cost = {
+        "quick": "~11 min on 2 CPU cores (639 s measured at load ~25)",
+        "full": "a GPU: the paper's scale (not yet measured)",
+    }
     citation = (
         "He, Chen, Cao, Fan, Liu, *Transformers versus the EM algorithm in multi-class "
         "clustering*, arXiv 2502.06007, 2025"

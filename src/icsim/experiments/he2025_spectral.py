@@ -212,6 +212,10 @@ def clustering(cfg: HeConfig, device) -> dict:
 class He2025Spectral(Experiment):
     name = "he2025-spectral"
     title = "Spectral methods in transformers (He et al. 2025): PCA and spectral clustering"
+    cost = {
+        "quick": "not yet timed at its 1500 steps (12 min at 300 steps, load ~30)",
+        "full": "a GPU: d up to ~50 (not yet measured)",
+    }
     citation = (
         "He, Cao, Chen, Wu, Fan, Liu, *Learning Spectral Methods by Transformers*, "
         "arXiv 2501.01312 (2025)"

@@ -532,6 +532,10 @@ TEMPLATE_SCALARS = (
 class Jin2024(Experiment):
     name = "jin2024-mixture-regression"
     title = "Mixtures of linear regressions in context: transformers, EM and the Bayes predictor"
+    cost = {
+        "quick": "not yet timed on a quiet 2-core CPU (3 min with training cut to 10 steps)",
+        "full": "a GPU: the papers' sizes (not yet measured)",
+    }
     citation = (
         "Jin, Balasubramanian, Lai, *Provable In-Context Learning for Mixture of Linear "
         "Regressions using Transformers*, arXiv 2410.14183 (2024); Pathak, Sen, Kong, Das, "

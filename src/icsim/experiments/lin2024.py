@@ -191,6 +191,10 @@ def evaluate(env, baselines: dict, models: dict, fmt, cfg, prefix, probe=None):
 class Lin2024(Experiment):
     name = "lin2024-decision-makers"
     title = "Transformers as decision makers: in-context bandits (Lin, Bai, Mei 2024)"
+    cost = {
+        "quick": "~15 min on 2 CPU cores (estimated; 1000 steps x 4 models, not yet timed quiet)",
+        "full": "a GPU: 80k histories, T = 200, 100k steps per model (not yet measured)",
+    }
     citation = (
         "Lin, Bai, Mei, *Transformers as Decision Makers: Provable In-Context Reinforcement "
         "Learning via Supervised Pretraining*, ICLR 2024"
