@@ -296,6 +296,12 @@ SMOKE_STEPS = 2
 SMOKE_BATCH = 4
 
 
+def ends(values: tuple) -> tuple:
+    """The first and the last of `values` (all if fewer than three): a smoke run's cut of a list
+    of shapes (depths, widths, condition numbers) that still runs the profile's extremes."""
+    return tuple(values) if len(values) < 3 else (values[0], values[-1])
+
+
 def smoke_cuts(exp: Experiment, cfg) -> dict:
     """Dotted overrides that cut `cfg` to a smoke run: the generic TrainConfig rule, then the
     experiment's own `smoke` cuts (evaluation sizes, its non-TrainConfig training settings)."""

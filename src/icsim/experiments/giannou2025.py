@@ -42,7 +42,7 @@ from icsim.constructions.logistic_newton import (
 )
 from icsim.errors import InputError
 from icsim.experiments import giannou2025_findings as F
-from icsim.experiments.base import EXPERIMENTS, Experiment, Result
+from icsim.experiments.base import EXPERIMENTS, Experiment, Result, ends
 from icsim.experiments.giannou2025_findings import report
 from icsim.models import ModelConfig, Stacked, Transformer
 from icsim.training import checkpoint as ckpt
@@ -390,10 +390,10 @@ class Giannou2025(Experiment):
             "training.log_every": 1,
             # fewer models and widths, every stage still run: the first and last condition
             # number, depth, width and Newton–Schulz k of the profile
-            "condition_numbers": _ends(cfg.condition_numbers),
-            "training.depths": _ends(t.depths),
-            "construction.widths": _ends(c.widths),
-            "construction.newton_schulz_steps": _ends(c.newton_schulz_steps),
+            "condition_numbers": ends(cfg.condition_numbers),
+            "training.depths": ends(t.depths),
+            "construction.widths": ends(c.widths),
+            "construction.newton_schulz_steps": ends(c.newton_schulz_steps),
         }
 
     def run(self, cfg: GiannouConfig, out: Path, device: str, quiet: bool) -> Result:
@@ -416,8 +416,3 @@ class Giannou2025(Experiment):
         figures.append(plot_curves(losses, out / "training_loss.png", logy=True, title=title))
         comparison, notes = report(cfg, scalars, curves)
         return Result(curves, scalars, dict(F.PAPER), figures, comparison, notes=notes)
-
-
-def _ends(values: tuple) -> tuple:
-    """The first and the last of `values` (all of them if fewer than three)."""
-    return tuple(values) if len(values) < 3 else (values[0], values[-1])

@@ -397,7 +397,7 @@ class Wu2025(base.Experiment):
             "matching.probe_prompts": 64,
             "matching.steps": (0, 1, 2),
             "construction.heads_sweep": (3, 5),
-            "depths": cfg.depths[:1],
+            "depths": base.ends(cfg.depths),
             "layer_ablation": cfg.layer_ablation[:1],
             "mixtures": cfg.mixtures[-1:],
             "curve_examples": cfg.curve_examples[:1],
