@@ -192,7 +192,7 @@ class Lin2024(Experiment):
     name = "lin2024-decision-makers"
     title = "Transformers as decision makers: in-context bandits (Lin, Bai, Mei 2024)"
     cost = {
-        "quick": "~15 min on 2 CPU cores (estimated; 1000 steps x 4 models, not yet timed quiet)",
+        "quick": "~7 min on 2 CPU cores (414 s measured, 2026-12-02)",
         "full": "a GPU: 80k histories, T = 200, 100k steps per model (not yet measured)",
     }
     citation = (
