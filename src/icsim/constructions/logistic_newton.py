@@ -63,6 +63,7 @@ from icsim.constructions.base import (
     in_dtype,
     info_of,
 )
+from icsim.constructions.block_writer import ONE, BlockWriter
 from icsim.errors import InputError
 from icsim.models import Stacked
 from icsim.models.construction_formats import Layout
@@ -100,84 +101,11 @@ def decrement_range(mu: float) -> float:
     return (2 * math.sqrt(mu) * hi) ** 2
 
 
-# --- writing weights ----------------------------------------------------------------------------
-# A "form" is a linear function of one token, {coordinate: coefficient}; key None = a constant.
-
-
-class _Block:
-    """Writes heads and MLP units into one block (through NumPy views of its float64 weights),
-    handing out head and unit indices in order."""
-
-    def __init__(self, block):
-        cfg = block.attn.cfg
-        H, hd, E = cfg.n_head, cfg.d_head, cfg.n_embd
-        attn = block.attn
-        self.q, self.k, self.v = (
-            lin.weight.data.numpy().reshape(H, hd, E) for lin in (attn.q, attn.k, attn.v)
-        )
-        self.qb, self.kb, self.vb = (
-            lin.bias.data.numpy().reshape(H, hd) for lin in (attn.q, attn.k, attn.v)
-        )
-        self.o = attn.proj.weight.data.numpy().reshape(E, H, hd)
-        self.ob = attn.proj.bias.data.numpy()
-        self.fc, self.fcb = block.mlp.fc.weight.data.numpy(), block.mlp.fc.bias.data.numpy()
-        self.pr, self.prb = block.mlp.proj.weight.data.numpy(), block.mlp.proj.bias.data.numpy()
-        self.head = self.unit = 0
-
-    @staticmethod
-    def _form(W, b, row, form: dict) -> None:
-        for key, c in form.items():
-            if key is None:
-                b[row] += c
-            else:
-                W[row, key] += c
-
-    def add_head(self, q: list, k: list, v: list, out: list) -> None:
-        """score_ij = Σ_m q_m(h_i) k_m(h_j); h_i[slot] += c · mean_j score_ij v_m(h_j) for every
-        {slot: c} in out[m]."""
-        h = self.head
-        for m, (fq, fk) in enumerate(zip(q, k, strict=True)):
-            self._form(self.q[h], self.qb[h], m, fq)
-            self._form(self.k[h], self.kb[h], m, fk)
-        for m, (fv, fo) in enumerate(zip(v, out, strict=True)):
-            self._form(self.v[h], self.vb[h], m, fv)
-            for slot, c in fo.items():
-                self.o[slot, h, m] += c
-        self.head += 1
-
-    def bias(self, slot: int, value: float) -> None:
-        """A constant the attention adds (its output projection's bias)."""
-        self.ob[slot] += value
-
-    def add_interpolant(self, x: dict, knots, values, out: int, scale: float = 1.0) -> None:
-        """h[out] += scale · p(x(h)), p the piecewise-linear interpolant of (knots, values), flat
-        outside them: p(x) = f₀ + Σ_j (slope_j − slope_{j−1}) ReLU(x − t_j), one unit per knot."""
-        t, f = np.asarray(knots, dtype=np.float64), np.asarray(values, dtype=np.float64)
-        slopes = np.concatenate([[0.0], np.diff(f) / np.diff(t), [0.0]])
-        units = slice(self.unit, self.unit + len(t))
-        for key, c in x.items():
-            if key is not None:
-                self.fc[units, key] += c
-        self.fcb[units] += x.get(None, 0.0) - t
-        self.pr[out, units] += scale * np.diff(slopes)
-        self.prb[out] += scale * f[0]
-        self.unit += len(t)
-
-    def add_clear(self, slots) -> None:
-        """h[s] ← 0 for every slot s: h_s − (ReLU(h_s) − ReLU(−h_s)), exact."""
-        for s in slots:
-            for sign in (1.0, -1.0):
-                self.fc[self.unit, s] = sign
-                self.pr[s, self.unit] = -sign
-                self.unit += 1
-
-
 def _slots(sl: slice) -> list[int]:
     return list(range(sl.start, sl.stop))
 
 
 # --- the blocks of one Newton step (module docstring), in the order the model runs them -----
-ONE = {None: 1.0}  # the constant form
 
 
 class _Slots:
@@ -239,14 +167,14 @@ class _Grids:
         )
 
 
-def _margins(b: _Block, S: _Slots, grids: _Grids) -> None:
+def _margins(b: BlockWriter, S: _Slots, grids: _Grids) -> None:
     """Block 1: z ← aᵀw (attention); s ← σ̂(z), s' ← σ̂'(z) (MLP)."""
     b.add_head(S.forms(S.a), S.forms(S.w), [ONE], [{S.z: 1.0}])
     b.add_interpolant({S.z: 1.0}, grids.z, grids.sigma, S.s)
     b.add_interpolant({S.z: 1.0}, grids.z, grids.sigma * (1 - grids.sigma), S.sp)
 
 
-def _gradient(b: _Block, S: _Slots, grids: _Grids, mu: float) -> None:
+def _gradient(b: BlockWriter, S: _Slots, grids: _Grids, mu: float) -> None:
     """Block 2: g ← mean_j (s_j − (1 + y_j)/2) a_j + μw (2 heads); u ← ŝ'·a by
     ((4s' + a)² − (4s' − a)²)/16 with an interpolated square (MLP)."""
     residual = {S.s: 1.0, S.y: -0.5, None: -0.5}  # σ(z_j) − (1 + y_j)/2
@@ -258,7 +186,7 @@ def _gradient(b: _Block, S: _Slots, grids: _Grids, mu: float) -> None:
             b.add_interpolant(form, grids.sq, grids.sq**2, S.u[m], sign / 16)
 
 
-def _hessian(b: _Block, S: _Slots, mu: float, L: float, inverse_init: str | None) -> None:
+def _hessian(b: BlockWriter, S: _Slots, mu: float, L: float, inverse_init: str | None) -> None:
     """Block 3: H ← μI + mean_j u_j a_jᵀ (d heads, one per row), and X₀ (H/L² for "hessian",
     I/L for "identity"; None keeps the previous step's X)."""
     for p in range(S.d):
@@ -272,7 +200,7 @@ def _hessian(b: _Block, S: _Slots, mu: float, L: float, inverse_init: str | None
             b.bias(S.mat("X", p, p), 1 / L)
 
 
-def _newton_schulz(b1: _Block, b2: _Block, S: _Slots) -> None:
+def _newton_schulz(b1: BlockWriter, b2: BlockWriter, S: _Slots) -> None:
     """One Newton–Schulz step in two blocks: Z ← I − HX (d² heads), then X ← X + XZ =
     X(2I − HX) (d² heads) and Z cleared (MLP)."""
     for p in range(S.d):
@@ -285,19 +213,19 @@ def _newton_schulz(b1: _Block, b2: _Block, S: _Slots) -> None:
     b2.add_clear(_slots(S.lay.Z))
 
 
-def _direction(b: _Block, S: _Slots) -> None:
+def _direction(b: BlockWriter, S: _Slots) -> None:
     """Block 4: the Newton direction Δ ← Xg (d heads)."""
     for p in range(S.d):
         b.add_head(S.row("X", p), S.forms(S.g), [ONE], [{S.dl[p]: 1.0}])
 
 
-def _decrement(b: _Block, S: _Slots, grids: _Grids) -> None:
+def _decrement(b: BlockWriter, S: _Slots, grids: _Grids) -> None:
     """Block 5: λ² ← gᵀΔ (attention) and the damping η ← η̂(λ²) (MLP)."""
     b.add_head(S.forms(S.g), S.forms(S.dl), [ONE], [{S.lam2: 1.0}])
     b.add_interpolant({S.lam2: 1.0}, grids.lam2, grids.damping, S.eta)
 
 
-def _update(b: _Block, S: _Slots, scratch: list[int]) -> None:
+def _update(b: BlockWriter, S: _Slots, scratch: list[int]) -> None:
     """Block 6: w ← w − ηΔ (attention); the step's scratch cleared (MLP)."""
     b.add_head([ONE], [{S.eta: 1.0}], S.forms(S.dl), S.forms(S.w, -1.0))
     b.add_clear(scratch)
@@ -416,7 +344,7 @@ def logistic_newton(
         bias=True,
     )
     grids = _Grids.build(mu, W, R, Lam)
-    blocks = (_Block(block) for block in model.blocks)
+    blocks = (BlockWriter(block) for block in model.blocks)
     for t in range(T):
         _margins(next(blocks), S, grids)
         _gradient(next(blocks), S, grids, mu)

@@ -48,7 +48,7 @@ from icsim.constructions.base import (
     in_dtype,
     info_of,
 )
-from icsim.constructions.logistic_newton import ONE, _Block
+from icsim.constructions.block_writer import ONE, BlockWriter
 from icsim.constructions.verify import relative_errors
 from icsim.errors import InputError
 from icsim.models.spectral_formats import PowerMethodTokens, power_layout
@@ -95,23 +95,23 @@ class _Slots:
         return [{self.idx("S", p * self.d + m): 1.0} for m in range(self.d)]
 
 
-def _covariance(b: _Block, S: _Slots) -> None:
+def _covariance(b: BlockWriter, S: _Slots) -> None:
     for p in range(S.d):  # row p of Σ = mean_i x_ip x_i
         row = [{S.idx("S", p * S.d + m): 1.0} for m in range(S.d)]
         b.add_head([ONE], [{S.idx("x", p): 1.0}], S.forms("x"), row)
 
 
-def _sigma_times(b: _Block, S: _Slots, vec: list[dict], out: str) -> None:
+def _sigma_times(b: BlockWriter, S: _Slots, vec: list[dict], out: str) -> None:
     """out ← Σ·vec (d heads: query = vec, key = row p of Σ, value 1)."""
     for p in range(S.d):
         b.add_head(vec, S.row(p), [ONE], [{S.idx(out, p): 1.0}])
 
 
-def _clear(b: _Block, S: _Slots, name: str, j: int | None = None) -> None:
+def _clear(b: BlockWriter, S: _Slots, name: str, j: int | None = None) -> None:
     b.add_head([ONE], [ONE], S.forms(name, j), S.forms(name, j, -1.0))
 
 
-def _iteration(bx: _Block, by: _Block, S: _Slots, j: int, knots, values) -> None:
+def _iteration(bx: BlockWriter, by: BlockWriter, S: _Slots, j: int, knots, values) -> None:
     """One power iteration in two blocks (module docstring: X, Y)."""
     bx.add_head(S.forms("u"), S.forms("u"), [ONE], [{S.idx("s"): 1.0}])
     _sigma_times(bx, S, S.forms("u"), "w")
@@ -125,7 +125,7 @@ def _iteration(bx: _Block, by: _Block, S: _Slots, j: int, knots, values) -> None
     by.add_clear([S.idx("s"), S.idx("r")])
 
 
-def _deflate(b1: _Block, b2: _Block, S: _Slots, j: int) -> None:
+def _deflate(b1: BlockWriter, b2: BlockWriter, S: _Slots, j: int) -> None:
     """λ_j ← v_jᵀu (u = Σv_j); Σ ← Σ − λ_j v_j v_jᵀ, u ← 0."""
     b1.add_head(S.forms("V", j), S.forms("u"), [ONE], [{S.idx("lam", j): 1.0}])
     for p in range(S.d):  # row p: −λ v_p v
@@ -171,7 +171,7 @@ def power_method(
         normalize=True, mlp=True, mlp_hidden=W + 5, activation="relu", bias=True,
     )  # fmt: skip
     knots = a * a * (b * b / (a * a)) ** np.linspace(0.0, 1.0, W + 1)
-    blocks = (_Block(block) for block in model.blocks)
+    blocks = (BlockWriter(block) for block in model.blocks)
     _covariance(next(blocks), S)
     for j in range(k):
         _sigma_times(next(blocks), S, S.forms("V", j), "u")
