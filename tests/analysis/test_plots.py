@@ -52,6 +52,10 @@ def test_values_within_a_decade_stay_linear_and_positive_ones_get_log(tmp_path):
     negative = {"r2": {"x": [0, 1, 2], "y": [-1.0, 0.5, 0.99]}}
     plot_curves(negative, tmp_path / "r2.png", logy=None)
     assert drawn(tmp_path / "r2.png")["yscale"] == "linear"
+    # an R² of −3700 beside ones near 1 (wu2025's shifted inputs): symlog keeps both readable
+    outlier = {"tf": {"x": [0, 1], "y": [0.9, 0.8]}, "net": {"x": [0, 1], "y": [-3700.0, -1800.0]}}
+    plot_curves(outlier, tmp_path / "shift.png")
+    assert drawn(tmp_path / "shift.png")["yscale"] == "symlog"
 
 
 def test_log_axes_asked_for_on_zeros_give_no_warning(tmp_path):

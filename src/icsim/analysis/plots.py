@@ -110,6 +110,14 @@ def y_scale(curves, logy: bool | None) -> tuple[str, dict]:
     least squares, a matched step of 0), so those points stay on the figure."""
     ys = [v for c in curves for v in c["y"] if v is not None and math.isfinite(v)]
     pos = [v for v in ys if v > 0]
+    sizes = sorted(abs(v) for v in ys if v != 0)
+    if logy is None and ys and min(ys) < 0 and sizes:
+        # signed values where a few are ≥ 10 × the typical size (an R² of −47 or −3700 beside
+        # ones near 1): symlog, linear within the typical size, so the rest are not flattened
+        typical = sizes[(len(sizes) - 1) // 2]
+        if sizes[-1] >= 10 * typical:
+            return "symlog", {"linthresh": typical}
+        return "linear", {}
     if logy is None:
         logy = bool(pos) and min(ys) >= 0 and max(pos) / min(pos) >= 10**DECADES_FOR_LOG
     if not logy:
