@@ -83,6 +83,7 @@ def _isatty(stream) -> bool:
 class _Reproduction:
     def __init__(self, name: str, quiet: bool, stream=None):
         self.name, self.quiet, self.stream, self.trained = name, quiet, stream, 0
+        self.training_seconds = 0.0  # wall time inside Trainer.train, for the time breakdown
 
     def say(self, msg: str) -> None:
         if not self.quiet:
@@ -114,6 +115,13 @@ def stage(msg: str) -> None:
     rep = _CURRENT.get()
     if rep is not None:
         rep.say(msg)
+
+
+def trained_for(seconds: float) -> None:
+    """Add `seconds` spent in a Trainer's loop to the reproduction's training time."""
+    rep = _CURRENT.get()
+    if rep is not None:
+        rep.training_seconds += seconds
 
 
 def training(label: str, steps: int) -> None:

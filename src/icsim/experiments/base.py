@@ -87,7 +87,8 @@ def report_markdown(exp: Experiment, profile: str, result: Result, meta: dict, o
         f"Reproduction `{exp.name}` of {exp.citation}.",
         "",
         f"- profile: `{profile}`; device: {meta['device']}; wall time: "
-        f"{meta['wall_seconds']:.0f} s; icsim {meta['icsim_version']} at commit "
+        f"{meta['wall_seconds']:.0f} s (training {meta.get('training_seconds', 0):.0f} s); "
+        f"icsim {meta['icsim_version']} at commit "
         f"`{meta['git_commit']}`",
         f"- command: `icsim reproduce {exp.name} --profile {profile} --out {out}`",
         "",
@@ -169,7 +170,7 @@ def _run(exp: Experiment, profile: str, cfg, out: Path, device: str, quiet: bool
     try:
         t0 = time.perf_counter()
         try:
-            with progress.reproduction(exp.name, quiet):
+            with progress.reproduction(exp.name, quiet) as rep:
                 result = exp.run(cfg, out, device, quiet)
                 progress.stage("training-loss figures, metrics.json and report.md")
                 result.figures = [*result.figures, *plot_training_losses(out)]
@@ -180,6 +181,8 @@ def _run(exp: Experiment, profile: str, cfg, out: Path, device: str, quiet: bool
             )
             raise
         meta["wall_seconds"] = time.perf_counter() - t0
+        # the rest (evaluation, probes, baselines, figures) is wall_seconds - training_seconds
+        meta["training_seconds"] = rep.training_seconds
         metrics = {
             **meta,
             "curves": result.curves,

@@ -483,7 +483,8 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
-        t_last, since = time.perf_counter(), 0
+        t_start = t_last = time.perf_counter()
+        since = 0
         # a resumed run that trains no further reports the loss it last logged
         last = [h[-1]["loss"] if h else float("nan") for h in self.histories]
         try:
@@ -506,6 +507,7 @@ class Trainer:
                     if stop.signum is not None:
                         self._interrupted(stop.signum)
         finally:
+            progress.trained_for(time.perf_counter() - t_start)
             bar.close()
             if tb is not None:
                 tb.close()
