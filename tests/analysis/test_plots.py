@@ -82,3 +82,39 @@ def test_a_training_loss_figure_per_trained_model(tmp_path):
     p = drawn(figures[1])
     assert p["yscale"] == "log" and p["xlabel"] == "training step"
     assert p["lines"][0]["y"][0] == 10.0
+
+
+def test_a_curve_on_top_of_another_says_so_and_whole_number_axes_get_whole_ticks(tmp_path):
+    # he2025's EM construction equals EM exactly: drawn over it, EM would seem missing
+    em = {"x": [1, 2, 3, 4, 5, 6], "y": [0.3, 0.5, 0.8, 0.9, 0.94, 0.96]}
+    curves = {"lloyd": {"x": em["x"], "y": [0.2, 0.5, 0.7, 0.8, 0.9, 0.95]}, "em": em,
+              "em_construction": dict(em)}  # fmt: skip
+    plot_curves(curves, tmp_path / "ari.png")
+    p = drawn(tmp_path / "ari.png")
+    assert p["legend"] == ["lloyd", "em", "em construction (= em)"]
+    lines = {ln["label"]: ln for ln in p["lines"]}
+    assert lines["em"]["linestyle"] != lines["em construction (= em)"]["linestyle"]
+    assert all(t.is_integer() for t in p["xticks"])  # no "layer 2.5"
+
+
+def test_log_y_on_a_linear_x_only_where_values_span_a_decade(tmp_path):
+    narrow = {"x": [0, 1, 2, 3, 4], "y": [0.92, 0.89, 0.89, 0.89, 0.89]}
+    panel = {"lines": [("probe", narrow, {})], "xlabel": "layer", "yscale": "log"}
+    plot_panels([panel], tmp_path / "probe.png")
+    p = drawn(tmp_path / "probe.png")
+    assert p["yscale"] == "linear" and all(t.is_integer() for t in p["xticks"])
+    slope = {"lines": [("em", {"x": [10, 20, 40], "y": [0.9, 0.7, 0.5]}, {})],
+             "xscale": "log", "yscale": "log"}  # fmt: skip
+    plot_panels([slope], tmp_path / "slope.png")
+    assert drawn(tmp_path / "slope.png")["yscale"] == "log"  # log–log: the slope is the point
+
+
+def test_heatmap_ticks_are_indices_and_long_titles_wrap(tmp_path):
+    from icsim.analysis.plots import plot_heatmap
+
+    title = "similarity of errors: transformer layers vs gradient_descent_kappa100"
+    plot_heatmap([[0.1, 0.2, 0.3]] * 4, tmp_path / "h.png", xlabel="EM iteration",
+                 ylabel="layer", title=title)  # fmt: skip
+    p = drawn(tmp_path / "h.png")
+    assert p["yticks"] == [0.0, 1.0, 2.0, 3.0] and p["xticks"] == [0.0, 1.0, 2.0]
+    assert "\n" in p["title"] and p["title"].replace("\n", " ") == title

@@ -12,16 +12,17 @@ from __future__ import annotations
 import json
 import math
 import re
-from itertools import cycle
+import textwrap
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 SIDECAR = ".figure.json"
-STYLES = ("-", "--", "-.", ":")  # with the colour cycle: no two curves look alike
+STYLES = ("-", "--", "-.", ":")  # with the colour cycle: no two of the first 20 curves alike
 DECADES_FOR_LOG = 2  # positive values spanning at least 10² get a log axis
 LABELS = {
     "nearest_neighbours": "3-nearest neighbours",
@@ -86,10 +87,27 @@ def describe(fig) -> dict:
         panels.append({
             "title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
             "xscale": ax.get_xscale(), "yscale": ax.get_yscale(), "ylim": [lo, hi],
+            "xticks": [float(t) for t in ax.get_xticks()],
+            "yticks": [float(t) for t in ax.get_yticks()],
             "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
             "lines": lines, "images": len(ax.images),
         })  # fmt: skip
     return {"panels": panels}
+
+
+def _integer_x(ax, xs) -> None:
+    """Whole-number ticks on an x axis of whole numbers (layers, steps, k): no "layer 0.5"."""
+    values = [v for x in xs for v in x if v is not None]
+    if values and all(float(v).is_integer() for v in values) and ax.get_xscale() == "linear":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Two curves drawn on top of each other (same xs, ys equal to 1e-9 relative)."""
+    return list(a["x"]) == list(b["x"]) and all(
+        u is not None and v is not None and math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12)
+        for u, v in zip(a["y"], b["y"], strict=True)
+    )
 
 
 def finish(ax, fontsize: int = 8) -> None:
@@ -143,15 +161,17 @@ def plot_curves(
     """One line per curve (a `Curve` or its metrics.json dict) with its interval band where the
     curve has one; `hlines` maps a label to a reference level drawn dashed; `paper` maps a label
     to the paper's numbers (xs, ys), drawn as black stars. `logy`: True, False, or None to
-    decide from the data (`y_scale`)."""
+    decide from the data (`y_scale`). A curve that lies on an earlier one says so in its label
+    ("(= EM)"), so a hidden curve is never a missing one."""
     curves = {k: c.to_json() if hasattr(c, "to_json") else c for k, c in curves.items()}
     fig, ax = plt.subplots(figsize=(7, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    styles = cycle([(c, s) for s in STYLES for c in colours])
     for i, (name, c) in enumerate(curves.items()):
-        colour, style = next(styles)
+        colour, style = colours[i % len(colours)], STYLES[i % len(STYLES)]
+        under = [label(m) for m, b in list(curves.items())[:i] if _same(c, b)]
+        text = label(name) + (f" (= {under[0]})" if under else "")
         (line,) = ax.plot(
-            c["x"], c["y"], label=label(name), color=colour, linestyle=style,
+            c["x"], c["y"], label=text, color=colour, linestyle=style,
             lw=2.2 if i == 0 else 1.5, zorder=3 if i == 0 else 2,
             marker="." if len(c["x"]) < 30 else None,
         )  # fmt: skip
@@ -165,6 +185,7 @@ def plot_curves(
     shown = [*curves.values(), *({"y": list(ys)} for _, ys in (paper or {}).values())]
     scale, kw = y_scale(shown, logy)
     ax.set_yscale(scale, **kw)
+    _integer_x(ax, [c["x"] for c in curves.values()])
     if vline is not None:
         ax.axvline(vline, color="grey", linestyle=":", label=vline_label or None)
     for text, level in (hlines or {}).items():
@@ -203,17 +224,23 @@ def plot_training_losses(out: str | Path) -> list[Path]:
 def plot_heatmap(
     matrix, path: str | Path, *, xlabel: str, ylabel: str, title: str = "", xticks=None, yticks=None
 ) -> Path:
+    """A matrix as an image (rows = y, origin at the bottom). Ticks are the row/column indices
+    unless `xticks`/`yticks` name them; crowded tick labels are turned, long titles wrapped."""
     fig, ax = plt.subplots(figsize=(6, 4))
     im = ax.imshow(matrix, aspect="auto", origin="lower", cmap="viridis")
     fig.colorbar(im, ax=ax)
-    if xticks is not None:
-        step = max(1, len(xticks) // 10)
-        ax.set_xticks(range(0, len(xticks), step), [str(t) for t in xticks[::step]])
-    if yticks is not None:
-        ax.set_yticks(range(len(yticks)), [str(t) for t in yticks])
+    rows, cols = len(matrix), len(matrix[0])
+    xticks = list(range(cols)) if xticks is None else list(xticks)
+    yticks = list(range(rows)) if yticks is None else list(yticks)
+    step = max(1, math.ceil(len(xticks) / 12))
+    shown = [str(t) for t in xticks[::step]]
+    crowded = len(shown) > 6 and max(map(len, shown)) > 3
+    ax.set_xticks(range(0, len(xticks), step), shown, rotation=45 if crowded else 0)
+    step = max(1, math.ceil(len(yticks) / 12))
+    ax.set_yticks(range(0, len(yticks), step), [str(t) for t in yticks[::step]])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 48)))
     return save(fig, path)
 
 
@@ -231,9 +258,14 @@ def plot_panels(panels: list[dict], path: str | Path) -> Path:
             if c.get("y_low") is not None and c.get("y_high") is not None:
                 ax.fill_between(c["x"], c["y_low"], c["y_high"], alpha=0.2, color=line.get_color())
         ax.set_xscale(p.get("xscale", "linear"))
-        if p.get("yscale") == "log":  # symlog where some values are 0 (see y_scale)
-            scale, kw = y_scale([c for _, c, _ in p["lines"]], True)
+        ys = [v for _, c, _ in p["lines"] for v in c["y"] if v is not None and v > 0]
+        # a log y is asked for; on a linear x it is kept only where the values span a decade
+        # (on log–log axes it shows a slope and stays)
+        spans = bool(ys) and max(ys) >= 10 * min(ys)
+        if p.get("yscale") == "log" and (spans or p.get("xscale") == "log"):
+            scale, kw = y_scale([c for _, c, _ in p["lines"]], True)  # symlog where some are 0
             ax.set_yscale(scale, **kw)
+        _integer_x(ax, [c["x"] for _, c, _ in p["lines"]])
         ax.set(xlabel=p.get("xlabel", ""), ylabel=p.get("ylabel", ""), title=p.get("title", ""))
         if p.get("ymin") is not None:
             ax.set_ylim(bottom=max(ax.get_ylim()[0], p["ymin"]))
