@@ -364,6 +364,14 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 ),
                 ("device", Annotated[str, _arg("cpu, cuda or cuda:N")], field(default="cpu")),
                 ("overwrite", _flag("replace an earlier RUN_DIR/eval"), field(default=False)),
+                (
+                    "ood",
+                    _flag(
+                        "also Garg et al.'s out-of-distribution prompts (linear regression): "
+                        "skewed, half-subspace, orthogonal, overlapping, scaled x and y"
+                    ),
+                    field(default=False),
+                ),
                 *_common(),
             ],
             COMMANDS["eval"],
