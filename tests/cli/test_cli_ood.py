@@ -20,8 +20,8 @@ def test_eval_ood_writes_every_condition(tmp_path, capsys):
     assert "out of distribution" in out and "half_subspace" in out
     first = json.loads((run / "eval/metrics.json").read_text())["ood"]
     assert set(first) == set(CONDITIONS)
-    for r in first.values():
-        assert set(r["curves"]) == {"transformer", "least_squares", "averaging", "nearest_neighbours"}
+    curves = {"transformer", "least_squares", "averaging", "nearest_neighbours"}
+    assert all(set(r["curves"]) == curves for r in first.values())
     assert (run / "eval/ood_scale_x_0.333.png").is_file()
     assert (run / "eval/ood_orthogonal.png").is_file()
 
