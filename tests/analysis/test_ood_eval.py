@@ -32,7 +32,7 @@ def test_model_and_baselines_predict_the_condition_s_queries():
         want = model(torch.from_numpy(tok))[:, -1, 0].detach().numpy()
         np.testing.assert_allclose(preds["transformer"][:, k].numpy(), want, atol=1e-5)
     res = evaluate_ood(model, fmt, task, N, prompts=16, conditions=["orthogonal"])
-    err = ((preds["least_squares"].numpy() - qy[:, : D]) ** 2 / D).mean(0)
+    err = ((preds["least_squares"].numpy() - qy[:, :D]) ** 2 / D).mean(0)
     np.testing.assert_allclose(res["orthogonal"]["curves"]["least_squares"]["y"], err, rtol=1e-5)
     assert res["orthogonal"]["curves"]["transformer"]["x"] == [0, 1, 2]
 
