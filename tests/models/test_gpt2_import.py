@@ -157,3 +157,19 @@ def test_state_pt_to_run_dir_then_eval_and_bad_files(tmp_path, capsys):
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_their_config_yaml_supplies_heads_points_and_task(tmp_path):
+    pytest.importorskip("yaml")
+    path = tmp_path / "state.pt"
+    torch.save({"model_state_dict": their_state()}, path)
+    conf = "model:\n  n_head: {h}\ntraining:\n  task: {t}\n  curriculum:\n    points:\n      end: 9\n"
+    (tmp_path / "config.yaml").write_text(conf.format(h=H, t="sparse_linear_regression"))
+    from icsim.training import load_trained
+
+    _, _, cfg = load_trained(write_run(path, tmp_path / "run"))
+    assert (cfg.n_head, cfg.n_points, cfg.task) == (H, 9, "sparse_linear_regression")
+    (tmp_path / "config.yaml").write_text(conf.format(h=H, t="decision_tree"))
+    with pytest.raises(InputError, match="'decision_tree'.*pass --task"):
+        write_run(path, tmp_path / "run2")
+    write_run(path, tmp_path / "run2", task="linear_regression")  # the flag decides
