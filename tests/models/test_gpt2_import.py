@@ -163,7 +163,7 @@ def test_their_config_yaml_supplies_heads_points_and_task(tmp_path):
     pytest.importorskip("yaml")
     path = tmp_path / "state.pt"
     torch.save({"model_state_dict": their_state()}, path)
-    conf = "model:\n  n_head: {h}\ntraining:\n  task: {t}\n  curriculum:\n    points:\n      end: 9\n"
+    conf = "model: {{n_head: {h}}}\ntraining: {{task: {t}, curriculum: {{points: {{end: 9}}}}}}\n"
     (tmp_path / "config.yaml").write_text(conf.format(h=H, t="sparse_linear_regression"))
     from icsim.training import load_trained
 
