@@ -370,7 +370,7 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                     "ood",
                     _flag(
                         "also Garg et al.'s out-of-distribution prompts (linear regression): "
-                        "skewed, half-subspace, orthogonal, overlapping, scaled x and y"
+                        "skewed, half-subspace, orthogonal, overlapping, orthants, scaled x and y"
                     ),
                     field(default=False),
                 ),

@@ -18,8 +18,8 @@ def draw(name, B=64, n=9, d=6, seed=0, task=None, **task_kw):
 
 def test_the_suite_is_garg_et_al_s():
     assert SCALES == (0.333, 0.5, 2.0, 3.0)
-    assert {"skewed", "half_subspace", "orthogonal", "overlapping"} <= set(CONDITIONS)
-    assert len(CONDITIONS) == 4 + 2 * len(SCALES)
+    assert {"skewed", "half_subspace", "orthogonal", "overlapping", "orthants"} <= set(CONDITIONS)
+    assert len(CONDITIONS) == 5 + 2 * len(SCALES)
 
 
 def test_skewed_covariance_has_eigenvalues_proportional_to_one_over_i_squared():
@@ -76,6 +76,16 @@ def test_overlapping_query_is_one_of_the_context_points_chosen_uniformly():
         assert np.abs(counts / 3000 - 1 / k).max() < 0.04  # uniform over the k examples
     prob = ood.problem(4)
     np.testing.assert_array_equal(prob.X_query.numpy()[:, 0], q[:, 4])
+
+
+def test_orthants_context_shares_one_sign_pattern_and_the_query_is_drawn_as_usual():
+    ood = draw("orthants", B=400, n=8, d=4, seed=5)
+    xs, q = ood.batch.xs.numpy(), ood.queries.numpy()
+    signs = np.sign(xs)
+    assert (signs == signs[:, :1]).all()  # one orthant per prompt
+    np.testing.assert_array_equal(np.abs(q), np.abs(xs))  # the same draw, its own signs
+    assert abs((np.sign(q) == signs).mean() - 0.5) < 0.03  # the query's signs are fair coins
+    assert abs((signs[:, 0] > 0).mean() - 0.5) < 0.05  # and so are the orthants
 
 
 @pytest.mark.parametrize("axis", ["x", "y"])

@@ -1,7 +1,7 @@
 """Garg et al. 2022's out-of-distribution evaluations (§4, Fig. 4): error against the number
 of in-context examples k for a trained model and the baselines on the same prompts, for each
 condition of `icsim.tasks.ood` (skewed covariance, half-subspace, orthogonal and overlapping
-queries, scaled x and y)."""
+queries, in-context xs in one orthant, scaled x and y)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,9 @@ Each condition changes the prompts at test time only:
 - `scale_x=s`: x = s z; `scale_y=s`: y = s w*ᵀx (w* ~ N(0, I) scaled by s);
 - `orthogonal`: the query after k examples is orthogonal to the span of those k xs, with the
   norm of the x it replaces (for k < d only: for k ≥ d that span is everything);
-- `overlapping`: the query after k ≥ 1 examples is one of them, chosen uniformly.
+- `overlapping`: the query after k ≥ 1 examples is one of them, chosen uniformly;
+- `orthants`: every in-context x has the same random sign pattern (one orthant per prompt),
+  the query is drawn as usual (their `random_quadrants`: "different orthants").
 
 Every condition draws x from N(0, Σ) as above, whatever the task's own x distribution, and
 keeps the task's w* scale and noise. Scales are Garg et al.'s (0.333, 0.5, 2, 3).
@@ -33,6 +35,7 @@ CONDITIONS = {
     "half_subspace": "x in a fixed d/2-dimensional subspace (tr Σ = d)",
     "orthogonal": "query orthogonal to the in-context xs (k < d)",
     "overlapping": "query = one of the in-context xs, chosen uniformly",
+    "orthants": "in-context xs in one random orthant, query drawn as usual",
     **{f"scale_x={s:g}": f"x scaled by {s:g}" for s in SCALES},
     **{f"scale_y={s:g}": f"y scaled by {s:g}" for s in SCALES},
 }
@@ -135,6 +138,9 @@ def sample_ood(
         sqrt = covariance_sqrt(name, d, generator, device, dtype)
     z = torch.randn(B, n, d, **kw)
     xs = z if sqrt is None else z @ sqrt  # sqrt is symmetric: rows are T z
+    if name == "orthants":  # one sign per coordinate for the whole context (Garg et al. §4)
+        signs = torch.randn(B, 1, d, **kw).sign()
+        xs = z.abs() * torch.where(signs == 0, torch.ones_like(signs), signs)
     w_scale = task.w_scale * (float(name.split("=", 1)[1]) if name.startswith("scale_y=") else 1)
     w = torch.randn(B, d, **kw) * w_scale
 
@@ -153,6 +159,8 @@ def sample_ood(
         queries, ks = orthogonal_queries(xs), list(range(min(n, d)))
     elif name == "overlapping":
         queries = overlapping_queries(xs, generator)
+    elif name == "orthants":
+        queries = z  # the query after k examples: x_k before its sign was fixed
     if queries is None:
         return OODBatch(batch, ks)
     return OODBatch(batch, ks, queries, label(queries))
