@@ -1,4 +1,5 @@
-"""The `icsim` command line: list, describe, train, eval, reproduce, construct, sweep.
+"""The `icsim` command line: list, describe, train, eval, reproduce, construct, sweep, convert,
+atlas, report.
 
 One tyro parser with a subcommand per verb (`cli_args`): each flag is a typed dataclass field
 with its own one-line help from the field's docstring. Values are validated after parsing by
@@ -193,6 +194,17 @@ def _out_of_memory(e: BaseException) -> bool:
     )
 
 
+def cmd_convert(c) -> int:
+    from icsim.models.gpt2_import import write_run
+
+    run = write_run(
+        c.path, c.out, n_head=c.n_head, n_points=c.n_points, task=c.task, overwrite=c.overwrite
+    )
+    print(f"wrote {run} (config.json and checkpoints/)")
+    print(f"next: icsim eval {run} --ood, or icsim atlas {run}")
+    return 0
+
+
 def cmd_site(c) -> int:  # atlas and report: icsim.report_site.commands
     from icsim.report_site import commands
 
@@ -208,6 +220,7 @@ HANDLERS = {
     "reproduce_resume": cmd_reproduce_resume,
     "construct": cmd_construct,
     "sweep": cmd_sweep,
+    "convert": cmd_convert,
     "atlas": cmd_site,
     "report": cmd_site,
 }

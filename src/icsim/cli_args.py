@@ -28,6 +28,8 @@ COMMANDS = {
     "(`icsim reproduce --resume DIR` continues a killed one).",
     "construct": "Build a hand-made transformer and check it against its algorithm.",
     "sweep": "Run a grid of training runs on Ray (the icsim[ray] extra).",
+    "convert": "Convert a model trained elsewhere into an icsim run directory (gpt2-state: "
+    "Garg et al.'s / Fu et al.'s GPT-2 state.pt) that icsim eval and icsim atlas read.",
     "atlas": "Which algorithm, at which step, each layer of a trained run matches.",
     "report": "A static HTML site (opens from disk) of reproductions, runs and atlases.",
 }
@@ -364,6 +366,14 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 ),
                 ("device", Annotated[str, _arg("cpu, cuda or cuda:N")], field(default="cpu")),
                 ("overwrite", _flag("replace an earlier RUN_DIR/eval"), field(default=False)),
+                (
+                    "ood",
+                    _flag(
+                        "also Garg et al.'s out-of-distribution prompts (linear regression): "
+                        "skewed, half-subspace, orthogonal, overlapping, orthants, scaled x and y"
+                    ),
+                    field(default=False),
+                ),
                 *_common(),
             ],
             COMMANDS["eval"],
@@ -471,6 +481,69 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 *_common(),
             ],
             COMMANDS["sweep"],
+        )
+    elif command == "convert":
+        cmds["convert"] = _command(
+            "convert",
+            [
+                (
+                    "kind",
+                    Annotated[
+                        Literal["gpt2-state"],
+                        tyro.conf.Positional,
+                        _arg("what the file is: gpt2-state (Garg/Fu's TransformerModel)"),
+                    ],
+                ),
+                (
+                    "path",
+                    Annotated[
+                        str,
+                        tyro.conf.Positional,
+                        _arg("their state.pt or model_STEP.pt", metavar="STATE_PT"),
+                    ],
+                ),
+                ("out", Annotated[str, _arg("the run directory to write", metavar="RUN_DIR")]),
+                (
+                    "n_head",
+                    Annotated[
+                        int | None,
+                        _arg(
+                            "attention heads",
+                            metavar="N",
+                            help_behavior_hint="(default: their config.yaml's)",
+                        ),
+                    ],
+                    field(default=None),
+                ),
+                (
+                    "n_points",
+                    Annotated[
+                        int | None,
+                        _arg(
+                            "points per prompt",
+                            metavar="N",
+                            help_behavior_hint="(default: their config.yaml's, else 2d + 1)",
+                        ),
+                    ],
+                    field(default=None),
+                ),
+                (
+                    "task",
+                    Annotated[
+                        str | None,
+                        _arg(
+                            "the icsim task it was trained on",
+                            metavar="NAME",
+                            help_behavior_hint="(default: their config.yaml's, else "
+                            "linear_regression)",
+                        ),
+                    ],
+                    field(default=None),
+                ),
+                ("overwrite", _flag("replace RUN_DIR if icsim made it"), field(default=False)),
+                *_common(),
+            ],
+            COMMANDS["convert"],
         )
     elif command in ("atlas", "report"):  # their flags live beside their code
         from icsim.report_site.commands import specs

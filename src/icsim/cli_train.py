@@ -270,6 +270,10 @@ def _eval_one(run_dir: Path, c, device: str) -> None:
         "lower --prompts",
     )
     task = _build_task(cfg)
+    if getattr(c, "ood", False):
+        from icsim.tasks.ood import check_task
+
+        check_task(task)  # before any work: one clear error for a task it does not apply to
     g = torch.Generator(device=device).manual_seed(c.seed)
     batch = task.sample(c.prompts, cfg.n_points, generator=g, device=device)
     preds = {"transformer": model_prefix_predictions(model, fmt, batch)}
@@ -288,14 +292,25 @@ def _eval_one(run_dir: Path, c, device: str) -> None:
         "icsim_version": _version(),
         "git_commit": provenance.git_commit(),
     }
+    title = f"{cfg.task}, d = {cfg.dim} ({run_dir.name})"
+    if getattr(c, "ood", False):
+        from icsim.analysis import ood
+
+        record["ood"] = ood.evaluate_ood(
+            model, fmt, task, cfg.n_points, prompts=c.prompts, seed=c.seed, device=device
+        )
+        ood.plot_ood(record["ood"], out, cfg.dim, title)
     rundir.write_json(out / "metrics.json", {**record, "curves": curves})
     plot_curves(
-        curves, out / "error_vs_examples.png", vline=cfg.dim, vline_label="k = d",
-        title=f"{cfg.task}, d = {cfg.dim} ({run_dir.name})",
-    )  # fmt: skip
+        curves, out / "error_vs_examples.png", vline=cfg.dim, vline_label="k = d", title=title
+    )
     print(f"{run_dir} ({record['checkpoint']}): squared error / d on {c.prompts} prompts, "
           "mean [95% bootstrap interval], by k in-context examples")  # fmt: skip
     print(curve_table(curves))
+    if "ood" in record:
+        print(f"out of distribution (Garg et al. 2022, §4): squared error / d, mean over "
+              f"{c.prompts} prompts; every k in {out}/metrics.json and ood_*.png")  # fmt: skip
+        print(ood.summary_table(record["ood"], cfg.dim))
     print(f"wrote {out / 'metrics.json'} and {out / 'error_vs_examples.png'}")
 
 

@@ -18,7 +18,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     except SystemExit:
         pass
 t_help = time.perf_counter() - t0
-for cmd in ("list", "train", "eval", "reproduce", "construct", "sweep", "describe"):
+for cmd in ("list", "train", "eval", "reproduce", "construct", "sweep", "describe", "convert"):
     with contextlib.redirect_stdout(io.StringIO()):
         try:
             main([cmd, "--help"])

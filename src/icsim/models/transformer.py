@@ -24,6 +24,7 @@ from icsim.registry import Registry
 MODELS = Registry("model", package="icsim.models")
 
 ATTENTIONS = ("softmax", "linear", "relu")
+ACTIVATIONS = ("gelu", "relu", "gelu_tanh")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class ModelConfig:
     normalize_attention: bool = False  # linear attention: divide by the number of keys
     mlp: bool = True
     mlp_hidden: int | None = None  # default 4 * n_embd
-    activation: str = "gelu"  # gelu | relu
+    activation: str = "gelu"  # gelu | relu | gelu_tanh (GPT-2's `gelu_new`, imported models)
     layer_norm: bool = True  # pre-LayerNorm in every block and before the read-out
     positional: bool = True  # learned positional embedding
     max_positions: int = 256
@@ -53,7 +54,7 @@ class ModelConfig:
         for name in ("n_dims_in", "n_dims_out", "n_layer", "n_head", "n_embd", "max_positions"):
             V.positive_int(name, getattr(self, name))
         V.choice("attention", self.attention, ATTENTIONS)
-        V.choice("activation", self.activation, ("gelu", "relu"))
+        V.choice("activation", self.activation, ACTIVATIONS)
         V.number("dropout", self.dropout, low=0, high=1, high_open=True)
         if self.head_dim is None and self.n_embd % self.n_head:
             raise InputError(
@@ -122,7 +123,8 @@ class MLP(nn.Module):
         hidden = cfg.mlp_hidden or 4 * cfg.n_embd
         self.fc = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
         self.proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
-        self.act = nn.GELU() if cfg.activation == "gelu" else nn.ReLU()
+        acts = {"gelu": nn.GELU, "relu": nn.ReLU, "gelu_tanh": lambda: nn.GELU("tanh")}
+        self.act = acts[cfg.activation]()
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x):
