@@ -157,12 +157,21 @@ def train(cfg: LinConfig, data: History, fmt: BanditTokens, run_dir: Path, devic
     return model.eval(), trainer.history
 
 
+#: band edges within this fraction of the mean are rounding residue of an exact 0
+ROUNDING = 1e-12
+
+
 def regret_curve(cum: torch.Tensor) -> dict:
-    """Mean cumulative regret per step with a ± 1 standard error band over environments."""
+    """Mean cumulative regret per step with a ± 1 standard error band over environments. The
+    lower edge mean − s.e. is exactly 0 when one environment of two has regret 0 (mean = s.e.),
+    but comes out as ±1e-17; edges within `ROUNDING` × the mean are set to 0, so a log axis is
+    not stretched down to the residue."""
     cum = cum.double()
     mean, se = cum.mean(0), cum.std(0) / math.sqrt(cum.shape[0])
+    low = mean - se
+    low = torch.where(low.abs() <= ROUNDING * mean.abs(), 0.0, low)
     x = list(range(1, cum.shape[1] + 1))
-    return Curve(x, mean.tolist(), "step t", "cumulative regret", (mean - se).tolist(),
+    return Curve(x, mean.tolist(), "step t", "cumulative regret", low.tolist(),
                  (mean + se).tolist()).to_json()  # fmt: skip
 
 
