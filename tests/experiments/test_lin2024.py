@@ -68,7 +68,8 @@ def test_a_tiny_reproduction_writes_curves_and_a_judged_report(tmp_path):
         model=ModelSettings(n_layer=1, n_head=2, n_embd=8, mlp_hidden=8, steps=3, batch_size=4,
                             log_every=1),
         dim=2, n_actions=3, horizon=4, arms=3, bernoulli_horizon=4, train_envs=8, eval_envs=4,
-        probe_histories=16,
+        probe_histories=16, construction_steps=3, construction_widths=(8,),
+        construction_solver_steps=(4,), construction_histories=2,
     )  # fmt: skip
     out = reproduce("lin2024-decision-makers", config=cfg, out=tmp_path / "r", quiet=True)
     m = json.loads((out / "metrics.json").read_text())
@@ -78,6 +79,8 @@ def test_a_tiny_reproduction_writes_curves_and_a_judged_report(tmp_path):
         assert len(m["curves"][f"bernoulli_regret_{name}"]["y"]) == 4
     assert "bernoulli_regret_transformer_ratio_9" in m["curves"]
     assert len(m["curves"]["probe_ridge_r2"]["y"]) == 2  # embedding + 1 layer
+    assert m["scalars"]["construction_within_bound_width"] == 1.0
+    assert (out / "construction_depth.png").exists()
     report = (out / "report.md").read_text()
     assert report.count("- ✅") + report.count("- ❌") == len(FINDINGS)
     assert "no numbers as text" in report
