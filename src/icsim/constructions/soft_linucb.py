@@ -39,7 +39,23 @@ e = √((L + μ)/μ)(1 − 1/√κ)^{k/2} (Nesterov 2004, Thm 2.2.3: ‖x_k − 
 |Δq| ≤ B² e/λ, every logit is off by at most
     δ = (1/τ)[B e ‖b‖/λ + α(√q_max/(4W) + min(√|Δq|, |Δq|/√q))]
 and every log-probability by at most 2δ. Interpolation falls as 1/W, the solver term
-geometrically in k (depth); `error_table` measures both.
+geometrically in k (depth); `error_table` measures both. Measured (d = 5, K = 10, T = 10, τ = 0.1,
+20 soft-LinUCB histories, every prefix; largest |Δ log p| / stated bound):
+
+    W (k = 210 default)   16: 0.20 / 1.4    32: 0.045 / 0.70   64: 0.011 / 0.35
+                          128: 0.0029 / 0.18   256: 0.00050 / 0.089   (×4 per doubling)
+    k (W = 1024)          16: 3.5 / 3.2e3   32: 0.47 / 9.8e2   64: 0.0067 / 1.0e2
+                          128: 3.9e-5 / 0.95   256: 3.9e-5 / 0.022   (floor: W = 1024's √)
+
+The bound's solver term is the worst case over every spectrum in [μ, L] (κ = L/μ = 51 here); the
+histories' own A/n are better conditioned, so the measured error falls faster than stated.
+`icsim construct soft_linucb --verify` (d = 5, K = 10, T = 20, W = 128: 308 Nesterov blocks,
+318 layers, 22 heads of dim 6, width 187, 56.7M float64 weights, 20 histories): largest
+relative error 1.9e-4 against the stated bound 5.5e-2.
+
+What is not done: the paper's tokens carry the played action one-hot (the `bandit_history`
+format); here each step's token carries the action's vector a_i (one gated ReLU layer,
+a_i = Σ_k 1[i = k] a_k, would convert them: not written).
 """
 
 from __future__ import annotations
