@@ -34,7 +34,7 @@ token of an environment carries the same action set; the division by n is a valu
 the first token only (mean over n keys). √ is the only approximation: a ReLU interpolant on the
 knots (j/W)² q_max, q_max = B²/λ ≥ q, flat outside, error ≤ √q_max/(4W).
 
-Stated bound (per history and step; `SoftLinUCBModel.logprob_bound`): with
+Stated bound (per history and step; `logprob_bound`): with
 e = √((L + μ)/μ)(1 − 1/√κ)^{k/2} (Nesterov 2004, Thm 2.2.3: ‖x_k − x*‖ ≤ e‖x*‖),
 |Δq| ≤ B² e/λ, every logit is off by at most
     δ = (1/τ)[B e ‖b‖/λ + α(√q_max/(4W) + min(√|Δq|, |Δq|/√q))]
