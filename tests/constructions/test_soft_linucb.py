@@ -106,3 +106,18 @@ def test_model_matches_a_numpy_soft_linucb_on_every_prefix():
             z = s / 0.1
             logp = z - z.max() - np.log(np.exp(z - z.max()).sum())
             assert np.abs(ours[t, i] - logp).max() < 5e-3, (i, t)
+
+
+def test_hidden_state_holds_the_ridge_estimate_after_the_solver(small):
+    """The wx slot after the k Nesterov blocks is ŵ_t = (I + XᵀX)⁻¹Xᵀr at every prefix (NumPy)."""
+    model, fmt = small
+    k = model.construction.formulas["solver_steps"]
+    (f, actions, r), _ = _histories(model.construction, 2, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        _, hidden = model(fmt.encode(f, actions, r), return_hidden=True)
+    wx = hidden[k][:, 2:, token_layout(3, 4).wx].numpy()  # tokens d − 1 + t, t = 0..T
+    for i in range(2):
+        for t in range(9):
+            Xi = f[i].numpy()[actions[i, :t].numpy()]
+            w = np.linalg.solve(np.eye(3) + Xi.T @ Xi, Xi.T @ r[i, :t].numpy())
+            np.testing.assert_allclose(wx[i, t], w, atol=1e-5)
