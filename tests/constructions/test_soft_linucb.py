@@ -121,3 +121,22 @@ def test_hidden_state_holds_the_ridge_estimate_after_the_solver(small):
             Xi = f[i].numpy()[actions[i, :t].numpy()]
             w = np.linalg.solve(np.eye(3) + Xi.T @ Xi, Xi.T @ r[i, :t].numpy())
             np.testing.assert_allclose(wx[i, t], w, atol=1e-5)
+
+
+def test_the_construction_acts_online_as_soft_linucb():
+    """Played by `rollout` with the same uniforms, the construction chooses soft LinUCB's arms."""
+    import icsim.environments as E
+    from icsim.constructions.soft_linucb import ConstructionPolicy
+    from icsim.environments.policies import get
+    from icsim.environments.rollout import rollout
+
+    model, fmt = soft_linucb(dim=3, steps=8, n_actions=4, width=1024)
+    env = E.get("linear_bandit", dim=3, n_actions=4, horizon=8).sample(
+        8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)  # fmt: skip
+    ours = rollout(env, ConstructionPolicy(model, fmt), generator=torch.Generator().manual_seed(1))
+    ref = rollout(env, get("soft_linucb"), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(ours.actions, ref.actions)
+    assert (ours.probs - ref.probs).abs().max() < 1e-3
+    with pytest.raises(InputError):
+        rollout(E.get("linear_bandit", dim=3, n_actions=4, horizon=10).sample(2),
+                ConstructionPolicy(model, fmt))  # fmt: skip

@@ -76,6 +76,7 @@ from icsim.constructions.base import (
     info_of,
 )
 from icsim.constructions.block_writer import ONE, BlockWriter
+from icsim.environments.policies import Policy
 from icsim.errors import InputError
 from icsim.models.construction_formats import Layout
 
@@ -358,6 +359,29 @@ def run_model(model, fmt: HistoryTokens, features, actions, rewards, dtype=torch
     """The construction's log-probabilities after every prefix [T + 1, B, K]."""
     with torch.no_grad():
         return fmt.decisions(model(fmt.encode(features, actions, rewards).to(dtype)))
+
+
+@dataclass(frozen=True, eq=False)
+class ConstructionPolicy(Policy):
+    """The construction acting online (a policy for `rollout` / `play_all`): at step t it reads
+    the d + t tokens of the history so far and draws from the softmax of its logits. Steps past
+    the construction's T are refused (its step size assumes t ≤ T)."""
+
+    model: torch.nn.Module
+    fmt: HistoryTokens
+    name = "soft_linucb_construction"
+
+    def probs(self, env, state, t, carry=None):
+        T = info_of(self.model).steps
+        if t > T:
+            raise InputError(f"the construction was built for T = {T} steps, asked for step "
+                             f"{t}; build it with steps >= the horizon.")  # fmt: skip
+        dtype = next(self.model.parameters()).dtype
+        tokens = self.fmt.encode(env.features.to(dtype), state.actions[:, :t],
+                                 state.rewards[:, :t].to(dtype))  # fmt: skip
+        with torch.no_grad():
+            logits = self.model(tokens)[:, -1]
+        return torch.softmax(logits, -1).to(env.features.dtype)
 
 
 def error_table(widths=(16, 32, 64, 128), solver_steps=(16, 32, 64, 128), n_problems=50, seed=0,
