@@ -36,11 +36,11 @@ POLICIES = Registry("policy", package="icsim.environments")
 
 
 class BanditState(NamedTuple):
-    """What was played up to step t: gram = Σ a aᵀ [B, d, d], xty = Σ a r [B, d], counts and
-    reward sums per arm [B, K], and the actions [B, T] and rewards [B, T] themselves."""
+    """What was played up to step t: the pulls and reward sums per arm [B, K], and the actions
+    [B, T] and rewards [B, T] themselves. A linear policy's statistics follow from the per-arm
+    ones, the action set being fixed: Σ a aᵀ = Fᵀ diag(counts) F, Σ a r = Fᵀ sums
+    (`linear_statistics`), so a step updates two [B, K] tensors and no [B, d, d] one."""
 
-    gram: torch.Tensor
-    xty: torch.Tensor
     counts: torch.Tensor
     sums: torch.Tensor
     actions: torch.Tensor
@@ -48,13 +48,18 @@ class BanditState(NamedTuple):
 
 
 def init_state(env: BanditBatch, horizon: int | None = None) -> BanditState:
-    B, K, d = env.features.shape
+    B, K, _ = env.features.shape
     T = env.horizon if horizon is None else horizon
     z = env.features.new_zeros
-    return BanditState(
-        z(B, d, d), z(B, d), z(B, K), z(B, K), torch.zeros(B, T, dtype=torch.long,
-        device=env.features.device), z(B, T),
-    )  # fmt: skip
+    return BanditState(z(B, K), z(B, K), torch.zeros(B, T, dtype=torch.long,
+                       device=env.features.device), z(B, T))  # fmt: skip
+
+
+def linear_statistics(state: BanditState, env: BanditBatch):
+    """(Σ a aᵀ [B, d, d], Σ a r [B, d]) of the history, from the per-arm counts and sums."""
+    f = env.features
+    return torch.einsum("bk,bki,bkj->bij", state.counts, f, f), torch.einsum(
+        "bk,bkd->bd", state.sums, f)  # fmt: skip
 
 
 def at_arm(x: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -68,14 +73,11 @@ def update_state(state: BanditState, env: BanditBatch, t: int, actions, rewards)
     """The state after arms `actions` [B] paid `rewards` [B] at step t. The history buffers
     (actions, rewards [B, T]) are written in place at column t, so successive states share
     them (copying them every step would make a rollout quadratic in T)."""
-    idx, a = actions.view(-1, 1), at_arm(env.features, actions)
+    idx = actions.view(-1, 1)
     state.actions[:, t], state.rewards[:, t] = actions, rewards
     r = rewards.view(-1, 1)
-    return BanditState(
-        torch.addcmul(state.gram, a.unsqueeze(2), a.unsqueeze(1)), torch.addcmul(state.xty, a, r),
-        state.counts.scatter_add(1, idx, torch.ones_like(r)), state.sums.scatter_add(1, idx, r),
-        state.actions, state.rewards,
-    )  # fmt: skip
+    return BanditState(state.counts.scatter_add(1, idx, torch.ones_like(r)),
+                       state.sums.scatter_add(1, idx, r), state.actions, state.rewards)  # fmt: skip
 
 
 def sample_from(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -237,7 +239,8 @@ class RidgePolicy(Policy):
 
     def _exact(self, env, state) -> Ridge:
         lam, b0 = self._ridge()
-        return ridge_exact(env, state.gram, state.xty + b0, lam, self.full_carry)
+        gram, xty = linear_statistics(state, env)
+        return ridge_exact(env, gram, xty + b0, lam, self.full_carry)
 
     def start(self, env):
         return self._exact(env, init_state(env, 1))
