@@ -4,9 +4,10 @@ stepping every environment at once (`icsim.environments.rollout`) against the te
 researcher would write (one environment at a time, `np.linalg.solve` / Cholesky per step, as in
 Lin et al.'s code). The NumPy loop runs on the first `--numpy-envs` environments and its time is
 scaled to all of them (its cost is linear in the number of environments: said in the output).
-LinUCB is run deterministically (`uniform_first=False`), so the two must choose the same arms:
-the fraction of identical actions is reported; Thompson sampling's draws differ between the two,
-so its mean regrets are reported side by side instead.
+LinUCB is run deterministically (`uniform_first=False`) and Thompson sampling's loop is given the
+normals z_t the batched rollout draws (its generator's stream, drawn before the timing, so the
+loop's time has no random number generation in it), so the two must choose the same arms: the
+fraction of identical actions is reported, with the mean regrets side by side.
 
     python benchmarks/bench_bandits.py --quick     # 4096 envs, NumPy loop on 256, 5 repetitions
 """
@@ -41,8 +42,9 @@ def numpy_linucb(f, means, noise, T, lam=1.0, alpha=2.0):
     return actions
 
 
-def numpy_thompson(f, means, noise, T, rng, sigma=1.5):
-    """Linear Thompson sampling, prior N(0, I), one environment at a time."""
+def numpy_thompson(f, means, noise, T, z, sigma=1.5):
+    """Linear Thompson sampling, prior N(0, I), one environment at a time; z [T, B, d] the
+    standard normals of every step: w̃ = μ + L⁻ᵀz for the precision P = L Lᵀ."""
     B, K, d = f.shape
     actions = np.zeros((B, T), dtype=np.int64)
     for b in range(B):
@@ -50,7 +52,7 @@ def numpy_thompson(f, means, noise, T, rng, sigma=1.5):
         for t in range(T):
             L = np.linalg.cholesky(P)
             mu = np.linalg.solve(P, xty / sigma**2)
-            w = mu + np.linalg.solve(L.T, rng.standard_normal(d))
+            w = mu + np.linalg.solve(L.T, z[t, b])
             k = int(np.argmax(f[b] @ w))
             a, r = f[b, k], means[b, k] + noise[b, t]
             P += np.outer(a, a) / sigma**2
@@ -108,9 +110,12 @@ def main():
     f, means, noise = (x[:n].cpu().numpy() for x in (env.features, env.means, env.noise))
     env = env.to(dtype=getattr(torch, args.dtype)) if args.dtype != "float64" else env
     policies = {"linucb": LinUCB(uniform_first=False), "thompson": LinearThompson()}
+    g = torch.Generator(device=device).manual_seed(0)  # `rollout`'s default: one draw per step
+    z = torch.stack([policies["thompson"].draw(env, g)[0] for _ in range(T)])[:, :n]
+    z = z.double().cpu().numpy()
     loops = {
         "linucb": lambda: numpy_linucb(f, means, noise, T),
-        "thompson": lambda: numpy_thompson(f, means, noise, T, np.random.default_rng(0)),
+        "thompson": lambda: numpy_thompson(f, means, noise, T, z),
     }
     rows, results = [], {}
     for name, pol in policies.items():

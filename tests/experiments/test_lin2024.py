@@ -68,7 +68,8 @@ def test_a_tiny_reproduction_writes_curves_and_a_judged_report(tmp_path):
         model=ModelSettings(n_layer=1, n_head=2, n_embd=8, mlp_hidden=8, steps=3, batch_size=4,
                             log_every=1),
         dim=2, n_actions=3, horizon=4, arms=3, bernoulli_horizon=4, train_envs=8, eval_envs=4,
-        probe_histories=16,
+        probe_histories=16, construction_steps=3, construction_widths=(8,),
+        construction_solver_steps=(4,), construction_histories=2,
     )  # fmt: skip
     out = reproduce("lin2024-decision-makers", config=cfg, out=tmp_path / "r", quiet=True)
     m = json.loads((out / "metrics.json").read_text())
@@ -78,6 +79,8 @@ def test_a_tiny_reproduction_writes_curves_and_a_judged_report(tmp_path):
         assert len(m["curves"][f"bernoulli_regret_{name}"]["y"]) == 4
     assert "bernoulli_regret_transformer_ratio_9" in m["curves"]
     assert len(m["curves"]["probe_ridge_r2"]["y"]) == 2  # embedding + 1 layer
+    assert m["scalars"]["construction_within_bound_width"] == 1.0
+    assert (out / "construction_depth.png").exists()
     report = (out / "report.md").read_text()
     assert report.count("- ✅") + report.count("- ❌") == len(FINDINGS)
     assert "no numbers as text" in report
@@ -109,3 +112,17 @@ def test_ridge_estimates_match_numpy_at_every_step():
             r = h.rewards[b, :t].numpy()
             ref = np.linalg.solve(np.eye(3) + X.T @ X, X.T @ r)
             np.testing.assert_allclose(ours[b, t], ref, atol=1e-12)
+
+
+def test_regret_band_has_no_rounding_residue_on_a_log_axis():
+    """Two environments, one with regret 0: mean − s.e. is exactly 0 (not ±1e-17), so the figure's
+    log axis is not stretched to 1e-18; a genuinely small edge is kept."""
+    import torch
+
+    from icsim.experiments.lin2024 import regret_curve
+
+    cum = torch.tensor([[0.0, 0.0, 0.1], [0.0387, 0.0774, 0.2]], dtype=torch.float32).cumsum(1)
+    c = regret_curve(cum)
+    raw = cum.double().mean(0) - cum.double().std(0) / 2**0.5
+    assert 0 < abs(raw[0].item()) < 1e-15  # the residue the band used to carry
+    assert c["y_low"][:2] == [0.0, 0.0] and c["y_low"][2] > 1e-3
