@@ -101,7 +101,7 @@ def scores(aug: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
 
 def nearest_scores(aug: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """[B, K, n] ‖μ_k‖² − 2 μ_kᵀx_i = ‖x_i − μ_k‖² − ‖x_i‖² (scikit-learn's expansion)."""
-    c2 = centres.square().sum(-1, keepdim=True)
+    c2 = (centres * centres).sum(-1, keepdim=True)
     return scores(aug, torch.cat([-2 * centres, torch.zeros_like(c2), c2], -1))
 
 
@@ -262,15 +262,17 @@ class _Clustering(Algorithm):
         V.positive_int("block", block)
         out = [t.clone() for t in state]
         for start in range(0, B, block):
-            idx = torch.arange(start, min(start + block, B), device=problem.X.device)
+            idx = slice(start, start + block)  # views; an index tensor once some leave
             part, s = problem.rows(idx), type(state)(*(t[idx] for t in state))
             for _ in range(steps):
                 new = self.step(part, s)
                 moving = torch.stack([(a != b).flatten(1).any(1) for a, b in zip(new, s)]).any(0)
                 s = new
-                if 2 * int(moving.sum()) <= len(idx):  # half at fixed points: drop them
+                if 2 * int(moving.sum()) <= len(moving):  # half at fixed points: drop them
                     for o, t in zip(out, s):
                         o[idx] = t
+                    if isinstance(idx, slice):
+                        idx = torch.arange(start, start + len(moving), device=moving.device)
                     idx, part = idx[moving], part.rows(moving)
                     s = type(state)(*(t[moving] for t in s))
                     if not len(idx):
@@ -386,7 +388,7 @@ class SoftEM(_Clustering):
         mu, pi, var = state
         prec, v = var.reciprocal()[..., None], var[..., None]
         const = pi.log()[..., None] - 0.5 * (
-            mu.square().sum(-1, keepdim=True) * prec + mu.shape[-1] * (2 * math.pi * v).log()
+            (mu * mu).sum(-1, keepdim=True) * prec + mu.shape[-1] * (2 * math.pi * v).log()
         )
         return scores(features(problem), torch.cat([mu * prec, -0.5 * prec, const], -1))
 
@@ -424,7 +426,7 @@ class SoftEM(_Clustering):
             nk = log_r.exp().sum(-1)
         mu = means[..., :d]
         # Σ_i w_ik ‖x_i − μ_k‖² (w = γ/N_k): scikit-learn's avg_X2 − 2 avg_X_means + avg_means2
-        spread = means[..., d] - mu.square().sum(-1)
+        spread = means[..., d] - (mu * mu).sum(-1)
         pi = nk / nk.sum(1, keepdim=True) if self.learn_weights else state.weights
         var = state.variances
         if self.variance == "per_component":  # scikit-learn's spherical: the mean over d
