@@ -43,7 +43,7 @@ def summarise(cfg, curves) -> dict:
 
 
 def _below(s, method) -> str:
-    return "below" if s.get(f"{method}_below_minimax_from_3") == 1 else "above at some Δ/σ"
+    return "below" if s.get(f"{method}_below_minimax_from_3") == 1 else "above it at some Δ/σ"
 
 
 FINDINGS = [
@@ -54,14 +54,9 @@ FINDINGS = [
         "misclustering at or below exp(−Δ²/8σ²) at every evaluated Δ/σ ≥ 3",
         lambda s: s["transformer_below_minimax_from_3"] == 1,
         lambda s: (
-            (
-                "below at every Δ/σ ≥ 3"
-                if s["transformer_below_minimax_from_3"] == 1
-                else "above it at some Δ/σ ≥ 3"
-            )
-            + f" (Lloyd: {_below(s, 'lloyd')}, EM: {_below(s, 'em')}; 10 iterations from "
-            "k-means++)"
-        ),  # fmt: skip
+            f"transformer {_below(s, 'transformer')}, Lloyd {_below(s, 'lloyd')}, EM "
+            f"{_below(s, 'em')} (Δ/σ ≥ 3; Lloyd and EM: 10 iterations from k-means++)"
+        ),
         needs=("transformer_below_minimax_from_3",),
     ),
     Finding(
