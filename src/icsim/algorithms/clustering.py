@@ -131,8 +131,8 @@ def argmin_onehot(t: torch.Tensor) -> torch.Tensor:
 
 def max_rows(t: torch.Tensor) -> torch.Tensor:
     """max over dim 1 of t [B, K, n] -> [B, 1, n] (a loop over the K rows, as `argmin_rows`)."""
-    m = t[:, 0].clone()
-    for k in range(1, t.shape[1]):
+    m = torch.maximum(t[:, 0], t[:, 1])
+    for k in range(2, t.shape[1]):
         torch.maximum(m, t[:, k], out=m)
     return m[:, None]
 
@@ -394,9 +394,9 @@ class SoftEM(_Clustering):
 
     def _gamma(self, problem, state) -> torch.Tensor:
         """[B, K, n] γ_ik (1/K at padding, whose row of `features` is 0)."""
-        logp = self.log_density(problem, state)
-        e = (logp - max_rows(logp)).exp()
-        return e / e.sum(1, keepdim=True)
+        e = self.log_density(problem, state)  # in place from here: one buffer stays in cache
+        e.sub_(max_rows(e)).exp_()
+        return e.div_(e.sum(1, keepdim=True))
 
     def _log_resp(self, problem, state) -> torch.Tensor:
         """[B, K, n] log γ (−inf at padding)."""
