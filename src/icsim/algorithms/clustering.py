@@ -129,11 +129,12 @@ def argmin_onehot(t: torch.Tensor) -> torch.Tensor:
     return ((t <= low) & (t < before)).to(t.dtype)
 
 
-def max_rows(t: torch.Tensor) -> torch.Tensor:
-    """max over dim 1 of t [B, K, n] -> [B, 1, n] (a loop over the K rows, as `argmin_rows`)."""
-    m = torch.maximum(t[:, 0], t[:, 1])
+def max_rows(t: torch.Tensor, op=torch.maximum) -> torch.Tensor:
+    """max (op=torch.minimum: min) over dim 1 of t [B, K, n] -> [B, 1, n] (a loop over the K
+    rows, as `argmin_rows`)."""
+    m = op(t[:, 0], t[:, 1])
     for k in range(2, t.shape[1]):
-        torch.maximum(m, t[:, k], out=m)
+        op(m, t[:, k], out=m)
     return m[:, None]
 
 
@@ -376,7 +377,9 @@ class SoftEM(_Clustering):
             sigma = X.new_full((B,), self.sigma) if self.sigma else problem.sigma.to(X.dtype)
             var = sigma.square()[:, None].expand(B, K)
         else:
-            near = squared_distances(X, centres).amin(-1) * problem.mask
+            aug = features(problem)  # min_k ‖x_i − μ_k‖² = min_k (‖μ_k‖² − 2μ_kᵀx_i) + ‖x_i‖²
+            low = max_rows(nearest_scores(aug, centres), torch.minimum)[:, 0]
+            near = (low + aug[..., -2]).clamp(min=0) * problem.mask
             var = (near.sum(1) / (problem.mask.sum(1) * X.shape[2]))[:, None].expand(B, K)
             var = var.clamp(min=torch.finfo(X.dtype).tiny)
         return EMState(centres, weights, var.contiguous())
