@@ -21,6 +21,16 @@ import torch
 
 from icsim import _validate as V
 from icsim.algorithms.base import ALGORITHMS, Algorithm, Trajectory
+from icsim.algorithms.clustering_ops import (
+    argmin_onehot,
+    argmin_rows,
+    augmented,
+    kmeans_plus_plus,
+    max_rows,
+    nearest_scores,
+    random_points,
+    scores,
+)
 from icsim.errors import InputError
 from icsim.tasks.base import TaskBatch
 
@@ -44,14 +54,6 @@ class ClusteringProblem(NamedTuple):
     def rows(self, index) -> ClusteringProblem:
         """The problems `index` picks (a slice or an index tensor along the batch)."""
         return ClusteringProblem(*(f if f is None or type(f) is int else f[index] for f in self))
-
-
-def augmented(X: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """[B, n, d + 2] rows (x_i, ‖x_i‖², 1), zero at padding: one matmul with them gives both
-    the E-step's scores (a row per centre: linear, quadratic and constant coefficients) and the
-    M-step's sums Σ γ_ik (x_i, ‖x_i‖², 1) (a padded point adds nothing)."""
-    sq = X.square().sum(-1, keepdim=True)
-    return torch.cat([X, sq, torch.ones_like(sq)], -1) * mask[..., None].to(X.dtype)
 
 
 def features(problem: ClusteringProblem) -> torch.Tensor:
@@ -93,83 +95,6 @@ class EMState(NamedTuple):
     variances: torch.Tensor  # [B, K] σ_k² (all equal unless per-component)
 
 
-def scores(aug: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-    """[B, K, n] coef_k · (x_i, ‖x_i‖², 1), one batched matmul (coef [B, K, d + 2]: a row per
-    centre; reductions over k then run along a short leading axis, vectorised over points)."""
-    return torch.bmm(coef, aug.transpose(1, 2))
-
-
-def nearest_scores(aug: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """[B, K, n] ‖μ_k‖² − 2 μ_kᵀx_i = ‖x_i − μ_k‖² − ‖x_i‖² (scikit-learn's expansion)."""
-    c2 = (centres * centres).sum(-1, keepdim=True)
-    return scores(aug, torch.cat([-2 * centres, torch.zeros_like(c2), c2], -1))
-
-
-def argmin_rows(t: torch.Tensor) -> torch.Tensor:
-    """argmin over dim 1 of t [B, K, n] (the first on ties, as torch.argmin), a loop over the K
-    rows: torch's reduction over a short non-last axis is ~10x slower on a CPU."""
-    best, idx = t[:, 0].clone(), torch.zeros_like(t[:, 0], dtype=torch.long)
-    for k in range(1, t.shape[1]):
-        better = t[:, k] < best
-        torch.minimum(best, t[:, k], out=best)
-        idx = torch.where(better, k, idx)
-    return idx
-
-
-def argmin_onehot(t: torch.Tensor) -> torch.Tensor:
-    """The one-hot [B, K, n] (t's dtype) of `argmin_rows(t)` without the index: row k is the
-    argmin where t_k is the minimum and below every earlier row (the first on ties). Whole-
-    tensor comparisons: ~2x faster than the index and a one-hot of it (masked writes are slow)."""
-    before = torch.empty_like(t)  # before[:, k] = min(t[:, :k]), +inf for k = 0
-    before[:, 0] = float("inf")
-    before[:, 1] = t[:, 0]
-    for k in range(2, t.shape[1]):
-        torch.minimum(before[:, k - 1], t[:, k - 1], out=before[:, k])
-    low = torch.minimum(before[:, -1], t[:, -1])[:, None]
-    return ((t <= low) & (t < before)).to(t.dtype)
-
-
-def max_rows(t: torch.Tensor, op=torch.maximum) -> torch.Tensor:
-    """max (op=torch.minimum: min) over dim 1 of t [B, K, n] -> [B, 1, n] (a loop over the K
-    rows, as `argmin_rows`)."""
-    m = op(t[:, 0], t[:, 1])
-    for k in range(2, t.shape[1]):
-        op(m, t[:, k], out=m)
-    return m[:, None]
-
-
-def squared_distances(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """[B, n, K] ‖x_i − μ_k‖² as ‖x_i‖² − 2 x_iᵀμ_k + ‖μ_k‖² (as scikit-learn computes it; no
-    [B, n, K, d] temporary), clamped at 0."""
-    c2 = centres.square().sum(-1, keepdim=True)
-    d2 = torch.baddbmm(c2, centres, X.transpose(1, 2), alpha=-2)
-    return (d2 + X.square().sum(-1)[:, None, :]).clamp(min=0).transpose(1, 2)
-
-
-def _random_points(X, mask, K, gen) -> torch.Tensor:
-    """Indices [B, K] of K distinct real points per prompt, uniformly."""
-    keys = torch.rand(mask.shape, generator=gen, device=X.device, dtype=torch.float64)
-    return keys.masked_fill(~mask, -1.0).topk(K, dim=1).indices
-
-
-def kmeans_plus_plus(X, mask, K, gen) -> torch.Tensor:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): the first centre a uniform real point,
-    each next one a point drawn with probability ∝ its squared distance to the nearest centre
-    chosen so far (uniform among real points if all distances are 0). Returns [B, K, d]."""
-    B, n, d = X.shape
-    m = mask.to(X.dtype)
-    first = torch.multinomial(m, 1, generator=gen)  # [B, 1]
-    centres = [torch.gather(X, 1, first[..., None].expand(B, 1, d))]
-    d2 = squared_distances(X, centres[0])[..., 0] * m
-    for _ in range(1, K):
-        p = torch.where(d2.sum(1, keepdim=True) > 0, d2, m)
-        idx = torch.multinomial(p, 1, generator=gen)
-        c = torch.gather(X, 1, idx[..., None].expand(B, 1, d))
-        centres.append(c)
-        d2 = torch.minimum(d2, squared_distances(X, c)[..., 0] * m)
-    return torch.cat(centres, 1)
-
-
 class _Clustering(Algorithm):
     """What Lloyd and EM share: the initialisation, the run loop and the trajectory.
 
@@ -202,7 +127,7 @@ class _Clustering(Algorithm):
                 )
             return problem.centres0.to(X.dtype)
         if self.initialization == "random":
-            idx = _random_points(X, mask, K, gen)
+            idx = random_points(X, mask, K, gen)
             return torch.gather(X, 1, idx[..., None].expand(-1, -1, X.shape[2]))
         if self.initialization == "kmeans++":
             return kmeans_plus_plus(X, mask, K, gen)
