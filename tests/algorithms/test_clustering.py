@@ -81,7 +81,7 @@ def test_padding_is_ignored_exactly():
         c0 = b.xs[:, :3].clone()
         full = alg.run(clustering_problem(b, centres0=c0), 3)
         p = clustering_problem(b, centres0=c0)
-        p = p._replace(X=b.xs[:, :short], mask=b.mask[:, :short], X_sq=None)
+        p = p._replace(X=b.xs[:, :short], mask=b.mask[:, :short], aug=None)
         cut = alg.run(p, 3)
         sel = b.lengths == short
         torch.testing.assert_close(full.iterates[:, sel], cut.iterates[:, sel])
@@ -138,3 +138,20 @@ def test_given_start_of_wrong_shape_and_too_few_points():
     p = clustering_problem(b)._replace(mask=torch.zeros(4, 10, dtype=torch.bool))
     with pytest.raises(InputError, match="at least K = 3"):
         A.get("lloyd").run(p, 1)
+
+
+@pytest.mark.parametrize("name", ["lloyd", "soft_em"])
+def test_fit_is_the_last_step_of_run(name):
+    """`fit` (blocks, fixed points leaving early) gives the state of `steps` plain steps."""
+    b = batch(B=70, n=16, min_points=5, seed=7)
+    alg = A.get(name, **({"variance": "per_component"} if name == "soft_em" else {}))
+    p = clustering_problem(b)
+    state = alg.init(p)
+    for _ in range(12):
+        state = alg.step(p, state)
+    for block in (16, 70, 1000):
+        fitted = alg.fit(p, 12, block=block)
+        for a, b_ in zip(fitted, state):
+            assert torch.equal(a, b_)
+    if name == "lloyd":  # most of these small problems reach a fixed point before 12 steps
+        assert torch.equal(alg.step(p, state).centres, state.centres)

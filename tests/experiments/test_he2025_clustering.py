@@ -6,7 +6,8 @@ import torch
 
 from icsim.analysis import clustering_metrics as M
 from icsim.analysis.report import judge_all
-from icsim.experiments.he2025_clustering import FINDINGS, HeConfig, summarise
+from icsim.experiments.he2025_clustering import HeConfig
+from icsim.experiments.he2025_clustering_findings import FINDINGS, summarise
 from icsim.models.clustering_formats import PointTokens
 from icsim.training.losses import cross_entropy_matched
 

@@ -21,6 +21,16 @@ import torch
 
 from icsim import _validate as V
 from icsim.algorithms.base import ALGORITHMS, Algorithm, Trajectory
+from icsim.algorithms.clustering_ops import (
+    argmin_onehot,
+    argmin_rows,
+    augmented,
+    kmeans_plus_plus,
+    max_rows,
+    nearest_scores,
+    random_points,
+    scores,
+)
 from icsim.errors import InputError
 from icsim.tasks.base import TaskBatch
 
@@ -39,13 +49,16 @@ class ClusteringProblem(NamedTuple):
     sigma: torch.Tensor | None = None
     centres0: torch.Tensor | None = None
     weights: torch.Tensor | None = None
-    X_sq: torch.Tensor | None = None  # X * X, cached by `clustering_problem` (reset with X)
+    aug: torch.Tensor | None = None  # `augmented(X, mask)`, cached by `clustering_problem`
+
+    def rows(self, index) -> ClusteringProblem:
+        """The problems `index` picks (a slice or an index tensor along the batch)."""
+        return ClusteringProblem(*(f if f is None or type(f) is int else f[index] for f in self))
 
 
-def squares(problem: ClusteringProblem) -> tuple[torch.Tensor, torch.Tensor]:
-    """(X * X [B, n, d], ‖x_i‖² [B, 1, n]), from the cache when the problem has one."""
-    sq = problem.X * problem.X if problem.X_sq is None else problem.X_sq
-    return sq, sq.sum(-1)[:, None, :]
+def features(problem: ClusteringProblem) -> torch.Tensor:
+    """The problem's `augmented` rows, from its cache when it has one."""
+    return augmented(problem.X, problem.mask) if problem.aug is None else problem.aug
 
 
 def clustering_problem(batch: TaskBatch, centres0=None, n_clusters: int | None = None):
@@ -60,7 +73,7 @@ def clustering_problem(batch: TaskBatch, centres0=None, n_clusters: int | None =
         mask = torch.ones(batch.xs.shape[:2], dtype=torch.bool, device=batch.xs.device)
     X = batch.xs
     return ClusteringProblem(
-        X, mask, K, mu, truth.get("sigma"), centres0, truth.get("weights"), X * X
+        X, mask, K, mu, truth.get("sigma"), centres0, truth.get("weights"), augmented(X, mask)
     )
 
 
@@ -80,65 +93,6 @@ class EMState(NamedTuple):
     centres: torch.Tensor  # [B, K, d]
     weights: torch.Tensor  # [B, K] mixing weights π
     variances: torch.Tensor  # [B, K] σ_k² (all equal unless per-component)
-
-
-def centre_scores(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """[B, K, n] ‖μ_k‖² − 2 μ_kᵀx_i = ‖x_i − μ_k‖² − ‖x_i‖², one batched matmul (centres as
-    rows: reductions over k run along a short leading axis, vectorised over the points)."""
-    c2 = centres.square().sum(-1, keepdim=True)
-    return torch.baddbmm(c2, centres, X.transpose(1, 2), alpha=-2)
-
-
-def argmin_rows(t: torch.Tensor) -> torch.Tensor:
-    """argmin over dim 1 of t [B, K, n] (the first on ties, as torch.argmin), a loop over the K
-    rows: torch's reduction over a short non-last axis is ~10x slower on a CPU."""
-    best, idx = t[:, 0], torch.zeros_like(t[:, 0], dtype=torch.long)
-    for k in range(1, t.shape[1]):
-        better = t[:, k] < best
-        best = torch.where(better, t[:, k], best)
-        idx = idx.masked_fill(better, k)
-    return idx
-
-
-def logsumexp_rows(t: torch.Tensor) -> torch.Tensor:
-    """log Σ_k exp(t[:, k]) of finite t [B, K, n] -> [B, 1, n] (max over the K rows by a loop,
-    as `argmin_rows`)."""
-    m = t[:, 0]
-    for k in range(1, t.shape[1]):
-        m = torch.maximum(m, t[:, k])
-    m = m[:, None]
-    return m + (t - m).exp().sum(1, keepdim=True).log()
-
-
-def squared_distances(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """[B, n, K] ‖x_i − μ_k‖² as ‖x_i‖² − 2 x_iᵀμ_k + ‖μ_k‖² (as scikit-learn computes it; no
-    [B, n, K, d] temporary), clamped at 0."""
-    x2 = X.square().sum(-1)[:, None, :]
-    return (centre_scores(X, centres) + x2).clamp(min=0).transpose(1, 2)
-
-
-def _random_points(X, mask, K, gen) -> torch.Tensor:
-    """Indices [B, K] of K distinct real points per prompt, uniformly."""
-    keys = torch.rand(mask.shape, generator=gen, device=X.device, dtype=torch.float64)
-    return keys.masked_fill(~mask, -1.0).topk(K, dim=1).indices
-
-
-def kmeans_plus_plus(X, mask, K, gen) -> torch.Tensor:
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): the first centre a uniform real point,
-    each next one a point drawn with probability ∝ its squared distance to the nearest centre
-    chosen so far (uniform among real points if all distances are 0). Returns [B, K, d]."""
-    B, n, d = X.shape
-    m = mask.to(X.dtype)
-    first = torch.multinomial(m, 1, generator=gen)  # [B, 1]
-    centres = [torch.gather(X, 1, first[..., None].expand(B, 1, d))]
-    d2 = squared_distances(X, centres[0])[..., 0] * m
-    for _ in range(1, K):
-        p = torch.where(d2.sum(1, keepdim=True) > 0, d2, m)
-        idx = torch.multinomial(p, 1, generator=gen)
-        c = torch.gather(X, 1, idx[..., None].expand(B, 1, d))
-        centres.append(c)
-        d2 = torch.minimum(d2, squared_distances(X, c)[..., 0] * m)
-    return torch.cat(centres, 1)
 
 
 class _Clustering(Algorithm):
@@ -173,7 +127,7 @@ class _Clustering(Algorithm):
                 )
             return problem.centres0.to(X.dtype)
         if self.initialization == "random":
-            idx = _random_points(X, mask, K, gen)
+            idx = random_points(X, mask, K, gen)
             return torch.gather(X, 1, idx[..., None].expand(-1, -1, X.shape[2]))
         if self.initialization == "kmeans++":
             return kmeans_plus_plus(X, mask, K, gen)
@@ -197,11 +151,15 @@ class _Clustering(Algorithm):
     def iterate(self, state) -> torch.Tensor:
         return state.centres
 
+    def _problem(self, problem) -> ClusteringProblem:
+        if isinstance(problem, TaskBatch):
+            return clustering_problem(problem, n_clusters=getattr(self, "n_clusters", None))
+        return problem
+
     def run(self, problem, steps: int = 0, n_context=None) -> ClusteringTrajectory:
         """`steps` steps from the initialisation on a ClusteringProblem or a gmm batch."""
         V.nonnegative_int("steps", steps)
-        if isinstance(problem, TaskBatch):
-            problem = clustering_problem(problem, n_clusters=getattr(self, "n_clusters", None))
+        problem = self._problem(problem)
         state = self.init(problem)
         cs, labels, resp = [], [], []
         for t in range(steps + 1):
@@ -214,6 +172,40 @@ class _Clustering(Algorithm):
         return ClusteringTrajectory(
             torch.stack(cs), torch.stack(labels), self.name, torch.stack(resp)
         )
+
+    def fit(self, problem, steps: int, block: int | None = None):
+        """The state after `steps` steps from the initialisation, no trajectory kept: the same
+        numbers as `steps` calls of `step`, computed `block` problems at a time (default 256 on
+        a CPU, where a block's points then stay in cache across the steps; the whole batch on
+        a GPU). A problem whose state a step leaves unchanged is at a fixed point (every later
+        step returns it as it is; scikit-learn's KMeans stops there too) and leaves the block."""
+        V.nonnegative_int("steps", steps)
+        problem = self._problem(problem)
+        state = self.init(problem)
+        B = problem.X.shape[0]
+        if block is None:
+            block = 256 if problem.X.device.type == "cpu" else B
+        V.positive_int("block", block)
+        out = [t.clone() for t in state]
+        for start in range(0, B, block):
+            idx = slice(start, start + block)  # views; an index tensor once some leave
+            part, s = problem.rows(idx), type(state)(*(t[idx] for t in state))
+            for _ in range(steps):
+                new = self.step(part, s)
+                moving = torch.stack([(a != b).flatten(1).any(1) for a, b in zip(new, s)]).any(0)
+                s = new
+                if 2 * int(moving.sum()) <= len(moving):  # half at fixed points: drop them
+                    for o, t in zip(out, s):
+                        o[idx] = t
+                    if isinstance(idx, slice):
+                        idx = torch.arange(start, start + len(moving), device=moving.device)
+                    idx, part = idx[moving], part.rows(moving)
+                    s = type(state)(*(t[moving] for t in s))
+                    if not len(idx):
+                        break
+            for o, t in zip(out, s):
+                o[idx] = t
+        return type(state)(*out)
 
 
 @ALGORITHMS.register("lloyd")
@@ -239,21 +231,19 @@ class Lloyd(_Clustering):
 
     def labels(self, problem, state) -> torch.Tensor:
         """[B, n] nearest centre of every point, K at padding."""
-        z = argmin_rows(centre_scores(problem.X, state.centres))
+        z = argmin_rows(nearest_scores(features(problem), state.centres))
         return z.masked_fill(~problem.mask, problem.n_clusters)
 
-    def _onehot(self, problem, state) -> torch.Tensor:
-        """[B, K, n] hard responsibilities (0 at padding)."""
-        ks = torch.arange(problem.n_clusters, device=problem.X.device)[:, None]
-        return (self.labels(problem, state)[:, None, :] == ks).to(problem.X.dtype)
-
     def responsibilities(self, problem, state):
-        return self._onehot(problem, state).transpose(1, 2)
+        ks = torch.arange(problem.n_clusters, device=problem.X.device)
+        return (self.labels(problem, state)[..., None] == ks).to(problem.X.dtype)
 
     def step(self, problem, state):
-        onehot = self._onehot(problem, state)
-        counts = onehot.sum(-1, keepdim=True)  # [B, K, 1]
-        new = (onehot @ problem.X) / counts.clamp(min=1)
+        aug = features(problem)
+        onehot = argmin_onehot(nearest_scores(aug, state.centres))  # [B, K, n]
+        sums = torch.bmm(onehot, aug)  # [B, K, d + 2]: Σ x_i, Σ ‖x_i‖², count (padding: 0)
+        counts = sums[..., -1:]
+        new = sums[..., :-2] / counts.clamp(min=1)
         return LloydState(torch.where(counts > 0, new, state.centres))
 
 
@@ -312,45 +302,65 @@ class SoftEM(_Clustering):
             sigma = X.new_full((B,), self.sigma) if self.sigma else problem.sigma.to(X.dtype)
             var = sigma.square()[:, None].expand(B, K)
         else:
-            near = squared_distances(X, centres).amin(-1) * problem.mask
+            aug = features(problem)  # min_k ‖x_i − μ_k‖² = min_k (‖μ_k‖² − 2μ_kᵀx_i) + ‖x_i‖²
+            low = max_rows(nearest_scores(aug, centres), torch.minimum)[:, 0]
+            near = (low + aug[..., -2]).clamp(min=0) * problem.mask
             var = (near.sum(1) / (problem.mask.sum(1) * X.shape[2]))[:, None].expand(B, K)
             var = var.clamp(min=torch.finfo(X.dtype).tiny)
         return EMState(centres, weights, var.contiguous())
+
+    def log_density(self, problem, state) -> torch.Tensor:
+        """[B, K, n] log π_k + log N(x_i; μ_k, σ_k² I) in one matmul: the coefficients of
+        (x_i, ‖x_i‖², 1) are μ_k/σ_k², −1/2σ_k² and log π_k − ‖μ_k‖²/2σ_k² − (d/2) log 2πσ_k²
+        (scikit-learn's expansion for spherical Gaussians)."""
+        mu, pi, var = state
+        prec, v = var.reciprocal()[..., None], var[..., None]
+        const = pi.log()[..., None] - 0.5 * (
+            (mu * mu).sum(-1, keepdim=True) * prec + mu.shape[-1] * (2 * math.pi * v).log()
+        )
+        return scores(features(problem), torch.cat([mu * prec, -0.5 * prec, const], -1))
+
+    def _gamma(self, problem, state) -> torch.Tensor:
+        """[B, K, n] γ_ik (1/K at padding, whose row of `features` is 0)."""
+        e = self.log_density(problem, state)  # in place from here: one buffer stays in cache
+        e.sub_(max_rows(e)).exp_()
+        return e.div_(e.sum(1, keepdim=True))
+
+    def _log_resp(self, problem, state) -> torch.Tensor:
+        """[B, K, n] log γ (−inf at padding)."""
+        logp = self.log_density(problem, state)
+        logp = logp - max_rows(logp)
+        log_r = logp - logp.exp().sum(1, keepdim=True).log()
+        return log_r.masked_fill(~problem.mask[:, None, :], float("-inf"))
 
     def log_responsibilities(self, problem, state) -> torch.Tensor:
         """[B, n, K] log γ_ik (scikit-learn's _estimate_log_prob_resp for spherical Gaussians)."""
         return self._log_resp(problem, state).transpose(1, 2)
 
-    def _log_resp(self, problem, state) -> torch.Tensor:
-        """[B, K, n] log γ (−inf at padding)."""
-        X, (mu, pi, var) = problem.X, state
-        d = X.shape[2]
-        d2 = (centre_scores(X, mu) + squares(problem)[1]).clamp(min=0)
-        v = var[..., None]
-        logp = -0.5 * (d * math.log(2 * math.pi) + d2 / v) - 0.5 * d * v.log() + pi.log()[..., None]
-        log_r = logp - logsumexp_rows(logp)
-        return log_r.masked_fill(~problem.mask[:, None, :], float("-inf"))
-
     def responsibilities(self, problem, state):
-        return self._log_resp(problem, state).exp().transpose(1, 2)
+        gamma = self._gamma(problem, state).masked_fill(~problem.mask[:, None, :], 0)
+        return gamma.transpose(1, 2)
 
     def step(self, problem, state):
-        X = problem.X
-        log_r = self._log_resp(problem, state)
-        r = log_r.exp()  # [B, K, n]
-        nk = r.sum(-1) + self.min_mass  # [B, K]
+        aug = features(problem)
+        d = aug.shape[-1] - 2
         if self.min_mass > 0:  # scikit-learn's γ / (N_k + 10ε)
-            w = r / nk[..., None]
+            sums = torch.bmm(self._gamma(problem, state), aug)  # Σ_i γ_ik (x_i, ‖x_i‖², 1)
+            nk = sums[..., -1] + self.min_mass
+            means = sums / nk[..., None]
         else:  # γ_ik / Σ_j γ_jk in log space: defined even when every γ_jk underflows
-            w = torch.softmax(log_r, dim=-1)
-        mu = w @ X
+            log_r = self._log_resp(problem, state)
+            means = torch.bmm(torch.softmax(log_r, dim=-1), aug)
+            nk = log_r.exp().sum(-1)
+        mu = means[..., :d]
+        # Σ_i w_ik ‖x_i − μ_k‖² (w = γ/N_k): scikit-learn's avg_X2 − 2 avg_X_means + avg_means2
+        spread = means[..., d] - (mu * mu).sum(-1)
         pi = nk / nk.sum(1, keepdim=True) if self.learn_weights else state.weights
         var = state.variances
-        if self.variance == "per_component":  # scikit-learn's diag estimate, averaged over d
-            x2 = w @ squares(problem)[0]
-            var = (x2 - 2 * mu * mu + mu * mu + self.reg_covar).mean(-1)
+        if self.variance == "per_component":  # scikit-learn's spherical: the mean over d
+            var = spread / d + self.reg_covar
         elif self.variance == "shared":
-            d2 = (r.transpose(1, 2) * squared_distances(X, mu)).sum((1, 2))
-            n = problem.mask.sum(1).to(X.dtype)
-            var = (d2 / (n * X.shape[2]) + self.reg_covar)[:, None].expand_as(nk).contiguous()
+            n = problem.mask.sum(1).to(aug.dtype)
+            pooled = (nk * spread).sum(1).clamp(min=0) / (n * d)
+            var = (pooled + self.reg_covar)[:, None].expand_as(nk).contiguous()
         return EMState(mu, pi, var)
