@@ -23,7 +23,7 @@ from icsim.tasks.pca import sign_fixed
 
 def covariance(X: torch.Tensor) -> torch.Tensor:
     """Σ̂ = XᵀX/N per problem: [B, N, d] -> [B, d, d]."""
-    return X.transpose(1, 2) @ X / X.shape[1]
+    return (X.transpose(1, 2) @ X).div_(X.shape[1])
 
 
 def whole_context(problem: Problem | TaskBatch) -> Problem:
@@ -119,9 +119,10 @@ def power_of_two(name: str, value: int, why: str) -> int:
 
 
 def scaled(m: torch.Tensor) -> torch.Tensor:
-    """m/‖m‖_F per matrix [B, d, d] (a zero matrix stays zero): powers stay finite."""
-    n = m.flatten(-2).norm(dim=-1)[..., None, None]
-    return m / torch.where(n > 0, n, 1)
+    """m/trace(m), in place, for positive semi-definite m [B, d, d] (even powers of a symmetric
+    matrix): the largest eigenvalue lands in [1/d, 1], so powers stay finite; zero stays zero."""
+    t = torch.diagonal(m, dim1=-2, dim2=-1).sum(-1)[..., None, None]
+    return m.div_(torch.where(t > 0, t, 1))
 
 
 @ALGORITHMS.register("power_method")
