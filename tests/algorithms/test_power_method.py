@@ -66,16 +66,16 @@ def test_converged_vectors_match_numpy_eigh_on_1000_problems():
         assert (rel / torch.tensor(lam[..., ::-1][..., :3].copy())).max() < 1e-10
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"dim": 6, "k": 3, "gap": 0.5},
-        # ill-conditioned: eigenvalues over 12 orders of magnitude
-        {"dim": 6, "k": 2, "eigenvalues": (1e4, 1e2, 1.0, 1e-2, 1e-5, 1e-8)},
-        # small gap: λ₂/λ₁ = 0.999, slow convergence, iterates must still agree step by step
-        {"dim": 5, "k": 2, "eigenvalues": (1.0, 0.999, 0.5, 0.2, 0.1)},
-    ],
-)
+SPECTRA = [
+    {"dim": 6, "k": 3, "gap": 0.5},
+    # ill-conditioned: eigenvalues over 12 orders of magnitude
+    {"dim": 6, "k": 2, "eigenvalues": (1e4, 1e2, 1.0, 1e-2, 1e-5, 1e-8)},
+    # small gap: λ₂/λ₁ = 0.999, slow convergence, iterates must still agree step by step
+    {"dim": 5, "k": 2, "eigenvalues": (1.0, 0.999, 0.5, 0.2, 0.1)},
+]
+
+
+@pytest.mark.parametrize("params", SPECTRA)
 def test_every_iterate_matches_an_independent_numpy_loop(params):
     b = pca_batch(batch=40, n=50, seed=1, **params)
     k, tau = params["k"], 7
@@ -131,14 +131,7 @@ def test_spectral_clustering_matches_the_gram_eigenvector():
     assert traj.predictions.shape == (201, 200, 60)
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"dim": 6, "k": 3, "gap": 0.5},
-        {"dim": 6, "k": 2, "eigenvalues": (1e4, 1e2, 1.0, 1e-2, 1e-5, 1e-8)},
-        {"dim": 5, "k": 2, "eigenvalues": (1.0, 0.999, 0.5, 0.2, 0.1)},
-    ],
-)
+@pytest.mark.parametrize("params", SPECTRA)
 def test_squaring_and_blocked_qr_give_the_step_by_step_iterates(params):
     """In exact arithmetic: the power method by squaring, step t of vector j = iterate 2^t of the
     step-by-step one; subspace iteration with one QR per m products (by m products or by Σ^m from
