@@ -135,7 +135,9 @@ def model_scores(model, fmt_, batch: TaskBatch) -> dict:
 def cos_by_layer(model, fmt_, cfg: HeConfig, d: int, batch: TaskBatch, device) -> torch.Tensor:
     """Mean |cos| [L+1] of a ridge read-out fitted per layer on fresh prompts (analysis.probes'
     fit_probes fits one scalar per position; an eigenvector is d numbers, so the same closed-form
-    ridge is solved here with d + 1 outputs)."""
+    ridge is solved here with d + 1 outputs). The targets are the true eigenvectors with the sign
+    the model's own output chose: its loss is sign-free, so it holds ±v, and a linear read-out
+    cannot reproduce the targets' sign convention (largest entry positive), a nonlinear one."""
     g = torch.Generator(device=device).manual_seed(cfg.seed + 7)
     train = pca_task(cfg, d).sample(cfg.probe_prompts, cfg.n_points, generator=g, device=device)
 
@@ -143,7 +145,10 @@ def cos_by_layer(model, fmt_, cfg: HeConfig, d: int, batch: TaskBatch, device) -
         h = hidden_at_predictions(model, fmt_, b).double()  # [L+1, B, k, E]
         return torch.cat([h, h.new_ones(*h.shape[:-1], 1)], -1).flatten(1, 2)
 
-    f, y = features(train), fmt_.targets(train).double().flatten(0, 1)  # [L+1, Bk, E+1], [Bk, d+1]
+    y, out = fmt_.targets(train).double(), fmt_.run(model, train).double()  # [B, k, d+1] both
+    sign = torch.where((out[..., :-1] * y[..., :-1]).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    y = torch.cat([y[..., :-1] * sign, y[..., -1:]], -1).flatten(0, 1)  # [Bk, d+1]
+    f = features(train)  # [L+1, Bk, E+1]
     reg = cfg.probe_ridge * f.shape[1] * torch.eye(f.shape[-1], dtype=f.dtype, device=f.device)
     w = torch.linalg.solve(f.transpose(1, 2) @ f + reg, f.transpose(1, 2) @ y)
     pred = (features(batch) @ w).unflatten(1, (batch.batch_size, cfg.k))  # [L+1, B, k, d+1]
