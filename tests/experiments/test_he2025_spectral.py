@@ -71,8 +71,11 @@ def test_digits_prompts_and_power_curve():
 
 def test_clustering_curve_falls_with_separation():
     cfg = replace(CFG, eval_prompts=64, separations=(0.5, 6.0))
-    c = clustering(cfg, "cpu")["misclustering_spectral_clustering"]
+    curves = clustering(cfg, "cpu")
+    c = curves["misclustering_spectral_clustering"]
     assert c["y"][1] < 0.05 < c["y"][0]
+    lloyd = curves["misclustering_lloyd"]["y"]  # two centres, run for its steps
+    assert lloyd[1] < 0.05 < lloyd[0]
 
 
 def test_clustering_transformer_curve_beside_the_algorithms():

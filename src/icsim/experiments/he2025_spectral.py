@@ -230,16 +230,22 @@ def clustering(cfg: HeConfig, device, model=None) -> dict:
     """Mean misclustering against separation: the spectral algorithm, Lloyd's algorithm where the
     clustering module registers it, and a trained transformer (`model`) when given."""
     curves = {}
-    solvers = {"spectral_clustering": algorithms.get("spectral_clustering")}
+    spectral = algorithms.get("spectral_clustering")
+    solvers = {"spectral_clustering": lambda b: spectral.run(b).predictions[-1]}
     if "lloyd" in algorithms.names():  # the clustering issue's solver, once merged
-        solvers["lloyd"] = algorithms.get("lloyd")
+        from icsim.algorithms.clustering import clustering_problem
+
+        lloyd = algorithms.get("lloyd")  # two centres (the truth holds one μ, not K centres),
+        solvers["lloyd"] = lambda b: lloyd.run(  # as many steps as the spectral algorithm's
+            clustering_problem(b, n_clusters=2), steps=spectral.iterations
+        ).predictions[-1]
     g = torch.Generator(device=device).manual_seed(cfg.seed + 13)
     rows = {n: [] for n in [*solvers, *(["transformer"] if model is not None else [])]}
     for sep in cfg.separations:
         task = tasks.get("spectral_clustering", dim=cfg.dims[0], separation=sep)
         b = task.sample(cfg.eval_prompts, cfg.cluster_points, generator=g, device=device)
-        for n, solver in solvers.items():
-            labels = solver.run(b).predictions[-1]
+        for n, solve in solvers.items():
+            labels = solve(b)
             pred = torch.where(labels == labels[:, :1], 1.0, -1.0)  # any two-label coding -> ±1
             rows[n].append(misclustering_up_to_sign(pred, b.labels))
         if model is not None:
