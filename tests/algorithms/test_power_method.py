@@ -42,9 +42,8 @@ def numpy_subspace_iteration(X, start, steps, ritz=False):
     for _ in range(steps):
         V = orth(cov @ V)
         if ritz:  # rotate to the eigenvectors of VᵀΣV, descending, largest-|·| entry positive
-            W = np.linalg.eigh(V.T @ cov @ V)[1][:, ::-1]
-            W = W * np.sign(W[np.abs(W).argmax(0), np.arange(W.shape[1])])
-            V = V @ W
+            V = V @ np.linalg.eigh(V.T @ cov @ V)[1][:, ::-1]
+            V = V * np.sign(V[np.abs(V).argmax(0), np.arange(V.shape[1])])
         out.append(V)
     return np.stack(out)
 
@@ -154,6 +153,16 @@ def test_squaring_and_blocked_qr_give_the_step_by_step_iterates(params):
         ).run(b)
         assert blocked.steps == tau // m
         torch.testing.assert_close(blocked.iterates, si[::m], atol=1e-10, rtol=0)
+    for ritz in (False, True):  # one step of τ products, a QR every m: the same iterates
+        every_m = icsim.algorithms.get(
+            "subspace_iteration", k=k, iterations=tau, every=m, squaring=True, ritz=ritz, seed=3
+        ).run(b)
+        one = icsim.algorithms.get(
+            "subspace_iteration", k=k, iterations=tau, every=tau, qr_every=m, squaring=True,
+            ritz=ritz, seed=3,
+        ).run(b)  # fmt: skip
+        torch.testing.assert_close(one.iterates, every_m.iterates[:: tau // m], atol=1e-10, rtol=0)
+        torch.testing.assert_close(one.predictions[-1], every_m.predictions[-1], atol=1e-10, rtol=0)
     ritz = icsim.algorithms.get("subspace_iteration", k=k, iterations=tau, seed=3, ritz=True)
     traj = ritz.run(b)
     g = torch.Generator().manual_seed(3)
@@ -194,3 +203,5 @@ def test_squaring_and_blocking_reject_bad_settings():
         icsim.algorithms.get("subspace_iteration", iterations=20, every=8)
     with pytest.raises(InputError, match="power of 2"):
         icsim.algorithms.get("subspace_iteration", iterations=24, every=6, squaring=True)
+    with pytest.raises(InputError, match="multiple of qr_every"):
+        icsim.algorithms.get("subspace_iteration", iterations=24, every=24, qr_every=5)

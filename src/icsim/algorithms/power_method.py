@@ -192,27 +192,31 @@ class PowerMethod(_Iterative):
 @ALGORITHMS.register("subspace_iteration")
 @dataclass(frozen=True)
 class SubspaceIteration(_Iterative):
-    """Orthogonal (subspace) iteration: V ← qr(Σ̂^m V) with R's diagonal made positive, eigenvalue
+    """Orthogonal (subspace) iteration: V ← qr(Σ̂^q V) with R's diagonal made positive, eigenvalue
     estimates the Rayleigh quotients diag(VᵀΣ̂V) (Golub & Van Loan, §8.2.4). Converges to the top-k
     eigenvectors at the rate |λ_{k+1}/λ_k| for the subspace and |λ_{j+1}/λ_j| for column j.
 
     k, start and seed as for `power_method`; iterations: τ, the power iterations in all (default
     20); a run's default budget is τ/m steps.
-    every: m, power iterations per step (default 1): one QR per m products. Σ̂^m V = Q_m R_m⋯R_1
-    (the product of positive-diagonal triangular factors is one), so the iterate after a step
-    equals the every-step QR's iterate after m steps in exact arithmetic. In floating point the
-    k-th direction keeps about 16 − m·log₁₀(λ₁/λ_k) digits before the QR, so keep
-    (λ₁/λ_k)^m well below 1e16. τ must be a multiple of m.
-    squaring (default False): form Σ̂^m once in `init` by log₂m normalised squarings (m a power
-    of 2); a step is then one product with it.
-    ritz (default False): Rayleigh–Ritz after each step's QR: V ← VW, W the eigenvectors of VᵀΣ̂V
-    (descending, each column's largest-|·| entry positive), estimates its eigenvalues. The span is
-    unchanged, so the subspace converges as without it, and column j then converges at about
-    |λ_{k+1}/λ_j| instead of |λ_{j+1}/λ_j| (Rutishauser 1970; Parlett, The Symmetric Eigenvalue
-    Problem, ch. 14): close top eigenvalues no longer slow it.
+    every: m, power iterations per step (default 1); τ must be a multiple of m.
+    qr_every: q, products per QR (default None: q = m; m must be a multiple of q). Σ̂^q V =
+    Q_q R_q⋯R_1 (the product of positive-diagonal triangular factors is one), so one QR per q
+    products gives the every-product QR's iterate in exact arithmetic. In floating point the k-th
+    direction keeps about 16 − q·log₁₀(λ₁/λ_k) digits before the QR, so keep (λ₁/λ_k)^q well below
+    1e16.
+    squaring (default False): form Σ̂^q once in `init` by log₂q normalised squarings (q a power
+    of 2); each QR then follows one product with it.
+    ritz (default False): Rayleigh–Ritz after each step's last QR: V ← VW, W the eigenvectors of
+    VᵀΣ̂V (descending; each column of VW with its largest-|·| entry positive), estimates its
+    eigenvalues. The
+    span is unchanged, so the subspace converges as without it, and column j then converges at
+    about |λ_{k+1}/λ_j| instead of |λ_{j+1}/λ_j| (Rutishauser 1970; Parlett, The Symmetric
+    Eigenvalue Problem, ch. 14): close top eigenvalues no longer slow it. The Ritz vectors depend
+    on the span only, so how often it runs (once per step) changes the cost, not the estimates.
     """
 
     every: int = 1
+    qr_every: int | None = None
     ritz: bool = False
     name = "subspace_iteration"
 
@@ -222,12 +226,22 @@ class SubspaceIteration(_Iterative):
         if self.iterations % self.every:
             raise InputError(
                 f"iterations={self.iterations} must be a multiple of every={self.every} "
-                "(one QR per `every` power iterations); change either."
+                "(the power iterations per step); change either."
+            )
+        q = V.positive_int("qr_every", self.q)
+        if self.every % q:
+            raise InputError(
+                f"every={self.every} must be a multiple of qr_every={q} (QRs per step a whole "
+                "number); change either, or leave qr_every=None (one QR per step)."
             )
         if self.squaring:
-            power_of_two("every", self.every, "with squaring=True")
+            power_of_two("qr_every" if self.qr_every else "every", q, "with squaring=True")
         if not isinstance(self.ritz, bool):
             raise InputError(f"ritz must be True or False, got {self.ritz!r}.")
+
+    @property
+    def q(self) -> int:
+        return self.every if self.qr_every is None else self.qr_every
 
     def default_steps(self) -> int:
         return self.iterations // self.every
@@ -237,18 +251,21 @@ class SubspaceIteration(_Iterative):
         power = None
         if self.squaring:
             power = cov
-            for _ in range(self.every.bit_length() - 1):
+            for _ in range(self.q.bit_length() - 1):
                 power = scaled(power @ power)
         return self._finish(orthonormal(v), cov, 0, power, ritz=False)
 
     def step(self, problem: Problem, state: PowerState) -> PowerState:
-        if state.power is not None:
-            w = state.power @ state.vectors
-        else:
-            w = state.products
-            for _ in range(self.every - 1):  # column scaling keeps the span, and w finite
-                w = state.cov @ normalise(w)
-        return self._finish(orthonormal(w), state.cov, state.step + 1, state.power, self.ritz)
+        v = state.vectors
+        for i in range(self.every // self.q):
+            if state.power is not None:
+                w = state.power @ v
+            else:
+                w = state.products if i == 0 else state.cov @ v  # products = Σ̂·vectors
+                for _ in range(self.q - 1):  # column scaling keeps the span, and w finite
+                    w = state.cov @ normalise(w)
+            v = orthonormal(w)
+        return self._finish(v, state.cov, state.step + 1, state.power, self.ritz)
 
     def _finish(self, v, cov, step, power, ritz) -> PowerState:
         products = cov @ v
@@ -256,8 +273,11 @@ class SubspaceIteration(_Iterative):
             return PowerState(v, (v * products).sum(-2), cov, step, products, power)
         h = v.transpose(-1, -2) @ products
         theta, w = torch.linalg.eigh((h + h.transpose(-1, -2)) / 2)
-        w = sign_fixed(w.flip(-1))
-        return PowerState(v @ w, theta.flip(-1), cov, step, products @ w, power)
+        w = w.flip(-1)
+        vw = v @ w
+        fixed = sign_fixed(vw)  # the sign from the vector, not from the basis it is written in
+        sign = torch.where((fixed * vw).sum(-2, keepdim=True) < 0, -1.0, 1.0).to(vw.dtype)
+        return PowerState(fixed, theta.flip(-1), cov, step, (products @ w) * sign, power)
 
 
 def orthonormal(v: torch.Tensor) -> torch.Tensor:
