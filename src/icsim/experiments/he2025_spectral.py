@@ -277,7 +277,8 @@ class He2025Spectral(Experiment):
     name = "he2025-spectral"
     title = "Spectral methods in transformers (He et al. 2025): PCA and spectral clustering"
     cost = {
-        "quick": "~6 min on 2 CPU cores (349 s measured, 2026-12-02)",
+        "quick": "~8 min on 2 idle CPU cores (349 s measured before the clustering transformer, "
+        "which adds 1000 steps); 1572 s measured at load 14-15, one thread (2026-12-02)",
         "full": "a GPU: d up to ~50 (not yet measured)",
     }
     citation = (
