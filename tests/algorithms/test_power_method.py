@@ -30,7 +30,7 @@ def numpy_power_method(X, start, tau):
     return np.stack(out)
 
 
-def numpy_subspace_iteration(X, start, steps):
+def numpy_subspace_iteration(X, start, steps, ritz=False):
     cov = X.T @ X / X.shape[0]
 
     def orth(M):
@@ -41,6 +41,9 @@ def numpy_subspace_iteration(X, start, steps):
     out = [V]
     for _ in range(steps):
         V = orth(cov @ V)
+        if ritz:  # rotate to the eigenvectors of VᵀΣV, descending, largest-|·| entry positive
+            V = V @ np.linalg.eigh(V.T @ cov @ V)[1][:, ::-1]
+            V = V * np.sign(V[np.abs(V).argmax(0), np.arange(V.shape[1])])
         out.append(V)
     return np.stack(out)
 
@@ -62,16 +65,16 @@ def test_converged_vectors_match_numpy_eigh_on_1000_problems():
         assert (rel / torch.tensor(lam[..., ::-1][..., :3].copy())).max() < 1e-10
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"dim": 6, "k": 3, "gap": 0.5},
-        # ill-conditioned: eigenvalues over 12 orders of magnitude
-        {"dim": 6, "k": 2, "eigenvalues": (1e4, 1e2, 1.0, 1e-2, 1e-5, 1e-8)},
-        # small gap: λ₂/λ₁ = 0.999, slow convergence, iterates must still agree step by step
-        {"dim": 5, "k": 2, "eigenvalues": (1.0, 0.999, 0.5, 0.2, 0.1)},
-    ],
-)
+SPECTRA = [
+    {"dim": 6, "k": 3, "gap": 0.5},
+    # ill-conditioned: eigenvalues over 12 orders of magnitude
+    {"dim": 6, "k": 2, "eigenvalues": (1e4, 1e2, 1.0, 1e-2, 1e-5, 1e-8)},
+    # small gap: λ₂/λ₁ = 0.999, slow convergence, iterates must still agree step by step
+    {"dim": 5, "k": 2, "eigenvalues": (1.0, 0.999, 0.5, 0.2, 0.1)},
+]
+
+
+@pytest.mark.parametrize("params", SPECTRA)
 def test_every_iterate_matches_an_independent_numpy_loop(params):
     b = pca_batch(batch=40, n=50, seed=1, **params)
     k, tau = params["k"], 7
@@ -125,3 +128,80 @@ def test_spectral_clustering_matches_the_gram_eigenvector():
     err = misclustering_up_to_sign(traj.predictions[-1], b.labels)
     assert err.mean() < 0.02  # separation 6σ: Bayes error Φ(−3) ≈ 0.13%, plus estimation
     assert traj.predictions.shape == (201, 200, 60)
+
+
+@pytest.mark.parametrize("params", SPECTRA)
+def test_squaring_and_blocked_qr_give_the_step_by_step_iterates(params):
+    """In exact arithmetic: the power method by squaring, step t of vector j = iterate 2^t of the
+    step-by-step one; subspace iteration with one QR per m products (by m products or by Σ^m from
+    squaring) = the every-step QR's iterate m·s. Rayleigh–Ritz matches an independent NumPy loop."""
+    b = pca_batch(batch=40, n=50, seed=1, **params)
+    k, tau = params["k"], 8
+    step = icsim.algorithms.get("power_method", k=k, iterations=tau, seed=3).run(b).iterates
+    sq = icsim.algorithms.get("power_method", k=k, iterations=tau, seed=3, squaring=True).run(b)
+    n = 4  # log2(8) + 1 steps per vector
+    assert sq.steps == k * n
+    for j in range(k):
+        for t in range(n):
+            want = step[j * tau + 2**t]
+            torch.testing.assert_close(sq.iterates[1 + j * n + t], want, atol=1e-10, rtol=0)
+    m = 2 if "eigenvalues" in params and params["eigenvalues"][0] == 1e4 else 4  # (λ₁/λ₂)^m
+    si = icsim.algorithms.get("subspace_iteration", k=k, iterations=tau, seed=3).run(b).iterates
+    for squaring in (False, True):
+        blocked = icsim.algorithms.get(
+            "subspace_iteration", k=k, iterations=tau, every=m, squaring=squaring, seed=3
+        ).run(b)
+        assert blocked.steps == tau // m
+        torch.testing.assert_close(blocked.iterates, si[::m], atol=1e-10, rtol=0)
+    for ritz in (False, True):  # one step of τ products, a QR every m: the same iterates
+        every_m = icsim.algorithms.get(
+            "subspace_iteration", k=k, iterations=tau, every=m, squaring=True, ritz=ritz, seed=3
+        ).run(b)
+        one = icsim.algorithms.get(
+            "subspace_iteration", k=k, iterations=tau, every=tau, qr_every=m, squaring=True,
+            ritz=ritz, seed=3,
+        ).run(b)  # fmt: skip
+        torch.testing.assert_close(one.iterates, every_m.iterates[:: tau // m], atol=1e-10, rtol=0)
+        torch.testing.assert_close(one.predictions[-1], every_m.predictions[-1], atol=1e-10, rtol=0)
+    ritz = icsim.algorithms.get("subspace_iteration", k=k, iterations=tau, seed=3, ritz=True)
+    traj = ritz.run(b)
+    g = torch.Generator().manual_seed(3)
+    start = torch.randn(40, params["dim"], k, generator=g, dtype=torch.float64).numpy()
+    for i in range(0, 40, 7):
+        want = numpy_subspace_iteration(b.xs[i].numpy(), start[i], tau, ritz=True)
+        np.testing.assert_allclose(traj.iterates[:, i].numpy(), want, atol=1e-12)
+
+
+def test_ritz_and_squaring_converge_where_the_top_gap_is_tiny():
+    """λ₁/λ₂ = 0.9995 (population): plain iterations barely move in 64 steps, Rayleigh–Ritz
+    converges at λ₃/λ₂ ≈ 0.5 (to numpy.linalg.eigh on 1000 problems); the power method by
+    squaring reaches τ = 2^16 in 16 squarings."""
+    b = pca_batch(n=1000, dim=6, k=2, eigenvalues=(2.0, 1.999, 1.0, 0.3, 0.2, 0.1))
+    lam, vec = np.linalg.eigh(b.xs.transpose(1, 2).numpy() @ b.xs.numpy() / b.n_points)
+    ref, lam = (
+        torch.tensor(vec[..., ::-1][..., :2].copy()),
+        torch.tensor(lam[..., ::-1][..., :2].copy()),
+    )
+    fast = icsim.algorithms.get(
+        "subspace_iteration", k=2, iterations=64, every=8, squaring=True, ritz=True
+    ).run(b)
+    assert abs_cosine(fast.iterates[-1], ref).min() >= 1 - 1e-10
+    assert ((fast.predictions[-1] - lam).abs() / lam).max() < 1e-12
+    plain = icsim.algorithms.get("subspace_iteration", k=2, iterations=64, every=8).run(b)
+    assert abs_cosine(plain.iterates[-1], ref).min() < 0.99  # the control: without Ritz
+    pm = icsim.algorithms.get("power_method", k=2, iterations=2**16, squaring=True).run(b)
+    gap = (lam[:, 0] - lam[:, 1]) / lam[:, 0]
+    ok = gap > 1e-3  # (1 − 1e-3)^65536 ≈ 4e-29: converged wherever the sample gap is not tiny
+    assert ok.float().mean() > 0.9
+    assert abs_cosine(pm.iterates[-1], ref)[ok].min() >= 1 - 1e-10
+
+
+def test_squaring_and_blocking_reject_bad_settings():
+    with pytest.raises(InputError, match="power of 2"):
+        icsim.algorithms.get("power_method", iterations=20, squaring=True)
+    with pytest.raises(InputError, match="multiple of every"):
+        icsim.algorithms.get("subspace_iteration", iterations=20, every=8)
+    with pytest.raises(InputError, match="power of 2"):
+        icsim.algorithms.get("subspace_iteration", iterations=24, every=6, squaring=True)
+    with pytest.raises(InputError, match="multiple of qr_every"):
+        icsim.algorithms.get("subspace_iteration", iterations=24, every=24, qr_every=5)

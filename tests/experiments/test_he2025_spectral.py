@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import torch
 
+import icsim.tasks
 from icsim.experiments.he2025_spectral import (
     PROFILES,
     clustering,
@@ -24,7 +25,8 @@ def scalars(**changes):
         "digits_relu_cos_mean": 0.5, "relu_layer_first_cos": 0.3, "relu_layer_half_cos": 0.8,
         "relu_layer_last_cos": 0.9, "relu_d5_value_error_median": 0.05, "dim": 5, "k": 2,
         "n_layer": 4, "construction_first_vector_error": 1e-15,
-        "construction_norm_within_bound": 1.0,
+        "construction_norm_within_bound": 1.0, "cluster_transformer_misclustering": 0.14,
+        "cluster_spectral_misclustering": 0.12,
     }  # fmt: skip
     return {**s, **changes}
 
@@ -40,7 +42,7 @@ def test_findings_hold_for_the_papers_pattern_and_flip_when_broken():
     flipped = verdicts(
         scalars(relu_d10_cos_mean=0.95, relu_d5_cos_v2=0.99, softmax_d5_cos_mean=0.95,
                 power_d5_at_L_cos_mean=0.99, digits_relu_cos_mean=0.99, relu_layer_last_cos=1.5,
-                construction_first_vector_error=1e-3)
+                construction_first_vector_error=1e-3, cluster_transformer_misclustering=0.2)
     )  # fmt: skip
     assert not any(flipped.values()), flipped
 
@@ -69,5 +71,34 @@ def test_digits_prompts_and_power_curve():
 
 def test_clustering_curve_falls_with_separation():
     cfg = replace(CFG, eval_prompts=64, separations=(0.5, 6.0))
-    c = clustering(cfg, "cpu")["misclustering_spectral_clustering"]
+    curves = clustering(cfg, "cpu")
+    c = curves["misclustering_spectral_clustering"]
     assert c["y"][1] < 0.05 < c["y"][0]
+    lloyd = curves["misclustering_lloyd"]["y"]  # two centres, run for its steps
+    assert lloyd[1] < 0.05 < lloyd[0]
+
+
+def test_clustering_transformer_curve_beside_the_algorithms():
+    """A model's two logits per point go through the metric the algorithms' labels do: here a
+    fake model labelling by the sign of ⟨x_i, μ⟩ with each prompt's true μ (the oracle)."""
+    from icsim.experiments.he2025_spectral import cluster_scalars
+
+    cfg = replace(CFG, eval_prompts=32, separations=(0.5, 6.0))
+    g = torch.Generator().manual_seed(CFG.seed + 13)  # `clustering` draws the same prompts
+    mus = iter(
+        icsim.tasks.get("spectral_clustering", dim=cfg.dims[0], separation=sep)
+        .sample(cfg.eval_prompts, cfg.cluster_points, generator=g)
+        .truth["mu"]
+        for sep in cfg.separations
+    )
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x, mask=None, return_hidden=False):
+            s = (x * next(mus)[:, None]).sum(-1)
+            return torch.stack([-s, s], -1)
+
+    curves = clustering(cfg, "cpu", Oracle())
+    t = curves["misclustering_vs_separation_transformer"]["y"]
+    s = curves["misclustering_spectral_clustering"]["y"]
+    assert t[1] <= s[1] + 1e-9 and t[0] < 0.45  # the oracle is at least as good
+    assert cluster_scalars(curves)["cluster_transformer_misclustering"] == sum(t) / 2

@@ -18,11 +18,12 @@ from icsim import _validate as V
 from icsim.algorithms.base import ALGORITHMS, Algorithm, Trajectory
 from icsim.errors import InputError
 from icsim.tasks.base import Problem, TaskBatch
+from icsim.tasks.pca import sign_fixed
 
 
 def covariance(X: torch.Tensor) -> torch.Tensor:
     """Σ̂ = XᵀX/N per problem: [B, N, d] -> [B, d, d]."""
-    return X.transpose(1, 2) @ X / X.shape[1]
+    return (X.transpose(1, 2) @ X).div_(X.shape[1])
 
 
 def whole_context(problem: Problem | TaskBatch) -> Problem:
@@ -54,14 +55,16 @@ def start_vectors(B, d, k, start, seed, like: torch.Tensor) -> torch.Tensor:
 
 class PowerState(NamedTuple):
     """vectors [B, d, k] (unit columns), eigenvalues [B, k] (Rayleigh quotients), cov [B, d, d]
-    (deflated by the finished vectors), step (power iterations done), products = cov·vectors
-    [B, d, k] (kept so that a step costs one matrix-vector product, as in the construction)."""
+    (deflated by the finished vectors), step (steps done), products = cov·vectors [B, d, k] (kept
+    so that a step costs one matrix-vector product, as in the construction), power: cov^p/c for
+    the current power p (c > 0 a scale), or None when the algorithm does not square."""
 
     vectors: torch.Tensor
     eigenvalues: torch.Tensor
     cov: torch.Tensor
     step: int
     products: torch.Tensor
+    power: torch.Tensor | None = None  # a normalised power of cov (the `squaring` options)
 
 
 class _Spectral(Algorithm):
@@ -90,11 +93,14 @@ class _Iterative(_Spectral):
     iterations: int = 20
     seed: int = 0
     start: torch.Tensor | None = field(default=None, compare=False)
+    squaring: bool = False
 
     def __post_init__(self):
         V.positive_int("k", self.k)
         V.positive_int("iterations", self.iterations)
         V.seed("seed", self.seed)
+        if not isinstance(self.squaring, bool):
+            raise InputError(f"squaring must be True or False, got {self.squaring!r}.")
 
     def start_state(self, problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
         """(Σ̂ [B, d, d], unit start vectors [B, d, k])."""
@@ -103,6 +109,20 @@ class _Iterative(_Spectral):
             raise InputError(f"k must be <= the dimension d={d}, got {self.k}.")
         cov = covariance(problem.X)
         return cov, start_vectors(B, d, self.k, self.start, self.seed, cov)
+
+
+def power_of_two(name: str, value: int, why: str) -> int:
+    if value & (value - 1):
+        lo, hi = 1 << (value.bit_length() - 1), 1 << value.bit_length()
+        raise InputError(f"{name} must be a power of 2 {why}, got {value}; use e.g. {lo} or {hi}.")
+    return value
+
+
+def scaled(m: torch.Tensor) -> torch.Tensor:
+    """m/trace(m), in place, for positive semi-definite m [B, d, d] (even powers of a symmetric
+    matrix): the largest eigenvalue lands in [1/d, 1], so powers stay finite; zero stays zero."""
+    t = torch.diagonal(m, dim1=-2, dim2=-1).sum(-1)[..., None, None]
+    return m.div_(torch.where(t > 0, t, 1))
 
 
 @ALGORITHMS.register("power_method")
@@ -117,60 +137,147 @@ class PowerMethod(_Iterative):
     start is not orthogonal to it; vectors after the first inherit the error of the deflations.
     k: vectors (default 1). iterations: τ per vector (default 20). start: unit starting vectors
     [d, k] or [B, d, k], or None (default) for Gaussian ones drawn from `seed` (default 0).
+
+    squaring (default False): the same iterates by repeated squaring, τ a power of 2. Vector j
+    takes log₂τ + 1 steps: the first gives Σ_j v/‖Σ_j v‖ (iterate 1), each next one multiplies by
+    P = Σ_j^(2^(t-1)) and then squares P (normalised), so step t gives iterate 2^t: in exact
+    arithmetic v_j after τ = 2^s iterations in s squarings and s + 1 products, then the same
+    deflation.
     """
 
     name = "power_method"
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.squaring:
+            power_of_two("iterations", self.iterations, "with squaring=True")
+
+    def steps_per_vector(self) -> int:
+        return self.iterations.bit_length() if self.squaring else self.iterations
+
     def default_steps(self) -> int:
-        return self.k * self.iterations
+        return self.k * self.steps_per_vector()
 
     def init(self, problem: Problem) -> PowerState:
         cov, v = self.start_state(problem)
         products = cov @ v
-        return PowerState(v, (v * products).sum(-2), cov, 0, products)
+        power = cov if self.squaring else None
+        return PowerState(v, (v * products).sum(-2), cov, 0, products, power)
 
     def step(self, problem: Problem, state: PowerState) -> PowerState:
-        j, t = divmod(state.step, self.iterations)
+        n = self.steps_per_vector()
+        j, t = divmod(state.step, n)
         if j >= self.k:
             return state
         v, lam, prod = state.vectors.clone(), state.eigenvalues.clone(), state.products.clone()
-        vj = normalise(prod[..., j : j + 1], dim=-2)  # Σ_j v / ‖Σ_j v‖
+        power = state.power
+        if self.squaring and t > 0:  # iterate 2^(t-1) -> 2^t: multiply by Σ_j^(2^(t-1))
+            vj = normalise(power @ v[..., j : j + 1], dim=-2)
+            if t < n - 1:
+                power = scaled(power @ power)
+        else:
+            vj = normalise(prod[..., j : j + 1], dim=-2)  # Σ_j v / ‖Σ_j v‖
         v[..., j : j + 1] = vj
         prod[..., j : j + 1] = state.cov @ vj
         lam[:, j] = (vj * prod[..., j : j + 1]).sum((-2, -1))  # v_jᵀΣ_j v_j
         cov = state.cov
-        if t == self.iterations - 1:  # vector j is done: Σ_{j+1} = Σ_j − λ_j v_j v_jᵀ
+        if t == n - 1:  # vector j is done: Σ_{j+1} = Σ_j − λ_j v_j v_jᵀ
             cov = cov - lam[:, j, None, None] * (vj @ vj.transpose(-1, -2))
+            power = cov if self.squaring else None
             if j + 1 < self.k:
                 prod[..., j + 1 : j + 2] = cov @ v[..., j + 1 : j + 2]
-        return PowerState(v, lam, cov, state.step + 1, prod)
+        return PowerState(v, lam, cov, state.step + 1, prod, power)
 
 
 @ALGORITHMS.register("subspace_iteration")
 @dataclass(frozen=True)
 class SubspaceIteration(_Iterative):
-    """Orthogonal (subspace) iteration: V ← qr(Σ̂V) with R's diagonal made positive, eigenvalue
+    """Orthogonal (subspace) iteration: V ← qr(Σ̂^q V) with R's diagonal made positive, eigenvalue
     estimates the Rayleigh quotients diag(VᵀΣ̂V) (Golub & Van Loan, §8.2.4). Converges to the top-k
     eigenvectors at the rate |λ_{k+1}/λ_k| for the subspace and |λ_{j+1}/λ_j| for column j.
 
-    k, steps per call, start and seed as for `power_method` (the default budget is `iterations`).
+    k, start and seed as for `power_method`; iterations: τ, the power iterations in all (default
+    20); a run's default budget is τ/m steps.
+    every: m, power iterations per step (default 1); τ must be a multiple of m.
+    qr_every: q, products per QR (default None: q = m; m must be a multiple of q). Σ̂^q V =
+    Q_q R_q⋯R_1 (the product of positive-diagonal triangular factors is one), so one QR per q
+    products gives the every-product QR's iterate in exact arithmetic. In floating point the k-th
+    direction keeps about 16 − q·log₁₀(λ₁/λ_k) digits before the QR, so keep (λ₁/λ_k)^q well below
+    1e16.
+    squaring (default False): form Σ̂^q once in `init` by log₂q normalised squarings (q a power
+    of 2); each QR then follows one product with it.
+    ritz (default False): Rayleigh–Ritz after each step's last QR: V ← VW, W the eigenvectors of
+    VᵀΣ̂V (descending; each column of VW with its largest-|·| entry positive), estimates its
+    eigenvalues. The
+    span is unchanged, so the subspace converges as without it, and column j then converges at
+    about |λ_{k+1}/λ_j| instead of |λ_{j+1}/λ_j| (Rutishauser 1970; Parlett, The Symmetric
+    Eigenvalue Problem, ch. 14): close top eigenvalues no longer slow it. The Ritz vectors depend
+    on the span only, so how often it runs (once per step) changes the cost, not the estimates.
     """
 
+    every: int = 1
+    qr_every: int | None = None
+    ritz: bool = False
     name = "subspace_iteration"
 
+    def __post_init__(self):
+        super().__post_init__()
+        V.positive_int("every", self.every)
+        if self.iterations % self.every:
+            raise InputError(
+                f"iterations={self.iterations} must be a multiple of every={self.every} "
+                "(the power iterations per step); change either."
+            )
+        q = V.positive_int("qr_every", self.q)
+        if self.every % q:
+            raise InputError(
+                f"every={self.every} must be a multiple of qr_every={q} (QRs per step a whole "
+                "number); change either, or leave qr_every=None (one QR per step)."
+            )
+        if self.squaring:
+            power_of_two("qr_every" if self.qr_every else "every", q, "with squaring=True")
+        if not isinstance(self.ritz, bool):
+            raise InputError(f"ritz must be True or False, got {self.ritz!r}.")
+
+    @property
+    def q(self) -> int:
+        return self.every if self.qr_every is None else self.qr_every
+
     def default_steps(self) -> int:
-        return self.iterations
+        return self.iterations // self.every
 
     def init(self, problem: Problem) -> PowerState:
         cov, v = self.start_state(problem)
-        v = orthonormal(v)
-        products = cov @ v
-        return PowerState(v, (v * products).sum(-2), cov, 0, products)
+        power = None
+        if self.squaring:
+            power = cov
+            for _ in range(self.q.bit_length() - 1):
+                power = scaled(power @ power)
+        return self._finish(orthonormal(v), cov, 0, power, ritz=False)
 
     def step(self, problem: Problem, state: PowerState) -> PowerState:
-        v = orthonormal(state.products)
-        products = state.cov @ v
-        return PowerState(v, (v * products).sum(-2), state.cov, state.step + 1, products)
+        v = state.vectors
+        for i in range(self.every // self.q):
+            if state.power is not None:
+                w = state.power @ v
+            else:
+                w = state.products if i == 0 else state.cov @ v  # products = Σ̂·vectors
+                for _ in range(self.q - 1):  # column scaling keeps the span, and w finite
+                    w = state.cov @ normalise(w)
+            v = orthonormal(w)
+        return self._finish(v, state.cov, state.step + 1, state.power, self.ritz)
+
+    def _finish(self, v, cov, step, power, ritz) -> PowerState:
+        products = cov @ v
+        if not ritz:
+            return PowerState(v, (v * products).sum(-2), cov, step, products, power)
+        h = v.transpose(-1, -2) @ products
+        theta, w = torch.linalg.eigh((h + h.transpose(-1, -2)) / 2)
+        w = w.flip(-1)
+        vw = v @ w
+        fixed = sign_fixed(vw)  # the sign from the vector, not from the basis it is written in
+        sign = torch.where((fixed * vw).sum(-2, keepdim=True) < 0, -1.0, 1.0).to(vw.dtype)
+        return PowerState(fixed, theta.flip(-1), cov, step, (products @ w) * sign, power)
 
 
 def orthonormal(v: torch.Tensor) -> torch.Tensor:

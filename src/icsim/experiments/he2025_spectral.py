@@ -6,7 +6,7 @@ scikit-learn's bundled digits, and two-class spectral clustering against Lloyd."
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -14,14 +14,16 @@ import torch
 from icsim import algorithms, tasks
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.probes import hidden_at_predictions
-from icsim.analysis.report import Comparison, Curve, Finding, fill_beside, fmt, judge_all
+from icsim.analysis.report import Curve
 from icsim.analysis.spectral_metrics import (
     abs_cosine,
     eigenvalue_relative_error,
     misclustering_up_to_sign,
 )
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
+from icsim.experiments.he2025_spectral_findings import PAPER, headline, report  # noqa: F401
 from icsim.models import ModelConfig, Transformer
+from icsim.models.clustering_formats import PointTokens
 from icsim.models.spectral_formats import PCAQueries
 from icsim.tasks.base import TaskBatch
 from icsim.tasks.pca import top_eigenpairs
@@ -57,6 +59,7 @@ class HeConfig:
     probe_ridge: float = 1e-3
     separations: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0)
     cluster_points: int = 40
+    cluster_steps: int = 1000  # the clustering transformer's training steps (same settings)
     construction_pieces: tuple[int, ...] = (32, 64, 128, 256)  # W of the 1/‖Σv‖ interpolant
     construction_steps: int = 5  # τ per vector
     construction_problems: int = 64
@@ -73,15 +76,10 @@ PROFILES = {
         power_iterations=20,
         eval_prompts=4096,
         probe_prompts=8192,
+        cluster_steps=20_000,
     ),
     # 2 CPU cores, minutes: d = 5 and 10, k = 2, N = 20, 4 layers of width 64.
     "quick": HeConfig(train=TrainSettings()),
-}
-
-PAPER = {  # as reviewers report the paper (PAPERS.md §8, unverified)
-    "eigenvalue_relative_error_synthetic": "< 2% at small d",
-    "cosine_synthetic": "near 1 at small d, falling with d and k",
-    "real_data": "about 10x the synthetic error; cosine <= 0.5 for k > 1 (MNIST)",
 }
 
 
@@ -137,7 +135,9 @@ def model_scores(model, fmt_, batch: TaskBatch) -> dict:
 def cos_by_layer(model, fmt_, cfg: HeConfig, d: int, batch: TaskBatch, device) -> torch.Tensor:
     """Mean |cos| [L+1] of a ridge read-out fitted per layer on fresh prompts (analysis.probes'
     fit_probes fits one scalar per position; an eigenvector is d numbers, so the same closed-form
-    ridge is solved here with d + 1 outputs)."""
+    ridge is solved here with d + 1 outputs). The targets are the true eigenvectors with the sign
+    the model's own output chose: its loss is sign-free, so it holds ±v, and a linear read-out
+    cannot reproduce the targets' sign convention (largest entry positive), a nonlinear one."""
     g = torch.Generator(device=device).manual_seed(cfg.seed + 7)
     train = pca_task(cfg, d).sample(cfg.probe_prompts, cfg.n_points, generator=g, device=device)
 
@@ -145,7 +145,10 @@ def cos_by_layer(model, fmt_, cfg: HeConfig, d: int, batch: TaskBatch, device) -
         h = hidden_at_predictions(model, fmt_, b).double()  # [L+1, B, k, E]
         return torch.cat([h, h.new_ones(*h.shape[:-1], 1)], -1).flatten(1, 2)
 
-    f, y = features(train), fmt_.targets(train).double().flatten(0, 1)  # [L+1, Bk, E+1], [Bk, d+1]
+    y, out = fmt_.targets(train).double(), fmt_.run(model, train).double()  # [B, k, d+1] both
+    sign = torch.where((out[..., :-1] * y[..., :-1]).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    y = torch.cat([y[..., :-1] * sign, y[..., -1:]], -1).flatten(0, 1)  # [Bk, d+1]
+    f = features(train)  # [L+1, Bk, E+1]
     reg = cfg.probe_ridge * f.shape[1] * torch.eye(f.shape[-1], dtype=f.dtype, device=f.device)
     w = torch.linalg.solve(f.transpose(1, 2) @ f + reg, f.transpose(1, 2) @ y)
     pred = (features(batch) @ w).unflatten(1, (batch.batch_size, cfg.k))  # [L+1, B, k, d+1]
@@ -184,28 +187,89 @@ def digits_batch(cfg: HeConfig, d: int, n_prompts: int, device) -> TaskBatch:
     return TaskBatch(xs=xs.float(), ys=xs.new_zeros(xs.shape[:2]).float(), task="pca", truth=truth)
 
 
-def clustering(cfg: HeConfig, device) -> dict:
-    """Mean misclustering against separation: the spectral algorithm and, where the clustering
-    module registers it, Lloyd's algorithm."""
+def train_cluster_model(cfg: HeConfig, device, out: Path, say):
+    """A ReLU-attention transformer labelling every point of two-class prompts (`points` tokens,
+    2 logits per point), trained through the one Trainer on the separations in turn, with the
+    per-point cross-entropy under the better of the two namings of the classes (the minimum over
+    the global sign: labels are defined up to it), `losses.cross_entropy_matched`."""
+    from icsim.analysis.clustering_metrics import matched_targets
+    from icsim.training import Run, Trainer, losses
+
+    t, d = replace(cfg.train, steps=cfg.cluster_steps), cfg.dims[0]
+    fmt_ = PointTokens(d)
+    torch.manual_seed(cfg.seed + 17)
+    model = Transformer(
+        ModelConfig(
+            n_dims_in=d, n_dims_out=2, n_layer=t.n_layer, n_head=t.n_head, n_embd=t.n_embd,
+            attention="relu", positional=False, causal=False,
+        )
+    ).to(device)  # fmt: skip
+    by_sep = [tasks.get("spectral_clustering", dim=d, separation=s) for s in cfg.separations]
+
+    def sample(step, rng):
+        task = by_sep[step % len(by_sep)]
+        return task.sample(t.batch_size, cfg.cluster_points, generator=rng.device, device=device)
+
+    def match(logp, batch):
+        return matched_targets(logp, (batch.labels > 0).long())
+
+    trainer = Trainer(
+        model, fmt_, sample=sample, loss=losses.cross_entropy_matched(fmt_, match),
+        optim=Optim.like(t),
+        run=Run(dir=out / "train-clustering", log_every=t.log_every, checkpoint_every=t.steps,
+                keep_checkpoints=1, quiet=True),
+        seeds=(cfg.seed + 17,), device=device,
+        on_log=lambda row: say(f"clustering: step {row['step']}/{t.steps} loss {row['loss']:.3g}"),
+    )  # fmt: skip
+    trainer.train()
+    return model.eval(), trainer.history
+
+
+@torch.no_grad()
+def clustering(cfg: HeConfig, device, model=None) -> dict:
+    """Mean misclustering against separation: the spectral algorithm, Lloyd's algorithm where the
+    clustering module registers it, and a trained transformer (`model`) when given."""
     curves = {}
-    solvers = {"spectral_clustering": algorithms.get("spectral_clustering")}
+    spectral = algorithms.get("spectral_clustering")
+    solvers = {"spectral_clustering": lambda b: spectral.run(b).predictions[-1]}
     if "lloyd" in algorithms.names():  # the clustering issue's solver, once merged
-        solvers["lloyd"] = algorithms.get("lloyd")
+        from icsim.algorithms.clustering import clustering_problem
+
+        lloyd = algorithms.get("lloyd")  # two centres (the truth holds one μ, not K centres),
+        solvers["lloyd"] = lambda b: lloyd.run(  # as many steps as the spectral algorithm's
+            clustering_problem(b, n_clusters=2), steps=spectral.iterations
+        ).predictions[-1]
     g = torch.Generator(device=device).manual_seed(cfg.seed + 13)
-    rows = {n: [] for n in solvers}
+    rows = {n: [] for n in [*solvers, *(["transformer"] if model is not None else [])]}
     for sep in cfg.separations:
         task = tasks.get("spectral_clustering", dim=cfg.dims[0], separation=sep)
         b = task.sample(cfg.eval_prompts, cfg.cluster_points, generator=g, device=device)
-        for n, solver in solvers.items():
-            labels = solver.run(b).predictions[-1]
+        for n, solve in solvers.items():
+            labels = solve(b)
             pred = torch.where(labels == labels[:, :1], 1.0, -1.0)  # any two-label coding -> ±1
             rows[n].append(misclustering_up_to_sign(pred, b.labels))
-    for n in solvers:
-        values = torch.stack(rows[n], 1)  # [B, S]
-        curves[f"misclustering_{n}"] = Curve.of_prompts(
-            values, cfg.separations, "separation ‖2μ‖ (noise σ = 1)", "misclustering"
-        ).to_json()
+        if model is not None:
+            logits = PointTokens(cfg.dims[0]).run(model, b)
+            pred = torch.where(logits[..., 1] > logits[..., 0], 1.0, -1.0)
+            rows["transformer"].append(misclustering_up_to_sign(pred, b.labels))
+    for n, per_sep in rows.items():
+        key = "misclustering_vs_separation_transformer" if n == "transformer" else None
+        curves[key or f"misclustering_{n}"] = Curve.of_prompts(
+            torch.stack(per_sep, 1), cfg.separations, "separation ‖2μ‖ (noise σ = 1)",
+            "misclustering",
+        ).to_json()  # fmt: skip
     return curves
+
+
+def cluster_scalars(curves: dict) -> dict:
+    """Misclustering averaged over the separations, per method."""
+    names = {"misclustering_spectral_clustering": "spectral", "misclustering_lloyd": "lloyd",
+             "misclustering_vs_separation_transformer": "transformer"}  # fmt: skip
+    return {
+        f"cluster_{short}_misclustering": sum(curves[k]["y"]) / len(curves[k]["y"])
+        for k, short in names.items()
+        if k in curves
+    }
 
 
 @EXPERIMENTS.register("he2025-spectral")
@@ -213,7 +277,8 @@ class He2025Spectral(Experiment):
     name = "he2025-spectral"
     title = "Spectral methods in transformers (He et al. 2025): PCA and spectral clustering"
     cost = {
-        "quick": "~6 min on 2 CPU cores (349 s measured, 2026-12-02)",
+        "quick": "~8 min on 2 idle CPU cores (349 s measured before the clustering transformer, "
+        "which adds 1000 steps); 1572 s measured at load 14-15, one thread (2026-12-02)",
         "full": "a GPU: d up to ~50 (not yet measured)",
     }
     citation = (
@@ -225,6 +290,7 @@ class He2025Spectral(Experiment):
     # `--profile full --smoke`: training and evaluation cut to the minimum; shapes stay.
     smoke = {
         "train.steps": 2, "train.batch_size": 4, "train.log_every": 1, "eval_prompts": 8,
+        "cluster_steps": 2,
         "probe_prompts": 16, "power_iterations": 2, "separations": (2.0,), "dims": (10,),
         "construction_pieces": (16,), "construction_problems": 2,
     }  # fmt: skip
@@ -265,7 +331,11 @@ class He2025Spectral(Experiment):
                     put(scalars, "digits_relu", model_scores(model, fmt_, digits))
                     pm = power_curve(digits, cfg)[tau]
                     put(scalars, "digits_power_at_L", {"cos": pm})
-        curves.update(clustering(cfg, dev))
+        say("training the clustering transformer")
+        cluster_model, hist = train_cluster_model(cfg, dev, out, say)
+        curves["train_loss_clustering"] = Curve.of_training(hist, "loss").to_json()
+        curves.update(clustering(cfg, dev, cluster_model))
+        scalars.update(cluster_scalars(curves))
         say(f"construction at W = {list(cfg.construction_pieces)}")
         c_curves, c_scalars = construction_part(cfg, out)
         curves.update(c_curves)
@@ -320,105 +390,3 @@ def figures_of(curves: dict, out: Path) -> list:
         plot_curves(loss, out / "training_loss.png", logy=True, title="training loss"),
         plot_curves(clus, out / "misclustering_vs_separation.png", title="two-class clustering"),
     ]  # fmt: skip
-
-
-def _gap(s, a, b):
-    return s[a] - s[b]
-
-
-def _vs(a: str, b: str, la: str, lb: str):
-    return lambda s: f"{la} {fmt(s[a])}, {lb} {fmt(s[b])}"
-
-
-def _below(name, claim, criterion, ours, than, la, lb):
-    """A claim that scalar `ours` is below scalar `than` (both mean |cos|)."""
-    return Finding.below(
-        name, claim, criterion, ours, than, measured=_vs(ours, than, la, lb), needs=(ours, than)
-    )
-
-
-FINDINGS = [
-    _below("falls_with_d", "accuracy falls as the dimension d grows",
-           "ReLU model's mean |cos| at the largest d below that at the smallest",
-           "relu_cos_dmax", "relu_cos", "largest d:", "smallest d:"),
-    _below("falls_with_k", "accuracy falls for later eigenvectors (larger k)",
-           "ReLU model's mean |cos| of the last eigenvector below that of the first",
-           "relu_cos_vk", "relu_cos_v1", "last:", "first:"),
-    Finding(
-        "saturates_with_depth",
-        "accuracy saturates with depth",
-        "the ReLU model's per-layer |cos| gains less over its second half of layers than its first",
-        lambda s: _gap(s, "relu_layer_last_cos", "relu_layer_half_cos")
-        < _gap(s, "relu_layer_half_cos", "relu_layer_first_cos"),
-        lambda s: f"layer 0 → L/2: +{fmt(_gap(s, 'relu_layer_half_cos', 'relu_layer_first_cos'))}"
-        f", L/2 → L: +{fmt(_gap(s, 'relu_layer_last_cos', 'relu_layer_half_cos'))}",
-        needs=("relu_layer_first_cos", "relu_layer_half_cos", "relu_layer_last_cos"),
-    ),
-    _below("relu_beats_softmax", "ReLU attention beats softmax attention",
-           "softmax model's mean |cos| below the ReLU model's (same size, data and steps)",
-           "softmax_cos", "relu_cos", "softmax", "ReLU"),
-    _below("beats_power_method", "the transformer beats the plain power method at equal iterations",
-           "power method's mean |cos| with τ = L iterations per vector below the L-layer ReLU "
-           "model's (the construction needs 2 layers per iteration: τ = L is generous to it)",
-           "power_cos_at_L", "relu_cos", "power method", "transformer"),
-    _below("real_data_harder",
-           "real data (MNIST there, digits here) is harder than the synthetic prompts",
-           "ReLU model's mean |cos| on digits below that on synthetic prompts",
-           "digits_cos", "relu_cos", "digits", "synthetic"),
-    Finding(
-        "construction_exact",
-        "the hand-built transformer carries out the power method: its first eigenvector's "
-        "directions equal the algorithm's and every norm stays within the stated bound ε_W",
-        "vector 1's largest relative error <= 1e-10 (float64) and |‖v‖ − 1| <= ε_W at every W",
-        lambda s: s["construction_first_vector_error"] <= 1e-10
-        and s["construction_norm_within_bound"] == 1,
-        lambda s: f"vector 1 error {fmt(s['construction_first_vector_error'])}, norms within "
-        f"bound: {'yes' if s['construction_norm_within_bound'] else 'no'}",
-        of_paper=False,
-        needs=("construction_first_vector_error", "construction_norm_within_bound"),
-    ),
-]  # fmt: skip
-
-
-def headline(cfg: HeConfig, scalars: dict) -> dict:
-    """The fixed-name scalars the findings read."""
-    d, k, out = cfg.dims[0], cfg.k, {}
-    names = {
-        "relu_cos": f"relu_d{d}_cos_mean", "relu_cos_dmax": f"relu_d{max(cfg.dims)}_cos_mean",
-        "relu_cos_v1": f"relu_d{d}_cos_v1", "relu_cos_vk": f"relu_d{d}_cos_v{k}",
-        "softmax_cos": f"softmax_d{d}_cos_mean", "power_cos_at_L": f"power_d{d}_at_L_cos_mean",
-        "digits_cos": "digits_relu_cos_mean",
-    }  # fmt: skip
-    for short, long in names.items():
-        if long in scalars and not (short == "relu_cos_dmax" and max(cfg.dims) == d):
-            out[short] = scalars[long]
-    return out
-
-
-def report(cfg: HeConfig, scalars: dict):
-    """(comparison rows, verdicts, prose): a pure function of the config and the numbers."""
-    d = cfg.dims[0]
-    scalars.update(headline(cfg, scalars))
-    comparison = [
-        Comparison(f"ReLU transformer eigenvalue rel. error (median, d = {d})",
-                   f"relu_d{d}_value_error_median", PAPER["eigenvalue_relative_error_synthetic"]),
-        Comparison(f"ReLU transformer mean |cos| (d = {d}, k = {cfg.k})", f"relu_d{d}_cos_mean",
-                   PAPER["cosine_synthetic"]),
-        Comparison(f"softmax transformer mean |cos| (d = {d})", f"softmax_d{d}_cos_mean", "—"),
-        Comparison(f"power method mean |cos| at τ = L (d = {d})", f"power_d{d}_at_L_cos_mean",
-                   "—"),
-        Comparison("ReLU transformer mean |cos| on digits", "digits_relu_cos_mean",
-                   PAPER["real_data"]),
-        Comparison("power method mean |cos| on digits at τ = L", "digits_power_at_L_cos_mean",
-                   "—"),
-    ]  # fmt: skip
-    verdicts = judge_all(FINDINGS, scalars)
-    t = cfg.train
-    ctx = {
-        "steps": t.steps, "n_head": t.n_head, "n_embd": t.n_embd, "batch_size": t.batch_size,
-        "n_points": cfg.n_points, "gap": cfg.gap, "dims": ", ".join(map(str, cfg.dims)),
-        "eval_prompts": cfg.eval_prompts, "lloyd": "lloyd" in algorithms.names(),
-        "cluster_points": cfg.cluster_points,
-    }  # fmt: skip
-    notes = fill_beside(__file__, {**scalars, **ctx}, verdicts)
-    return comparison, list(verdicts.values()), notes
