@@ -268,7 +268,7 @@ def test_m_step_by_moments_and_by_weighted_x_equal_numpy(d, K):
     """The M-step's two routes (per-point moments where d <= 8K − 3, X weighted per step
     otherwise; `em_design`) give the same weighted least squares as NumPy, ill-conditioned X
     included."""
-    from icsim.algorithms.mixture_em import em_design, weighted_least_squares
+    from icsim.algorithms.mixture_steps import em_design, weighted_least_squares
 
     b = batch(B=3, n=40, d=d, kappa=1e3, n_components=K, seed=11)
     X, y = b.xs.double(), b.ys.double()
