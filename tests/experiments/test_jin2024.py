@@ -67,7 +67,8 @@ def test_sign_invariant_loss_and_with_context():
 
 
 @pytest.mark.parametrize(
-    "change", [{"n_values": (4, 8)}, {"n_values": (20,)}, {"snrs": (1.0,)}, {"snrs": (-1.0, 2.0)}]
+    "change",
+    [{"dim": 5, "n_values": (4, 8)}, {"n_values": (20,)}, {"snrs": (1.0,)}, {"snrs": (-1.0, 2.0)}],
 )
 def test_bad_config_is_input_error(change):
     with pytest.raises(InputError):
