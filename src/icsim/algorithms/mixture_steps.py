@@ -146,21 +146,19 @@ def initial_betas(problem: Problem, K: int, how: str, given, seed: int, noise_st
 class SymmetricOperators(NamedTuple):
     """The fixed context's two halves of a symmetric EM step: u = β·score, β⁺ = tanh(u)·update."""
 
-    score: torch.Tensor  # y_i x_i/σ² as columns [B, d, n]
-    update: torch.Tensor  # ((XᵀX)⁻¹Xᵀ diag(y))ᵀ [B, n, d]
+    score: torch.Tensor  # y_i x_i/σ² as columns [B, d, n] (a transposed view)
+    update: torch.Tensor  # diag(y) X (XᵀX)⁻¹ [B, n, d]: β⁺ᵀ = wᵀ·update
 
 
-def least_squares_operator(X: torch.Tensor) -> torch.Tensor:
-    """(XᵀX)⁻¹Xᵀ [B, d, n] by Cholesky (LU where XᵀX is not PD)."""
-    Xt = X.transpose(1, 2)
-    G = Xt @ X
+def gram_inverse(X: torch.Tensor) -> torch.Tensor:
+    """(XᵀX)⁻¹ [B, d, d] by Cholesky (LU where XᵀX is not PD)."""
+    G = X.transpose(1, 2) @ X
     L, info = torch.linalg.cholesky_ex(G)
     if bool((info == 0).all()):
-        return torch.cholesky_inverse(L) @ Xt
-    return torch.linalg.solve(G, Xt)
+        return torch.cholesky_inverse(L)
+    return torch.linalg.inv(G)
 
 
 def symmetric_operators(X, y, noise_std: float) -> SymmetricOperators:
-    score = (X * (y / noise_std**2).unsqueeze(-1)).transpose(1, 2).contiguous()
-    update = (least_squares_operator(X) * y.unsqueeze(1)).transpose(1, 2).contiguous()
-    return SymmetricOperators(score, update)
+    Xy = X * y.unsqueeze(-1)
+    return SymmetricOperators((Xy / noise_std**2).transpose(1, 2), Xy @ gram_inverse(X))
