@@ -261,3 +261,25 @@ def test_oracle_and_posterior_need_the_truth():
         A.get("mixture_posterior_mean").run(p)
     with pytest.raises(InputError, match="shape"):
         A.get("mixture_em", initialization="given", initial=torch.zeros(3, 4)).run(p)
+
+
+@pytest.mark.parametrize("d, K", [(4, 3), (6, 1), (14, 2)])
+def test_m_step_by_moments_and_by_weighted_x_equal_numpy(d, K):
+    """The M-step's two routes (per-point moments where d <= 8K − 3, X weighted per step
+    otherwise; `em_design`) give the same weighted least squares as NumPy, ill-conditioned X
+    included."""
+    from icsim.algorithms.mixture_steps import em_design, weighted_least_squares
+
+    b = batch(B=3, n=40, d=d, kappa=1e3, n_components=K, seed=11)
+    X, y = b.xs.double(), b.ys.double()
+    r = torch.softmax(torch.randn(3, K, 40, generator=torch.Generator().manual_seed(0)), 1)
+    r = r.double()
+    by_moments = weighted_least_squares(X, y, r, em_design(X, y, K))
+    by_x = weighted_least_squares(X, y, r, em_design(X, y, K, moments=False))
+    assert (em_design(X, y, K).moments is None) == (d + 3 > 8 * K)
+    for i in range(3):
+        Xi, yi = X[i].numpy(), y[i].numpy()
+        for k in range(K):
+            rk = r[i, k].numpy()
+            ref = np.linalg.solve((Xi * rk[:, None]).T @ Xi, Xi.T @ (rk * yi))
+            assert rel(by_moments[i, k], ref) <= TOL and rel(by_x[i, k], ref) <= TOL

@@ -10,6 +10,7 @@ import torch
 import icsim
 from icsim.errors import InputError
 from icsim.experiments import jin2024 as J
+from icsim.experiments import jin2024_findings as F
 from icsim.experiments.base import reproduce
 from icsim.models.formats import Stacked
 
@@ -32,19 +33,19 @@ BREAK = {
 
 
 def test_every_finding_holds_on_good_numbers_and_flips_on_bad_ones():
-    assert set(BREAK) == {f.name for f in J.FINDINGS}
-    verdicts = icsim.analysis.report.judge_all(J.FINDINGS, GOOD)
+    assert set(BREAK) == {f.name for f in F.FINDINGS}
+    verdicts = icsim.analysis.report.judge_all(F.FINDINGS, GOOD)
     assert all(v.holds for v in verdicts.values()), [v.sentence for v in verdicts.values()]
     for name, change in BREAK.items():
-        v = icsim.analysis.report.judge_all(J.FINDINGS, {**GOOD, **change})[name]
+        v = icsim.analysis.report.judge_all(F.FINDINGS, {**GOOD, **change})[name]
         assert not v.holds and v.sentence.startswith("Unlike the paper"), v.sentence
     one_seed = {**GOOD, "transformer_seed_spread_high_snr": float("nan")}  # a single seed
-    v = icsim.analysis.report.judge_all(J.FINDINGS, one_seed)["less_init_sensitive"]
+    v = icsim.analysis.report.judge_all(F.FINDINGS, one_seed)["less_init_sensitive"]
     assert v.sentence.startswith("Not measured")
     # an untrained model (β̂ ≈ 0) has no spread: it must not count as "insensitive"
     flat = {**GOOD, "transformer_error_nmax_high_snr": 0.95, "em_error_nmax_high_snr": 0.5}
-    assert not icsim.analysis.report.judge_all(J.FINDINGS, flat)["less_init_sensitive"].holds
-    missing = icsim.analysis.report.judge_all(J.FINDINGS, {})
+    assert not icsim.analysis.report.judge_all(F.FINDINGS, flat)["less_init_sensitive"].holds
+    missing = icsim.analysis.report.judge_all(F.FINDINGS, {})
     assert all(v.sentence.startswith("Not measured") for v in missing.values())
 
 
@@ -66,7 +67,8 @@ def test_sign_invariant_loss_and_with_context():
 
 
 @pytest.mark.parametrize(
-    "change", [{"n_values": (4, 8)}, {"n_values": (20,)}, {"snrs": (1.0,)}, {"snrs": (-1.0, 2.0)}]
+    "change",
+    [{"dim": 5, "n_values": (4, 8)}, {"n_values": (20,)}, {"snrs": (1.0,)}, {"snrs": (-1.0, 2.0)}],
 )
 def test_bad_config_is_input_error(change):
     with pytest.raises(InputError):
@@ -82,7 +84,7 @@ def test_tiny_run_writes_every_curve_scalar_and_the_report(tmp_path):
     )  # fmt: skip
     out = reproduce("jin2024-mixture-regression", out=tmp_path / "r", config=cfg, quiet=True)
     m = json.loads((out / "metrics.json").read_text())
-    for regime in J.REGIMES:
+    for regime in F.REGIMES:
         for method in ("transformer", "em", "oracle", "gradient_em", "least_squares"):
             assert len(m["curves"][f"error_vs_n_{method}_{regime}"]["y"]) == 2
             assert f"slope_{method}_{regime}" in m["scalars"]
@@ -90,6 +92,6 @@ def test_tiny_run_writes_every_curve_scalar_and_the_report(tmp_path):
     report = (out / "report.md").read_text()
     assert "Bayes prediction of a new y given x and\nthe context is **0**" in report
     assert (out / "init_sensitivity.png").exists() and (out / "per_prompt.png").exists()
-    assert report.count("criterion") >= len(J.FINDINGS)
+    assert report.count("criterion") >= len(F.FINDINGS)
     assert "transformer_w4_error_n6_high_snr" in m["scalars"]
     assert m["scalars"]["transformer_seed_spread_low_snr"] >= 0  # two seeds: measured

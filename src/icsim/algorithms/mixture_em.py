@@ -21,6 +21,18 @@ import torch
 
 from icsim import _validate as V
 from icsim.algorithms.base import ALGORITHMS, Algorithm
+from icsim.algorithms.mixture_steps import (
+    EMDesign,
+    SymmetricOperators,
+    e_step,
+    em_design,
+    initial_betas,
+    q_gradient,
+    symmetric_operators,
+    symmetric_weights,
+    tanh_,
+    weighted_least_squares,
+)
 from icsim.errors import InputError
 from icsim.tasks.base import Problem, TaskBatch
 
@@ -51,90 +63,7 @@ def mixture_problem(batch: TaskBatch, n_context: int) -> MixtureProblem:
 class EMState(NamedTuple):
     betas: torch.Tensor  # [B, K, d]
     weights: torch.Tensor  # π [B, K]
-
-
-# -- the E- and M-steps, shared by every variant ----------------------------------------------
-
-
-def responsibilities(X, y, betas, weights, noise_std: float) -> torch.Tensor:
-    """r_ik ∝ π_k exp(−(y_i − x_iᵀβ_k)²/2σ²), [B, n, K] (the E-step)."""
-    resid = y.unsqueeze(-1) - torch.einsum("bnd,bkd->bnk", X, betas)
-    logits = torch.log(weights).unsqueeze(1) - resid.square() / (2 * noise_std**2)
-    return torch.softmax(logits, -1)
-
-
-def weighted_least_squares(X, y, r) -> torch.Tensor:
-    """β_k = (Σ_i r_ik x_i x_iᵀ)⁻¹ Σ_i r_ik y_i x_i, [B, K, d] (the closed-form M-step): the K
-    Gram matrices as one [B, K·d, d] product, solved by Cholesky (LU where one is not PD)."""
-    B, n, d = X.shape
-    K = r.shape[-1]
-    Xr = (r.unsqueeze(-1) * X.unsqueeze(2)).reshape(B, n, K * d)
-    G = (Xr.transpose(1, 2) @ X).reshape(B, K, d, d)
-    h = (Xr.transpose(1, 2) @ y.unsqueeze(-1)).reshape(B, K, d, 1)
-    L, info = torch.linalg.cholesky_ex(G)
-    if bool((info == 0).all()):
-        return torch.cholesky_solve(h, L).squeeze(-1)
-    return torch.linalg.solve(G, h).squeeze(-1)
-
-
-def q_gradient(X, y, r, betas) -> torch.Tensor:
-    """∇_{β_k} (1/n) Σ_i r_ik·(−½)(y_i − x_iᵀβ_k)² = (1/n) Σ_i r_ik (y_i − x_iᵀβ_k) x_i."""
-    resid = y.unsqueeze(-1) - torch.einsum("bnd,bkd->bnk", X, betas)
-    return torch.einsum("bnk,bnd->bkd", r * resid, X) / X.shape[1]
-
-
-def symmetric_weights(X, y, beta, noise_std: float) -> torch.Tensor:
-    """w_i = tanh(y_i⟨x_i, β⟩/σ²) = r_i1 − r_i2 for β₂ = −β₁, π = ½ (Balakrishnan et al. 2017)."""
-    return torch.tanh(y * torch.einsum("bnd,bd->bn", X, beta) / noise_std**2)
-
-
-def signal_scale(y: torch.Tensor, noise_std: float) -> torch.Tensor:
-    """‖β‖ estimated from E y² = ‖β‖² + σ² (x ~ N(0, I)): sqrt(max(mean y² − σ², 0)), [B]."""
-    if y.shape[1] == 0:
-        return y.new_zeros(y.shape[0])
-    return (y.square().mean(1) - noise_std**2).clamp(min=0).sqrt()
-
-
-def spectral_directions(X, y, k: int) -> torch.Tensor:
-    """The top-k eigenvectors of (1/n) Σ y_i² x_i x_iᵀ, [B, d, k], each signed so that its
-    largest-magnitude coordinate is positive (E y²xxᵀ = (‖β‖² + σ²)I + 2ββᵀ in the symmetric
-    model: the top one is ±β/‖β‖)."""
-    M = torch.einsum("bn,bnd,bne->bde", y.square(), X, X) / max(X.shape[1], 1)
-    _, vecs = torch.linalg.eigh(M)
-    top = vecs.flip(-1)[..., :k]
-    idx = top.abs().argmax(-2, keepdim=True)
-    return top * torch.sign(torch.gather(top, -2, idx))
-
-
-def initial_betas(problem: Problem, K: int, how: str, given, seed: int, noise_std: float):
-    """β⁰ [B, K, d]: "random" (uniform directions, seeded; in the spectral subspace's stead, the
-    whole space), "spectral" (random unit combinations of the top-K spectral directions; the
-    top direction itself when K = 1) or "given" ([K, d] or [B, K, d]); random and spectral are
-    scaled to `signal_scale`."""
-    X, y = problem.X, problem.y
-    B, _, d = X.shape
-    if how == "given":
-        if given is None:
-            raise InputError("initialization='given' needs initial=[K, d] or [B, K, d] betas.")
-        g = torch.as_tensor(given).to(device=X.device, dtype=X.dtype)
-        if g.shape[-2:] != (K, d) or g.dim() not in (2, 3):
-            raise InputError(
-                f"initial must have shape [{K}, {d}] or [B, {K}, {d}], got {tuple(g.shape)}."
-            )
-        return g.expand(B, K, d).clone()
-    gen = torch.Generator(device=X.device).manual_seed(seed)
-    scale = signal_scale(y, noise_std)[:, None, None]
-    if how == "random":
-        u = torch.randn(B, K, d, generator=gen, device=X.device, dtype=torch.float64).to(X.dtype)
-    else:
-        k = min(K, d)
-        V_ = spectral_directions(X, y, k)
-        if K == 1:
-            u = V_.transpose(-1, -2)
-        else:
-            c = torch.randn(B, K, k, generator=gen, device=X.device, dtype=torch.float64)
-            u = torch.einsum("bdj,bkj->bkd", V_, c.to(X.dtype))
-    return u / u.norm(dim=-1, keepdim=True).clamp(min=torch.finfo(X.dtype).tiny) * scale
+    design: EMDesign | None = None  # None: rebuilt from the problem at the step
 
 
 def error_up_to_sign(beta_hat: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -215,16 +144,20 @@ class MixtureEM(_Mixture):
         betas = initial_betas(
             problem, K, self.initialization, self.initial, self.seed, self.noise_std
         )
-        return EMState(betas, X.new_full((X.shape[0], K), 1.0 / K))
+        return EMState(betas, X.new_full((X.shape[0], K), 1.0 / K), self.design(problem))
 
-    def m_step(self, problem, r, betas):
-        return weighted_least_squares(problem.X, problem.y, r)
+    def design(self, problem) -> EMDesign:
+        return em_design(problem.X, problem.y, self.n_components)
+
+    def m_step(self, problem, r, betas, design):
+        return weighted_least_squares(problem.X, problem.y, r, design)
 
     def step(self, problem, state):
-        r = responsibilities(problem.X, problem.y, state.betas, state.weights, self.noise_std)
-        betas = self.m_step(problem, r, state.betas)
-        weights = r.mean(1) if self.update_weights else state.weights
-        return EMState(betas, weights)
+        design = self.design(problem) if state.design is None else state.design
+        r = e_step(design.Xt, problem.y, state.betas, state.weights, self.noise_std)
+        betas = self.m_step(problem, r, state.betas, design)
+        weights = r.mean(-1) if self.update_weights else state.weights
+        return EMState(betas, weights, design)
 
     def predict(self, problem, state):
         return torch.einsum("bmd,bkd,bk->bm", problem.X_query, state.betas, state.weights)
@@ -246,9 +179,13 @@ class MixtureGradientEM(MixtureEM):
         super().__post_init__()
         self._check_gradient()
 
-    def m_step(self, problem, r, betas):
+    def design(self, problem) -> EMDesign:
+        return em_design(problem.X, problem.y, self.n_components, moments=False)
+
+    def m_step(self, problem, r, betas, design):
         for _ in range(self.inner_steps):
-            betas = betas + self.step_size * q_gradient(problem.X, problem.y, r, betas)
+            grad = q_gradient(problem.X, problem.y, r, betas, design.Xt)
+            betas = betas + self.step_size * grad
         return betas
 
 
@@ -259,8 +196,8 @@ class SymmetricEM(_Mixture):
     Wainwright, Yu 2017, §3.2): w_i = tanh(y_i⟨x_i, β⟩/σ²), β⁺ = (Σ x_ix_iᵀ)⁻¹ Σ w_i y_i x_i.
     Converges to ±β* up to statistical error from any β⁰ with ⟨β⁰, β*⟩ ≠ 0 when the SNR is
     large enough; from β⁰ = 0 it stays at 0. Parameters and defaults as `mixture_em` (K = 1
-    vector). State: `SymmetricState` (β [B, d] and (XᵀX)⁻¹Xᵀ [B, d, n], fixed across steps, so
-    a step is two batched mat-vecs); predictions: 0 (the Bayes prediction of the model)."""
+    vector). State: `SymmetricState` (β [B, d] and `SymmetricOperators`, fixed across steps, so
+    a step is two batched mat-vecs and a sigmoid); predictions: 0 (the Bayes prediction)."""
 
     noise_std: float = 1.0
     initialization: str = "random"
@@ -277,12 +214,15 @@ class SymmetricEM(_Mixture):
         return initial_betas(problem, 1, how, given, seed, self.noise_std)[:, 0]
 
     def init(self, problem):
-        X = problem.X
-        return SymmetricState(self.initial_beta(problem), least_squares_operator(X))
+        ops = symmetric_operators(problem.X, problem.y, self.noise_std)
+        return SymmetricState(self.initial_beta(problem), ops)
 
     def step(self, problem, state):
-        wy = symmetric_weights(problem.X, problem.y, state.beta, self.noise_std) * problem.y
-        return SymmetricState((state.solver @ wy.unsqueeze(-1)).squeeze(-1), state.solver)
+        ops = state.operators
+        if ops is None:
+            ops = symmetric_operators(problem.X, problem.y, self.noise_std)
+        w = tanh_(torch.bmm(state.beta.unsqueeze(1), ops.score))  # [B, 1, n]
+        return SymmetricState(torch.bmm(w, ops.update).squeeze(1), ops)
 
     def predict(self, problem, state):
         return problem.X_query.new_zeros(problem.X_query.shape[:2])
@@ -290,16 +230,7 @@ class SymmetricEM(_Mixture):
 
 class SymmetricState(NamedTuple):
     beta: torch.Tensor  # [B, d]
-    solver: torch.Tensor | None  # (XᵀX)⁻¹Xᵀ [B, d, n] (closed-form M-step), or None
-
-
-def least_squares_operator(X: torch.Tensor) -> torch.Tensor:
-    """(XᵀX)⁻¹Xᵀ [B, d, n] by Cholesky (LU where XᵀX is not PD)."""
-    G, Xt = X.transpose(1, 2) @ X, X.transpose(1, 2)
-    L, info = torch.linalg.cholesky_ex(G)
-    if bool((info == 0).all()):
-        return torch.cholesky_solve(Xt, L)
-    return torch.linalg.solve(G, Xt)
+    operators: SymmetricOperators | None  # the closed-form M-step's, or None (gradient M-step)
 
 
 @ALGORITHMS.register("symmetric_gradient_em")
