@@ -36,3 +36,19 @@ def test_the_browser_check_sees_a_broken_image_and_a_console_error(tmp_path, chr
     page = browse(chromium, bad.as_uri())
     assert page.broken_images and any("boom" in e for e in page.errors)
     assert any("missing.png" in e for e in page.errors)  # the failed load itself
+
+
+def test_report_check_loads_every_page_and_fails_on_a_broken_one(site_dirs, tmp_path, chromium,
+                                                                  capsys):  # fmt: skip
+    from icsim.cli import main
+    from icsim.report_site.commands import check_site
+
+    site = tmp_path / "checked"
+    assert main(["report", *map(str, site_dirs), "--out", str(site), "--check"]) == 0
+    out = capsys.readouterr().out
+    pages = sorted(p.name for p in site.glob("*.html"))
+    assert [ln.split()[1].rstrip(":") for ln in out.splitlines() if ln.startswith("ok")] == pages
+    assert sorted(p.stem for p in (site / "_check").glob("*.png")) == [p[:-5] for p in pages]
+    (site / "broken.html").write_text('<a href="nowhere.html">x</a><img src="gone.png">')
+    assert check_site(site, chromium) == 1
+    assert "FAIL broken.html" in capsys.readouterr().out

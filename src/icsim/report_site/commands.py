@@ -59,6 +59,9 @@ def specs(command: str, arg, flag) -> list:
         ("out", Annotated[str, arg("the site's folder (index.html inside)")],
          field(default="site")),
         ("overwrite", flag("replace an earlier site in --out"), field(default=False)),
+        ("check", flag("load every page in headless Chromium: no console error, every image "
+                       "decodes, every link resolves; screenshots in SITE/_check (exit 1 if "
+                       "a page fails)"), field(default=False)),
     ]  # fmt: skip
 
 
@@ -123,9 +126,44 @@ def report_command(c) -> int:
             "icsim report needs at least one directory: icsim report DIR... --out SITE."
         )
     discover([Path(d) for d in c.dirs])  # every directory checked before anything is written
+    chromium = _chromium() if c.check else None
     out = _fresh(Path(c.out), c.overwrite, "index.html")
     pages = build_site([Path(d) for d in c.dirs], out)
     for p in pages:
         print(p)
     print(f"open {out / 'index.html'} in a browser (no server needed)")
-    return 0
+    return 0 if chromium is None else check_site(out, chromium)
+
+
+def _chromium() -> str:
+    from icsim.report_site.browser import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        raise InputError(
+            "--check needs a headless Chromium and none was found (chromium, chromium-browser, "
+            "google-chrome or Playwright's): install one (apt-get install -y chromium) or drop "
+            "--check."
+        )
+    return path
+
+
+def check_site(site: Path, chromium: str) -> int:
+    """Load every page of `site` in Chromium; print one line per page and what is wrong with
+    it; screenshots in site/_check. 0 when every page is clean, 1 otherwise."""
+    from icsim.report_site.browser import load_page, problems
+
+    shots, failed = site / "_check", 0
+    shots.mkdir(exist_ok=True)
+    for html in sorted(site.glob("*.html")):
+        page = load_page(chromium, html.resolve().as_uri())
+        (shots / html.with_suffix(".png").name).write_bytes(page.screenshot)
+        bad = problems(page)
+        failed += bool(bad)
+        print(f"{'FAIL' if bad else 'ok  '} {html.name}: {len(page.images)} images, "
+              f"{len(page.links)} links" + "".join(f"\n     {b}" for b in bad))  # fmt: skip
+    print(
+        f"checked {len(list(site.glob('*.html')))} pages in Chromium, {failed} failed; "
+        f"screenshots in {shots}"
+    )
+    return 1 if failed else 0
