@@ -65,3 +65,15 @@ def test_bad_report_input_is_one_error_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "holds no reproduction" in err and err.count("icsim: error") == 1
     assert not (tmp_path / "s").exists()  # nothing written before the input is checked
+
+
+def test_a_pipe_inside_a_cell_does_not_split_it():
+    # he2025-spectral's "mean |cos|" rows lost their numbers on the site before
+    from icsim.analysis.report import markdown_table
+    from icsim.report_site.markdown import table_rows
+
+    text = markdown_table(["quantity", "ours"], [["ReLU transformer mean |cos| (d = 5)", 0.8842]])
+    assert table_rows(text) == [
+        ["quantity", "ours"],
+        ["ReLU transformer mean |cos| (d = 5)", "0.8842"],
+    ]

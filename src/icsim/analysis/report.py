@@ -176,9 +176,13 @@ def findings_markdown(verdicts: Sequence[Verdict]) -> str:
 
 
 def markdown_table(heads: Sequence[str], rows: Iterable[Sequence]) -> str:
-    """A markdown table: the header, then one line per row (cells are formatted by the caller)."""
-    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+    """A markdown table: the header, then one line per row (cells are formatted by the caller;
+    a "|" inside a cell, as in |cos|, is escaped so it does not split the cell)."""
+
+    def line(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(heads), "|" + "---|" * len(heads), *map(line, rows)])
 
 
 def template_beside(module_file: str | Path) -> str:

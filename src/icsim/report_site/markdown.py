@@ -44,7 +44,9 @@ def inline(text: str, url=lambda u: u) -> str:
 
 
 def _row(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    """A table line's cells; "\\|" is a "|" inside a cell (GitHub's markdown)."""
+    body = line.strip().removeprefix("|").removesuffix("|")
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", body)]
 
 
 def table_rows(text: str) -> list[list[str]]:
