@@ -16,10 +16,25 @@ import icsim
 from icsim import progress, provenance, rundir
 from icsim.analysis.plots import plot_training_losses
 from icsim.analysis.report import Comparison, findings_markdown, markdown_table
+from icsim.catalog import docstring_header
 from icsim.errors import InputError
 from icsim.registry import Registry
 
-EXPERIMENTS = Registry("experiment", package="icsim.experiments")
+
+class _Experiments(Registry):
+    """`@EXPERIMENTS.register(name)` also sets the class's `name`: the name is written once."""
+
+    def register(self, name: str, **meta):
+        add = super().register(name, **meta)
+
+        def deco(cls):
+            cls.name = name
+            return add(cls)
+
+        return deco
+
+
+EXPERIMENTS = _Experiments("experiment", package="icsim.experiments")
 
 
 @dataclass
@@ -38,6 +53,9 @@ class Result:
 
 
 class Experiment:
+    """A reproduction. A subclass's docstring is its title (first paragraph) and the paper it
+    reproduces (second paragraph, the citation); `@EXPERIMENTS.register(name)` names it."""
+
     name: str = ""
     title: str = ""
     citation: str = ""
@@ -48,6 +66,12 @@ class Experiment:
     cost: dict = {}
     # the dtype its prompts are drawn in: with the same seed, float32 and float64 draws differ
     prompt_dtype: str = "float32"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        title, citation = docstring_header(cls.__dict__.get("__doc__"))
+        cls.title = cls.__dict__.get("title", title)
+        cls.citation = cls.__dict__.get("citation", citation)
 
     def profile(self, name: str):
         if name not in self.profiles:
@@ -306,22 +330,21 @@ def ends(values: tuple) -> tuple:
 
 
 def smoke_cuts(exp: Experiment, cfg) -> dict:
-    """Dotted overrides that cut `cfg` to a smoke run: the generic TrainConfig rule, then the
-    experiment's own `smoke` cuts (evaluation sizes, its non-TrainConfig training settings)."""
+    """Dotted overrides that cut `cfg` to a smoke run: the generic rules for every TrainConfig
+    and `RunSettings` in it, then the experiment's own `smoke` cuts (evaluation sizes, training
+    settings of its own)."""
     from icsim.training.config import TrainConfig
+    from icsim.training.settings import RunSettings
 
     cuts = {}
     for path, value in _walk(cfg):
-        if isinstance(value, TrainConfig):
-            for key, v in {
-                "steps": SMOKE_STEPS,
-                "batch_size": min(value.batch_size, SMOKE_BATCH),
-                "warmup_steps": 0,
-                "log_every": 1,
-                "checkpoint_every": SMOKE_STEPS,
-                "curriculum.enabled": False,
-            }.items():
-                cuts[f"{path}{key}"] = v
+        if isinstance(value, (TrainConfig, RunSettings)):
+            rule = {"steps": SMOKE_STEPS, "batch_size": min(value.batch_size, SMOKE_BATCH),
+                    "log_every": 1}  # fmt: skip
+            if isinstance(value, TrainConfig):
+                rule |= {"warmup_steps": 0, "checkpoint_every": SMOKE_STEPS,
+                         "curriculum.enabled": False}  # fmt: skip
+            cuts |= {f"{path}{key}": v for key, v in rule.items()}
     own = getattr(exp, "smoke", {})  # a dict, or a function of the profile's config
     return {**cuts, **(own(cfg) if callable(own) else own)}
 
