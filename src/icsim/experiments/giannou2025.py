@@ -34,12 +34,8 @@ from icsim.analysis.evaluation import in_chunks
 from icsim.analysis.metrics import matched_steps, w_error
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.report import Curve
-from icsim.constructions.logistic_newton import (
-    DEFAULT_WIDTH,
-    error_table,
-    logistic_newton,
-    weights_per_step,
-)
+from icsim.constructions.logistic_newton import DEFAULT_WIDTH, logistic_newton, weights_per_step
+from icsim.constructions.logistic_newton_table import error_table
 from icsim.errors import InputError
 from icsim.experiments import giannou2025_findings as F
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result, ends
