@@ -166,6 +166,7 @@ class _UnrolledAlgorithm(Algorithm):
 
     network: _Unrolled | None = field(default=None, compare=False)
     kind = _Unrolled
+    family = "sparse_recovery"
 
     def __post_init__(self):
         if not isinstance(self.network, self.kind):
@@ -199,23 +200,17 @@ class _UnrolledAlgorithm(Algorithm):
 
 
 @ALGORITHMS.register("lista")
-@dataclass(frozen=True)
 class LISTAAlgorithm(_UnrolledAlgorithm):
     """LISTA (Gregor & LeCun 2010) run layer by layer; `network` a trained `LISTA`."""
 
-    name = "lista"
-    family = "sparse_recovery"
-    kind = LISTA
+    name, kind = "lista", LISTA
 
 
 @ALGORITHMS.register("lista_cp")
-@dataclass(frozen=True)
 class LISTACPAlgorithm(_UnrolledAlgorithm):
     """LISTA-CP (Chen et al. 2018) run layer by layer; `network` a trained `LISTACP`."""
 
-    name = "lista_cp"
-    family = "sparse_recovery"
-    kind = LISTACP
+    name, kind = "lista_cp", LISTACP
 
 
 __all__ = ["LISTA", "LISTACP", "NETWORKS", "fit", "LISTAAlgorithm", "LISTACPAlgorithm"]
