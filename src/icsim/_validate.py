@@ -17,6 +17,12 @@ def positive_int(name: str, value) -> int:
     return value
 
 
+def positive_fields(obj, *names: str) -> None:
+    """`positive_int` on each named field of `obj` (a settings dataclass's own check)."""
+    for name in names:
+        positive_int(name, getattr(obj, name))
+
+
 def nonnegative_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InputError(f"{name} must be a non-negative integer (>= 0), got {value!r}.")

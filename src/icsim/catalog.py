@@ -39,8 +39,15 @@ def experiment_headers() -> dict[str, dict]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef) and (name := _registered(node, "EXPERIMENTS")):
                 attrs = _class_constants(node)
-                out[name] = {"title": attrs.get("title", ""), "cost": attrs.get("cost", {})}
+                title = attrs.get("title") or docstring_header(ast.get_docstring(node))[0]
+                out[name] = {"title": title, "cost": attrs.get("cost", {})}
     return dict(sorted(out.items()))
+
+
+def docstring_header(doc: str | None) -> tuple[str, str]:
+    """(title, citation): an experiment docstring's first two paragraphs, each on one line."""
+    paragraphs = [" ".join(p.split()) for p in inspect.cleandoc(doc or "").split("\n\n")]
+    return paragraphs[0], paragraphs[1] if len(paragraphs) > 1 else ""
 
 
 def _registered(node, registry: str) -> str | None:

@@ -59,7 +59,7 @@ def train_seconds(cfg, seeds: int = 1, device: str | None = None) -> float:
 def profile_seconds(cfg, device: str = "cpu") -> float | None:
     """Estimated training time of every TrainConfig in an experiment's profile config; None when
     it trains through settings of its own (no TrainConfig to count)."""
-    from icsim.experiments.base import _walk
+    from icsim.experiments.overrides import _walk
     from icsim.training.config import TrainConfig
 
     runs = [v for _, v in _walk(cfg) if isinstance(v, TrainConfig)]

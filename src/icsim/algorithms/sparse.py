@@ -2,10 +2,8 @@
 convention of scikit-learn's `Lasso(alpha=λ)`), batched over problems.
 
 Classical: `ista`, `fista` (Beck & Teboulle 2009) and `lasso` (the minimiser to high accuracy).
-Learning-to-optimize baselines (the L2O methods Liu et al. 2025, arXiv 2410.13981, compare
-transformers with): `LISTA` (Gregor & LeCun 2010) and `LISTACP` (Chen et al. 2018), K-layer
-unrolled networks trained by `fit` for one fixed measurement matrix, run step by step through the
-`lista` / `lista_cp` algorithms (step k = layer k).
+The learning-to-optimize baselines (`LISTA`, `LISTACP`, their training `fit`) are in
+`icsim.algorithms.lista` (importable from here too).
 
 Default λ = 0.1 everywhere: this project's choice (the paper's λ could not be verified; see
 `icsim.tasks.sparse_recovery`).
@@ -13,15 +11,13 @@ Default λ = 0.1 everywhere: this project's choice (the paper's λ could not be 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from icsim import _validate as V
 from icsim.algorithms.base import ALGORITHMS, DENSE_THEN_LOG, Algorithm
 from icsim.algorithms.gradient_descent import mean_gradient
-from icsim.errors import InputError
 from icsim.tasks.base import Problem
 
 DEFAULT_LAM = 0.1
@@ -58,21 +54,35 @@ def _step_sizes(step_size, X) -> torch.Tensor:
     return X.new_full(X.shape[:-2], float(step_size))
 
 
-def _check_common(lam, step_size):
-    V.number("lam", lam, low=0)
-    if step_size is not None:
-        V.number("step_size", step_size, low=0, low_open=True)
-
-
 def ista_step(X, y, beta, eta, lam):
     """β ← soft(β − η (1/n)Xᵀ(Xβ − y), ηλ); η [B] (Beck & Teboulle 2009, eq. 1.4)."""
     eta = eta.unsqueeze(-1)
     return soft_threshold(beta - eta * mean_gradient(X, y, beta), eta * lam)
 
 
+@dataclass(frozen=True)
+class _ProximalGradient(Algorithm):
+    """What ISTA and FISTA share: λ, the step size η (None: 1/L per problem) and the start
+    (β_0 = 0 [B, d], η [B])."""
+
+    lam: float = DEFAULT_LAM
+    step_size: float | None = None
+    step_grid = DENSE_THEN_LOG
+    family = "sparse_recovery"
+
+    def __post_init__(self):
+        V.number("lam", self.lam, low=0)
+        if self.step_size is not None:
+            V.number("step_size", self.step_size, low=0, low_open=True)
+
+    def _start(self, problem: Problem) -> tuple[torch.Tensor, torch.Tensor]:
+        X = problem.X
+        return X.new_zeros(X.shape[0], X.shape[2]), _step_sizes(self.step_size, X)
+
+
 @ALGORITHMS.register("ista")
 @dataclass(frozen=True)
-class ISTA(Algorithm):
+class ISTA(_ProximalGradient):
     """ISTA, proximal gradient on the LASSO from β_0 = 0 (Beck & Teboulle 2009, eq. 1.4):
     β_{t+1} = soft(β_t − η (1/n)Xᵀ(Xβ_t − y), ηλ).
 
@@ -82,18 +92,10 @@ class ISTA(Algorithm):
     State: (β [B, d], η [B]).
     """
 
-    lam: float = DEFAULT_LAM
-    step_size: float | None = None
     name = "ista"
-    step_grid = DENSE_THEN_LOG
-    family = "sparse_recovery"
-
-    def __post_init__(self):
-        _check_common(self.lam, self.step_size)
 
     def init(self, problem: Problem):
-        X = problem.X
-        return X.new_zeros(X.shape[0], X.shape[2]), _step_sizes(self.step_size, X)
+        return self._start(problem)
 
     def step(self, problem: Problem, state):
         beta, eta = state
@@ -102,7 +104,7 @@ class ISTA(Algorithm):
 
 @ALGORITHMS.register("fista")
 @dataclass(frozen=True)
-class FISTA(Algorithm):
+class FISTA(_ProximalGradient):
     """FISTA (Beck & Teboulle 2009, §4): β_k = soft(z_k − η∇f(z_k), ηλ),
     t_{k+1} = (1 + √(1 + 4t_k²))/2, z_{k+1} = β_k + ((t_k − 1)/t_{k+1})(β_k − β_{k−1}),
     from β_0 = z_1 = 0, t_1 = 1. F(β_k) − F* <= 2L‖β_0 − β*‖²/(k+1)² (their Thm. 4.4).
@@ -111,19 +113,11 @@ class FISTA(Algorithm):
     State: (β [B, d], z [B, d], t [], η [B]).
     """
 
-    lam: float = DEFAULT_LAM
-    step_size: float | None = None
     name = "fista"
-    step_grid = DENSE_THEN_LOG
-    family = "sparse_recovery"
-
-    def __post_init__(self):
-        _check_common(self.lam, self.step_size)
 
     def init(self, problem: Problem):
-        X = problem.X
-        beta = X.new_zeros(X.shape[0], X.shape[2])
-        return beta, beta.clone(), X.new_ones(()), _step_sizes(self.step_size, X)
+        beta, eta = self._start(problem)
+        return beta, beta.clone(), beta.new_ones(()), eta
 
     def step(self, problem: Problem, state):
         beta, z, t, eta = state
@@ -233,210 +227,6 @@ class Lasso(Algorithm):
         return sol, ok
 
 
-# --------------------------------------------------------------------------------------------
-# Learned ISTA: unrolled networks for one fixed measurement matrix
-# --------------------------------------------------------------------------------------------
-
-
-class _Unrolled(nn.Module):
-    """K untied layers β_{k+1} = layer_k(y, β_k) from β_0 = 0, for one fixed X [n, d]."""
-
-    def __init__(self, X: torch.Tensor, layers: int, lam: float):
-        super().__init__()
-        V.positive_int("layers", layers)
-        V.number("lam", lam, low=0)
-        X = torch.as_tensor(X)
-        if X.dim() != 2 or not X.is_floating_point():
-            raise InputError(
-                f"X must be one fixed measurement matrix [n, d] of floats, got shape "
-                f"{list(X.shape)} ({X.dtype}); batched matrices are what LISTA cannot take."
-            )
-        self.register_buffer("X", X)
-        self.n_layers = layers
-        self.lam = lam
-        self.L = float(lipschitz_constant(X.double()))
-
-    @property
-    def n(self) -> int:
-        return self.X.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.X.shape[1]
-
-    def layer(self, k: int, y: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, y: torch.Tensor, layers: int | None = None) -> torch.Tensor:
-        """y [B, n] -> estimates after every layer [K+1, B, d] (entry 0 is β_0 = 0)."""
-        beta = y.new_zeros(y.shape[0], self.dim)
-        out = [beta]
-        for k in range(self.n_layers if layers is None else layers):
-            beta = self.layer(k, y, beta)
-            out.append(beta)
-        return torch.stack(out)
-
-
-class LISTA(_Unrolled):
-    """LISTA (Gregor & LeCun 2010, eq. 4 of Chen et al. 2018): β_{k+1} = soft(W1_k y + W2_k β_k,
-    θ_k), untied per layer. Initialised at ISTA with step 1/L: W1 = Xᵀ/(nL), W2 = I − XᵀX/(nL),
-    θ = λ/L, so the untrained network *is* K steps of `ista(lam=λ)` on X."""
-
-    def __init__(self, X: torch.Tensor, layers: int = 16, lam: float = DEFAULT_LAM):
-        super().__init__(X, layers, lam)
-        X = self.X
-        n, d, L = self.n, self.dim, self.L
-        W1 = X.T / (n * L)
-        W2 = torch.eye(d, dtype=X.dtype, device=X.device) - X.T @ X / (n * L)
-        self.W1 = nn.Parameter(W1.expand(layers, d, n).clone())
-        self.W2 = nn.Parameter(W2.expand(layers, d, d).clone())
-        self.theta = nn.Parameter(X.new_full((layers,), lam / L))
-
-    def layer(self, k, y, beta):
-        return soft_threshold(y @ self.W1[k].T + beta @ self.W2[k].T, self.theta[k])
-
-
-class LISTACP(_Unrolled):
-    """LISTA-CP (Chen et al. 2018, eq. 13, coupled weights): β_{k+1} = soft(β_k + W_kᵀ(y − Xβ_k),
-    θ_k), W_k [n, d]; initialised at ISTA (W = X/(nL), θ = λ/L). X is the fixed training
-    matrix (a buffer), not the problem's."""
-
-    def __init__(self, X: torch.Tensor, layers: int = 16, lam: float = DEFAULT_LAM):
-        super().__init__(X, layers, lam)
-        X, L = self.X, self.L
-        self.W = nn.Parameter((X / (self.n * L)).expand(layers, *X.shape).clone())
-        self.theta = nn.Parameter(X.new_full((layers,), lam / L))
-
-    def layer(self, k, y, beta):
-        residual = y - beta @ self.X.T
-        return soft_threshold(beta + residual @ self.W[k], self.theta[k])
-
-
-NETWORKS = {"lista": LISTA, "lista_cp": LISTACP}
-
-
-def fit(
-    network: _Unrolled,
-    task,
-    *,
-    steps: int = 500,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    loss: str = "final",
-    generator: torch.Generator | None = None,
-    verbose: bool = False,
-) -> list[float]:
-    """Train an unrolled network with Adam on fresh prompts of `task` every step (Chen et al.
-    2018 train on fresh sparse codes for their fixed matrix): minimise ‖β_K − β*‖² (loss="final")
-    or its mean over layers ("all"). `task` should be `sparse_recovery(ensemble="fixed")` whose
-    first n rows are the network's X (other tasks train it to generalise, as far as it can).
-
-    Quick CPU settings: d=20, n=10, K=8, 300-500 steps of batch 128 take seconds; Chen et al.'s
-    scale (d=500, n=250, K=16, batch 64, lr 5e-4 with layer-wise stages) needs a GPU.
-    Returns the training loss of every step.
-    """
-    V.positive_int("steps", steps)
-    V.positive_int("batch_size", batch_size)
-    V.number("lr", lr, low=0, low_open=True)
-    V.choice("loss", loss, ("final", "all"))
-    if getattr(task, "dim", None) != network.dim:
-        raise InputError(
-            f"task has dim={getattr(task, 'dim', None)} but the network was built for "
-            f"X with d={network.dim} columns; build the task with dim={network.dim}."
-        )
-    from icsim.training import Optim, Run, Trainer  # here: algorithms import no training
-
-    X = network.X
-    if generator is None:
-        generator = torch.Generator(device=X.device).manual_seed(0)
-
-    def sample(step, rng):  # the caller's generator, so `fit` continues its stream
-        return task.sample(
-            batch_size, network.n, generator=generator, device=X.device, dtype=X.dtype
-        )
-
-    def regression_to_beta_star(forward, batch):
-        err = ((forward(batch.ys) - batch.beta_star) ** 2).sum(-1).mean(-1)  # [K+1]
-        return err[-1] if loss == "final" else err[1:].mean()
-
-    def progress(row):
-        step = row["step"]
-        if (step - 1) % max(steps // 10, 1) == 0 or step == steps:
-            print(f"fit {type(network).__name__}: step {step}/{steps} loss {row['loss']:.4g}")
-
-    trainer = Trainer(
-        network,
-        sample=sample,
-        loss=regression_to_beta_star,
-        optim=Optim(steps=steps, lr=lr, grad_clip=0.0, kind="adam"),
-        run=Run(log_every=1, quiet=True),
-        device=X.device,
-        on_log=progress if verbose else None,
-    )
-    trainer.train()
-    network.eval()
-    return [row["loss"] for row in trainer.history]
-
-
-@dataclass(frozen=True)
-class _UnrolledAlgorithm(Algorithm):
-    """Step k applies the trained network's layer k to the problem's y (X is the network's own
-    fixed matrix: that is what these L2O baselines can do). State: (β [B, d], k [])."""
-
-    network: _Unrolled | None = field(default=None, compare=False)
-    kind = _Unrolled
-
-    def __post_init__(self):
-        if not isinstance(self.network, self.kind):
-            raise InputError(
-                f"{self.name} needs a trained network: net = icsim.algorithms.sparse."
-                f"{self.kind.__name__}(X, layers=K); icsim.algorithms.sparse.fit(net, task); "
-                f"then get({self.name!r}, network=net). Got {type(self.network).__name__}."
-            )
-
-    def init(self, problem: Problem):
-        net = self.network
-        if problem.X.shape[1:] != net.X.shape:
-            raise InputError(
-                f"{self.name} was trained for n={net.n} measurements of dim d={net.dim}, but "
-                f"the problem's context X has shape {list(problem.X.shape[1:])}; "
-                f"use n_context={net.n}."
-            )
-        X = problem.X
-        return X.new_zeros(X.shape[0], X.shape[2]), torch.zeros((), dtype=torch.long)
-
-    def step(self, problem: Problem, state):
-        beta, k = state
-        net = self.network
-        if int(k) >= net.n_layers:
-            raise InputError(
-                f"{self.name} has {net.n_layers} layers: run it for at most {net.n_layers} steps."
-            )
-        with torch.no_grad():
-            new = net.layer(int(k), problem.y.to(net.X.dtype), beta.to(net.X.dtype))
-        return new.to(beta.dtype), k + 1
-
-
-@ALGORITHMS.register("lista")
-@dataclass(frozen=True)
-class LISTAAlgorithm(_UnrolledAlgorithm):
-    """LISTA (Gregor & LeCun 2010) run layer by layer; `network` a trained `LISTA`."""
-
-    name = "lista"
-    family = "sparse_recovery"
-    kind = LISTA
-
-
-@ALGORITHMS.register("lista_cp")
-@dataclass(frozen=True)
-class LISTACPAlgorithm(_UnrolledAlgorithm):
-    """LISTA-CP (Chen et al. 2018) run layer by layer; `network` a trained `LISTACP`."""
-
-    name = "lista_cp"
-    family = "sparse_recovery"
-    kind = LISTACP
-
-
 def fista_bound(X: torch.Tensor, minimiser: torch.Tensor, k: int) -> torch.Tensor:
     """2L‖β_0 − β̂‖²/(k+1)² with β_0 = 0 and β̂ the LASSO minimiser: FISTA's bound on
     F(β_k) − F(β̂) (Beck & Teboulle 2009, Thm. 4.4), per problem."""
@@ -448,6 +238,18 @@ def ista_bound(X: torch.Tensor, minimiser: torch.Tensor, k: int) -> torch.Tensor
     return lipschitz_constant(X) * (minimiser * minimiser).sum(-1) / (2 * max(k, 1))
 
 
+_IN_LISTA = ("LISTA", "LISTACP", "NETWORKS", "fit")
+
+
+def __getattr__(name: str):
+    """The learned-ISTA names, which lived here before `icsim.algorithms.lista` (PEP 562)."""
+    if name in _IN_LISTA:
+        import icsim.algorithms.lista as lista
+
+        return getattr(lista, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "soft_threshold",
     "lasso_objective",
@@ -456,9 +258,6 @@ __all__ = [
     "ISTA",
     "FISTA",
     "Lasso",
-    "LISTA",
-    "LISTACP",
-    "fit",
     "fista_bound",
     "ista_bound",
 ]

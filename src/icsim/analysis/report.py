@@ -120,9 +120,10 @@ class Finding:
         return cls(name, claim, criterion, lambda s: s[ours] < s[than] + margin, text, **kw)
 
     @classmethod
-    def flag(cls, name, claim, criterion, key, measured=None, **kw) -> Finding:
-        """Holds when the 0/1 scalar `key` (a check computed with the numbers) is 1."""
-        text = measured or (lambda s: "yes" if s[key] else "no")
+    def flag(cls, name, claim, criterion, key, measured=None, yes="yes", no="no", **kw):
+        """Holds when the 0/1 scalar `key` (a check computed with the numbers) is 1; `measured`
+        says `yes` or `no` by default."""
+        text = measured or (lambda s: yes if s[key] else no)
         return cls(name, claim, criterion, lambda s: s[key] == 1.0, text, **kw)
 
     def judge(self, scalars: Mapping) -> Verdict:

@@ -57,6 +57,10 @@ class Run:
     problems: list  # one entry per condition number
     references: list
     errors: dict = field(default_factory=dict)  # κ -> [T+1, B]
+    n_problems: int = 0  # per κ
+    condition_numbers: tuple = ()
+    seed: int = 0  # of the problems' generator
+    task_params: dict = field(default_factory=dict)  # the task's parameters they were drawn with
 
     @property
     def max_error(self) -> float:
@@ -92,25 +96,17 @@ def _check_of(name: str) -> Check:
 
 
 def verify_model(
-    model,
-    fmt,
-    *,
-    n_problems: int = 1000,
-    dtype=torch.float64,
-    condition_numbers=(1, 10, 100),
-    seed: int = 0,
-    n_context: int | None = None,
-    tolerance: float | None = None,
-    params: dict | None = None,
-    **task_params,
+    model, fmt, *, tolerance: float | None = None, params: dict | None = None, **problems
 ) -> Verification:
-    """`verify` for an already built construction (e.g. one whose weights were changed).
-    `params`: its build parameters, for checks that rebuild it (logistic_newton's)."""
+    """`verify` for an already built construction (e.g. one whose weights were changed), on the
+    `problems` `step_errors` draws (n_problems, dtype, condition_numbers, seed, n_context, task
+    parameters). `params`: its build parameters, for checks that rebuild it (logistic_newton's)."""
     if tolerance is not None:
         V.number("tolerance", tolerance, low=0)
-    run = _run(model, fmt, n_problems, dtype, condition_numbers, seed, n_context, task_params)
+    run = _run(model, fmt, **problems)
     run.params, run.tolerance = dict(params or {}), tolerance
     info, dtype, crit = info_of(model), run.dtype, run.check.criterion(run)
+    condition_numbers = list(run.condition_numbers)
     per_kappa = {f"{k:g}": e.amax(dim=1).tolist() for k, e in run.errors.items()}
     per_step = torch.stack([e.amax(dim=1) for e in run.errors.values()]).amax(dim=0)
     worst = run.max_error
@@ -118,11 +114,11 @@ def verify_model(
         name=info.name,
         info=info,
         params=run.params,
-        task_params=dict(task_params),
+        task_params=dict(run.task_params),
         dtype=str(dtype).removeprefix("torch."),
-        n_problems=n_problems * len(condition_numbers),
-        condition_numbers=list(condition_numbers),
-        seed=seed,
+        n_problems=run.n_problems * len(condition_numbers),
+        condition_numbers=condition_numbers,
+        seed=run.seed,
         per_step=per_step.tolist(),
         per_step_by_condition=per_kappa,
         max_error=worst,
@@ -266,7 +262,13 @@ def describe(name: str, *, steps: int | None = None, dim: int | None = None, dty
     return model, fmt, format_construction(info_of(model), model.num_parameters())
 
 
-def step_errors(
+def step_errors(model, fmt, **problems) -> dict[float, torch.Tensor]:
+    """Relative errors [T+1, n_problems] of a built construction per condition number on the
+    `problems` `_run` draws; the reference always runs in float64."""
+    return _run(model, fmt, **problems).errors
+
+
+def _run(
     model,
     fmt,
     *,
@@ -276,17 +278,9 @@ def step_errors(
     seed: int = 0,
     n_context: int | None = None,
     **task_params,
-) -> dict[float, torch.Tensor]:
-    """Relative errors [T+1, n_problems] of a built construction per condition number; the
-    reference always runs in float64."""
-    return _run(
-        model, fmt, n_problems, dtype, condition_numbers, seed, n_context, task_params
-    ).errors
-
-
-def _run(model, fmt, n_problems, dtype, condition_numbers, seed, n_context, task_params) -> Run:
-    """Draw the problems and references and run the model on them in `dtype` (`.errors`: κ ->
-    relative errors [T+1, n_problems])."""
+) -> Run:
+    """Draw `n_problems` problems per κ (and their references) from `seed` and run the model on
+    them in `dtype` (`.errors`: κ -> relative errors [T+1, n_problems])."""
     info = info_of(model)
     check = _check_of(info.name)
     V.positive_int("n_problems", n_problems)
@@ -294,7 +288,9 @@ def _run(model, fmt, n_problems, dtype, condition_numbers, seed, n_context, task
     problems, refs = _draw(
         check, info, fmt, n_problems, condition_numbers, seed, n_context, task_params
     )
-    run = Run(check, model, fmt, {}, dtype, None, problems, refs)
+    run = Run(check, model, fmt, {}, dtype, None, problems, refs, n_problems=n_problems,
+              condition_numbers=tuple(condition_numbers), seed=seed,
+              task_params=task_params)  # fmt: skip
     run.errors = dict(zip(condition_numbers, run.errors_of(in_dtype(model, dtype))))
     return run
 

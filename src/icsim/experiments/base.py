@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -16,10 +16,33 @@ import icsim
 from icsim import progress, provenance, rundir
 from icsim.analysis.plots import plot_training_losses
 from icsim.analysis.report import Comparison, findings_markdown, markdown_table
+from icsim.catalog import docstring_header
 from icsim.errors import InputError
+from icsim.experiments.overrides import (  # noqa: F401 -- experiments import these from here
+    SMOKE_BATCH,
+    SMOKE_STEPS,
+    _asdict,
+    apply_overrides,
+    ends,
+    smoke_cuts,
+)
 from icsim.registry import Registry
 
-EXPERIMENTS = Registry("experiment", package="icsim.experiments")
+
+class _Experiments(Registry):
+    """`@EXPERIMENTS.register(name)` also sets the class's `name`: the name is written once."""
+
+    def register(self, name: str, **meta):
+        add = super().register(name, **meta)
+
+        def deco(cls):
+            cls.name = name
+            return add(cls)
+
+        return deco
+
+
+EXPERIMENTS = _Experiments("experiment", package="icsim.experiments")
 
 
 @dataclass
@@ -38,6 +61,9 @@ class Result:
 
 
 class Experiment:
+    """A reproduction. A subclass's docstring is its title (first paragraph) and the paper it
+    reproduces (second paragraph, the citation); `@EXPERIMENTS.register(name)` names it."""
+
     name: str = ""
     title: str = ""
     citation: str = ""
@@ -48,6 +74,12 @@ class Experiment:
     cost: dict = {}
     # the dtype its prompts are drawn in: with the same seed, float32 and float64 draws differ
     prompt_dtype: str = "float32"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        title, citation = docstring_header(cls.__dict__.get("__doc__"))
+        cls.title = cls.__dict__.get("title", title)
+        cls.citation = cls.__dict__.get("citation", citation)
 
     def profile(self, name: str):
         if name not in self.profiles:
@@ -139,13 +171,7 @@ def reproduce(
         resolve_device(device)
     out = Path("runs") / f"{name}-{profile}{'-smoke' if smoke else ''}" if out is None else out
     with rundir.replacing(out, overwrite=overwrite) as out:
-        meta = {
-            "experiment": name,
-            "profile": profile,
-            "device": provenance.device_name(device),
-            "icsim_version": icsim.__version__,
-            "git_commit": provenance.git_commit(),
-        }
+        meta = _meta(exp, profile, device)
         record = {"overrides": dict(overrides or {}), "smoke": smoke}
         # what the seed reproduces: prompts are drawn by generators on the run's device, in
         # this dtype
@@ -250,15 +276,19 @@ def resume(
         if not quiet:
             print(f"icsim: {out} is a finished reproduction: nothing to resume.", file=sys.stderr)
         return out
-    meta = {
+    with runs.resuming(out):
+        return _run(exp, profile, cfg, out, device, quiet, _meta(exp, profile, device))
+
+
+def _meta(exp: Experiment, profile: str, device: str) -> dict:
+    """What a reproduction records about itself (config.json, metrics.json, report.md)."""
+    return {
         "experiment": exp.name,
         "profile": profile,
         "device": provenance.device_name(device),
         "icsim_version": icsim.__version__,
         "git_commit": provenance.git_commit(),
     }
-    with runs.resuming(out):
-        return _run(exp, profile, cfg, out, device, quiet, meta)
 
 
 def _reproduction_record(out: Path) -> dict:
@@ -290,113 +320,6 @@ def _reproduction_record(out: Path) -> dict:
 def _json(obj):
     """`obj` as it reads back from config.json (tuples become lists)."""
     return json.loads(json.dumps(obj, default=rundir._jsonable))
-
-
-# -- overrides and smoke runs ---------------------------------------------------------------
-# A smoke run trains every TrainConfig in the profile for SMOKE_STEPS steps on a tiny batch at
-# its final prompt length (no curriculum): each stage runs once at the real shapes, in seconds.
-SMOKE_STEPS = 2
-SMOKE_BATCH = 4
-
-
-def ends(values: tuple) -> tuple:
-    """The first and the last of `values` (all if fewer than three): a smoke run's cut of a list
-    of shapes (depths, widths, condition numbers) that still runs the profile's extremes."""
-    return tuple(values) if len(values) < 3 else (values[0], values[-1])
-
-
-def smoke_cuts(exp: Experiment, cfg) -> dict:
-    """Dotted overrides that cut `cfg` to a smoke run: the generic TrainConfig rule, then the
-    experiment's own `smoke` cuts (evaluation sizes, its non-TrainConfig training settings)."""
-    from icsim.training.config import TrainConfig
-
-    cuts = {}
-    for path, value in _walk(cfg):
-        if isinstance(value, TrainConfig):
-            for key, v in {
-                "steps": SMOKE_STEPS,
-                "batch_size": min(value.batch_size, SMOKE_BATCH),
-                "warmup_steps": 0,
-                "log_every": 1,
-                "checkpoint_every": SMOKE_STEPS,
-                "curriculum.enabled": False,
-            }.items():
-                cuts[f"{path}{key}"] = v
-    own = getattr(exp, "smoke", {})  # a dict, or a function of the profile's config
-    return {**cuts, **(own(cfg) if callable(own) else own)}
-
-
-def _walk(obj, prefix: str = ""):
-    """(dotted prefix, value) of `obj` and of every dataclass nested in it."""
-    yield prefix, obj
-    if is_dataclass(obj):
-        for f in fields(obj):
-            yield from _walk(getattr(obj, f.name), f"{prefix}{f.name}.")
-
-
-def apply_overrides(cfg, overrides: dict):
-    """`cfg` with dotted fields replaced (`{"train.steps": 200, "eval_prompts": 64}`); dicts
-    inside a config are reached the same way. Unknown fields and values of the wrong type are
-    InputErrors; each dataclass's own checks run on the result."""
-    for key, value in overrides.items():
-        cfg = _set(cfg, key.split("."), value, key)
-    return cfg
-
-
-def _set(obj, parts: list[str], value, key: str):
-    head, rest = parts[0], parts[1:]
-    if is_dataclass(obj):
-        names = {f.name for f in fields(obj)}
-        if head not in names:
-            from icsim.errors import did_you_mean
-
-            raise InputError(
-                f"override {key!r}: {type(obj).__name__} has no field {head!r}."
-                f"{did_you_mean(head, names)} Allowed: {', '.join(sorted(names))}."
-            )
-        current = getattr(obj, head)
-        if rest:
-            if current is None:
-                raise InputError(f"override {key!r}: {head} is off (None) in this profile.")
-            return replace(obj, **{head: _set(current, rest, value, key)})
-        return replace(obj, **{head: _typed(current, value, key)})
-    if isinstance(obj, dict):
-        if head not in obj:
-            allowed = ", ".join(sorted(map(str, obj))) or "none"
-            raise InputError(f"override {key!r}: no key {head!r} here; allowed: {allowed}.")
-        new = dict(obj)
-        new[head] = _set(obj[head], rest, value, key) if rest else _typed(obj[head], value, key)
-        return new
-    raise InputError(f"override {key!r}: {head!r} is not a field of a config (a plain value).")
-
-
-def _typed(current, value, key: str):
-    """`value` checked against the kind of the value it replaces (ints stay ints; an int may
-    replace a float; tuples and lists become tuples); None-valued fields take anything."""
-    if current is None or value is None:
-        return value
-    if isinstance(current, bool) or isinstance(value, bool):
-        ok = isinstance(current, bool) and isinstance(value, bool)
-    elif isinstance(current, int):
-        ok = isinstance(value, int)
-    elif isinstance(current, float):
-        ok = isinstance(value, (int, float))
-        value = float(value) if ok else value
-    elif isinstance(current, (tuple, list)):
-        ok = isinstance(value, (tuple, list))
-        value = tuple(value) if ok else value
-    else:
-        ok = isinstance(value, type(current))
-    if not ok:
-        raise InputError(
-            f"override {key!r} must be {type(current).__name__} like the profile's "
-            f"{current!r}, got {value!r}."
-        )
-    return value
-
-
-def _asdict(cfg):
-    return asdict(cfg) if is_dataclass(cfg) else cfg
 
 
 def with_device(train_cfg, device: str):

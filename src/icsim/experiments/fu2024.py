@@ -197,13 +197,12 @@ def weights_matches(trainer: Trainer, probes, cfg: FuConfig, device: str):
 
 @base.EXPERIMENTS.register("fu2024-second-order")
 class Fu2024(base.Experiment):
-    name = "fu2024-second-order"
-    title = "Transformers match iterative Newton layer by layer (Fu et al. 2024)"
+    """Transformers match iterative Newton layer by layer (Fu et al. 2024)
+
+    Fu, Chen, Jia, Sharan, *Transformers learn to achieve second-order convergence rates for
+    in-context linear regression*, NeurIPS 2024"""
+
     cost = {"quick": "~14 min on 2 CPU cores", "full": "~15 GPU-hours (two 500k-step models)"}
-    citation = (
-        "Fu, Chen, Jia, Sharan, *Transformers learn to achieve second-order convergence rates "
-        "for in-context linear regression*, NeurIPS 2024"
-    )
     profiles = PROFILES
 
     def run(self, cfg: FuConfig, out: Path, device: str, quiet: bool) -> base.Result:

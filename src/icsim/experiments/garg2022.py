@@ -75,13 +75,12 @@ PAPER = {  # Garg et al. 2022, Fig. 2 (d = 20)
 
 @EXPERIMENTS.register("garg2022-linear-regression")
 class Garg2022(Experiment):
-    name = "garg2022-linear-regression"
-    title = "In-context linear regression (Garg et al. 2022, Fig. 2)"
+    """In-context linear regression (Garg et al. 2022, Fig. 2)
+
+    Garg, Tsipras, Liang, Valiant, *What Can Transformers Learn In-Context? A Case Study of Simple
+    Function Classes*, NeurIPS 2022"""
+
     cost = {"quick": "~5 min on 2 CPU cores", "full": "~7 GPU-hours (the paper: RTX 3090)"}
-    citation = (
-        "Garg, Tsipras, Liang, Valiant, *What Can Transformers Learn In-Context? A Case "
-        "Study of Simple Function Classes*, NeurIPS 2022"
-    )
     profiles = PROFILES
 
     def run(self, cfg: GargConfig, out: Path, device: str, quiet: bool) -> Result:
@@ -170,16 +169,13 @@ FINDINGS = [
         ),
         needs=("transformer_error_at_k_eq_d", "transformer_error_at_k_eq_2d"),
     ),
-    Finding(
+    Finding.flag(
         "beats_baselines",
         "the trained model beats averaging and 3-nearest-neighbours at every k ≥ d",
         "transformer error below both baselines' at every k ≥ d",
-        lambda s: s["transformer_below_averaging_and_knn_for_k_ge_d"] == 1,
-        lambda s: (
-            "below both at every k ≥ d"
-            if s["transformer_below_averaging_and_knn_for_k_ge_d"] == 1
-            else "above one of them at some k ≥ d"
-        ),
+        "transformer_below_averaging_and_knn_for_k_ge_d",
+        yes="below both at every k ≥ d",
+        no="above one of them at some k ≥ d",
         needs=("transformer_below_averaging_and_knn_for_k_ge_d",),
     ),
 ]

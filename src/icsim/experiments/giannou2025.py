@@ -34,19 +34,15 @@ from icsim.analysis.evaluation import in_chunks
 from icsim.analysis.metrics import matched_steps, w_error
 from icsim.analysis.plots import plot_curves
 from icsim.analysis.report import Curve
-from icsim.constructions.logistic_newton import (
-    DEFAULT_WIDTH,
-    error_table,
-    logistic_newton,
-    weights_per_step,
-)
+from icsim.constructions.logistic_newton import DEFAULT_WIDTH, logistic_newton, weights_per_step
+from icsim.constructions.logistic_newton_table import error_table
 from icsim.errors import InputError
 from icsim.experiments import giannou2025_findings as F
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result, ends
 from icsim.experiments.giannou2025_findings import report
 from icsim.models import ModelConfig, Stacked, Transformer
 from icsim.training import checkpoint as ckpt
-from icsim.training.optim import Optim, OptimSettings
+from icsim.training.settings import RunSettings
 from icsim.training.trainer import resolve_device
 
 __all__ = ["GiannouConfig", "matched_steps", "newton_solution", "report", "w_error"]
@@ -71,9 +67,9 @@ class ConstructionSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainingSettings(OptimSettings):
+class TrainingSettings(RunSettings):
     """Part (b): one transformer per depth, trained to output w_N (MSE on w, their code); AdamW
-    at lr 1e-3 with cosine decay (the other optimiser settings: `OptimSettings`' defaults)."""
+    at lr 1e-3 with cosine decay (the rest of the run: `RunSettings`' defaults)."""
 
     depths: tuple[int, ...] = (1, 2, 4)
     n_embd: int = 32
@@ -81,7 +77,6 @@ class TrainingSettings(OptimSettings):
     attention: str = "softmax"  # their code's logistic model: a softmax GPT-2 with LayerNorm
     layer_norm: bool = True
     steps: int = 2000
-    batch_size: int = 64
     lr: float = 1e-3
     schedule: str = "cosine"
     log_every: int = 250
@@ -130,7 +125,6 @@ class GiannouConfig:
             )
         if not t.depths:
             raise InputError("training.depths is empty; give at least one depth, e.g. (1, 2, 4).")
-        Optim.like(t)  # checks lr, schedule, ... as every training run does
 
 
 PROFILES = {
@@ -174,7 +168,7 @@ def train_to_newton(cfg: GiannouConfig, task, depth: int, device, log_path: Path
 
     The paper's logistic models output the whole weight vector w_N of the full context (their
     train.py, output_type "w"): the batch carries w_N as its target (`losses.mse_to_target`)."""
-    from icsim.training import Run, Trainer, losses
+    from icsim.training import Trainer, losses
 
     t = cfg.training
     fmt = Stacked(cfg.dim, n_queries=1)
@@ -193,11 +187,9 @@ def train_to_newton(cfg: GiannouConfig, task, depth: int, device, log_path: Path
         say(f"depth {depth}: step {step}/{t.steps} loss {loss:.3g} ({rate:.1f} steps/s)")
 
     # checkpoints beside the log, so `icsim reproduce --resume` continues a killed depth
-    run = Run(dir=log_path.with_name(f"train-{log_path.stem}"), log_every=t.log_every,
-              checkpoint_every=min(t.steps, 10 * t.log_every), keep_checkpoints=1,
-              log_file=log_path, quiet=True)  # fmt: skip
+    run = t.run(log_path.with_name(f"train-{log_path.stem}"), log_file=log_path, quiet=True)
     trainer = Trainer(model, fmt, sample=sample, loss=losses.mse_to_target(fmt),
-                      optim=Optim.like(t), run=run, seeds=(cfg.seed + 1000 * depth,), device=device,
+                      optim=t.optim(), run=run, seeds=(cfg.seed + 1000 * depth,), device=device,
                       on_log=progress)  # fmt: skip
     trainer.train()
     model.eval()
@@ -366,13 +358,12 @@ def plot_depth_vs_newton(cfg: GiannouConfig, kappa: float, curves: dict, out: Pa
 
 @EXPERIMENTS.register("giannou2025-newton")
 class Giannou2025(Experiment):
-    name = "giannou2025-newton"
-    title = "Newton's method in context for logistic regression (Giannou et al. 2025)"
+    """Newton's method in context for logistic regression (Giannou et al. 2025)
+
+    Giannou, Yang, Wang, Papailiopoulos, Lee, *How Well Can Transformers Emulate In-context Newton's
+    Method?*, AISTATS 2025"""
+
     cost = {"quick": "~3 min on 2 CPU cores", "full": "~1 GPU-hour"}
-    citation = (
-        "Giannou, Yang, Wang, Papailiopoulos, Lee, *How Well Can Transformers Emulate "
-        "In-context Newton's Method?*, AISTATS 2025"
-    )
     profiles = PROFILES
 
     # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
@@ -385,9 +376,6 @@ class Giannou2025(Experiment):
             "construction.table_prompts": 2,
             "construction.steps": 3,  # Newton steps of the per-width figure (3: the check's T)
             "construction.table_steps": 1,  # Newton steps of the depth table
-            "training.steps": 2,
-            "training.batch_size": 4,
-            "training.log_every": 1,
             # fewer models and widths, every stage still run: the first and last condition
             # number, depth, width and Newton–Schulz k of the profile
             "condition_numbers": ends(cfg.condition_numbers),

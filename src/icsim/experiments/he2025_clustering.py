@@ -185,16 +185,15 @@ def all_methods(cfg, models, batch) -> dict:
 
 @EXPERIMENTS.register("he2025-em-clustering")
 class He2025Clustering(Experiment):
-    name = "he2025-em-clustering"
-    title = "Transformers versus EM in multi-class clustering (He et al. 2025)"
+    """Transformers versus EM in multi-class clustering (He et al. 2025)
+
+    He, Chen, Cao, Fan, Liu, *Transformers versus the EM algorithm in multi-class clustering*, arXiv
+    2502.06007, 2025"""
+
     cost = {
         "quick": "~8 min on 2 CPU cores (448 s measured for 2 x 6000 steps, 1 thread)",
         "full": "a GPU: the paper's scale (not yet measured)",
     }
-    citation = (
-        "He, Chen, Cao, Fan, Liu, *Transformers versus the EM algorithm in multi-class "
-        "clustering*, arXiv 2502.06007, 2025"
-    )
     profiles = PROFILES
     smoke = {"train.steps": 2, "train.batch_size": 4, "train.log_every": 1, "eval_prompts": 8,
              "iterations": 2, "real_prompts": 4}  # fmt: skip

@@ -27,22 +27,20 @@ from icsim.models.clustering_formats import PointTokens
 from icsim.models.spectral_formats import PCAQueries
 from icsim.tasks.base import TaskBatch
 from icsim.tasks.pca import top_eigenpairs
-from icsim.training.optim import Optim, OptimSettings
+from icsim.training.settings import RunSettings
 from icsim.training.trainer import resolve_device
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainSettings(OptimSettings):
+class TrainSettings(RunSettings):
     """One transformer per (attention, d): AdamW at lr 1e-3, cosine decay, on fresh prompts."""
 
     n_layer: int = 4
     n_head: int = 2  # the paper: 2–8 heads
     n_embd: int = 64
     steps: int = 1500
-    batch_size: int = 64
     lr: float = 1e-3
     schedule: str = "cosine"
-    log_every: int = 100
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ def pca_task(cfg: HeConfig, d: int):
 
 def train_model(cfg: HeConfig, d: int, attention: str, device, out: Path, say):
     """A transformer trained on `sign_free_eigenpairs` through the one Trainer."""
-    from icsim.training import Run, Trainer, losses
+    from icsim.training import Trainer, losses
 
     t, fmt_ = cfg.train, PCAQueries(d, cfg.k)
     torch.manual_seed(cfg.seed + d)
@@ -108,9 +106,8 @@ def train_model(cfg: HeConfig, d: int, attention: str, device, out: Path, say):
         say(f"{attention} d={d}: step {row['step']}/{t.steps} loss {row['loss']:.3g}")
 
     trainer = Trainer(
-        model, fmt_, sample=sample, loss=losses.sign_free_eigenpairs(fmt_), optim=Optim.like(t),
-        run=Run(dir=out / f"train-{attention}-d{d}", log_every=t.log_every,
-                checkpoint_every=t.steps, keep_checkpoints=1, quiet=True),
+        model, fmt_, sample=sample, loss=losses.sign_free_eigenpairs(fmt_), optim=t.optim(),
+        run=t.run(out / f"train-{attention}-d{d}", checkpoint_every=t.steps, quiet=True),
         seeds=(cfg.seed + d,), device=device, on_log=progress,
     )  # fmt: skip
     trainer.train()
@@ -274,25 +271,23 @@ def cluster_scalars(curves: dict) -> dict:
 
 @EXPERIMENTS.register("he2025-spectral")
 class He2025Spectral(Experiment):
-    name = "he2025-spectral"
-    title = "Spectral methods in transformers (He et al. 2025): PCA and spectral clustering"
+    """Spectral methods in transformers (He et al. 2025): PCA and spectral clustering
+
+    He, Cao, Chen, Wu, Fan, Liu, *Learning Spectral Methods by Transformers*, arXiv 2501.01312
+    (2025)"""
+
     cost = {
         "quick": "~8 min on 2 idle CPU cores (349 s measured before the clustering transformer, "
         "which adds 1000 steps); 1572 s measured at load 14-15, one thread (2026-12-02)",
         "full": "a GPU: d up to ~50 (not yet measured)",
     }
-    citation = (
-        "He, Cao, Chen, Wu, Fan, Liu, *Learning Spectral Methods by Transformers*, "
-        "arXiv 2501.01312 (2025)"
-    )
     profiles = PROFILES
 
     # `--profile full --smoke`: training and evaluation cut to the minimum; shapes stay.
     smoke = {
-        "train.steps": 2, "train.batch_size": 4, "train.log_every": 1, "eval_prompts": 8,
-        "cluster_steps": 2,
-        "probe_prompts": 16, "power_iterations": 2, "separations": (2.0,), "dims": (10,),
-        "construction_pieces": (16,), "construction_problems": 2,
+        "eval_prompts": 8, "cluster_steps": 2, "probe_prompts": 16, "power_iterations": 2,
+        "separations": (2.0,), "dims": (10,), "construction_pieces": (16,),
+        "construction_problems": 2,
     }  # fmt: skip
 
     def run(self, cfg: HeConfig, out: Path, device: str, quiet: bool) -> Result:

@@ -39,27 +39,24 @@ from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.experiments.jin2024_findings import METHODS, PAPER, REGIMES, figures, report
 from icsim.models import ModelConfig, build
 from icsim.models.formats import Interleaved, Stacked
-from icsim.training import Run, Trainer, losses
-from icsim.training.optim import Optim, OptimSettings
+from icsim.training import Trainer, losses
+from icsim.training.settings import RunSettings
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainSettings(OptimSettings):
-    """A transformer and its training run (the optimiser settings are `OptimSettings`')."""
+class TrainSettings(RunSettings):
+    """A transformer and its training run (the other fields are `RunSettings`')."""
 
     n_layer: int = 6
     n_head: int = 4
     steps: int = 20_000
-    batch_size: int = 64
-    log_every: int = 100
     seeds: tuple[int, ...] = (0, 1, 2)  # trained together (vmapped); their spread is measured
 
     def __post_init__(self):
-        for name in ("n_layer", "n_head", "steps", "batch_size", "log_every"):
-            V.positive_int(name, getattr(self, name))
+        V.positive_fields(self, "n_layer", "n_head")
         if not self.seeds:
             raise V.InputError("seeds must name at least one training seed, e.g. (0,).")
-        Optim.like(self)  # checks lr, betas, schedule, ... as every run does
+        super().__post_init__()
 
 
 @dataclass(frozen=True)
@@ -161,9 +158,8 @@ def train_models(ts: TrainSettings, mc: ModelConfig, fmt, sample, loss, run_dir,
         models.append(build("transformer", mc).to(device))
     trainer = Trainer(
         models if len(models) > 1 else models[0], fmt, sample=sample, loss=loss,
-        optim=Optim.like(ts), seeds=ts.seeds, device=device,
-        run=Run(dir=run_dir, log_every=ts.log_every, keep_checkpoints=1, quiet=quiet,
-                checkpoint_every=min(ts.steps, 10 * ts.log_every), overwrite=True),
+        optim=ts.optim(), seeds=ts.seeds, device=device,
+        run=ts.run(run_dir, quiet=quiet, overwrite=True),
         record=lambda k: {"model_kind": "transformer", "model_config": mc.to_dict(),
                           "jin2024": asdict(ts)},
     )  # fmt: skip
@@ -374,17 +370,16 @@ def per_prompt_stage(cfg: JinConfig, out: Path, device, quiet):
 
 @EXPERIMENTS.register("jin2024-mixture-regression")
 class Jin2024(Experiment):
-    name = "jin2024-mixture-regression"
-    title = "Mixtures of linear regressions in context: transformers, EM and the Bayes predictor"
+    """Mixtures of linear regressions in context: transformers, EM and the Bayes predictor
+
+    Jin, Balasubramanian, Lai, *Provable In-Context Learning for Mixture of Linear Regressions using
+    Transformers*, arXiv 2410.14183 (2024); Pathak, Sen, Kong, Das, *Transformers can optimally
+    learn regression mixture models*, ICLR 2024"""
+
     cost = {
         "quick": "~10 min on 2 CPU cores (estimated; 2369 s measured at load 14, 2026-12-02)",
         "full": "a GPU: the papers' sizes (not yet measured)",
     }
-    citation = (
-        "Jin, Balasubramanian, Lai, *Provable In-Context Learning for Mixture of Linear "
-        "Regressions using Transformers*, arXiv 2410.14183 (2024); Pathak, Sen, Kong, Das, "
-        "*Transformers can optimally learn regression mixture models*, ICLR 2024"
-    )
     profiles = PROFILES
 
     def run(self, cfg: JinConfig, out: Path, device: str, quiet: bool) -> Result:
@@ -401,8 +396,6 @@ class Jin2024(Experiment):
 
     # `--profile full --smoke`: training steps, evaluation and probe sizes cut; shapes stay.
     smoke = {
-        "train.steps": 2, "train.batch_size": 4, "train.log_every": 1, "train.seeds": (0,),
-        "per_prompt.train.steps": 2, "per_prompt.train.batch_size": 4,
-        "per_prompt.train.log_every": 1, "eval_prompts": 8, "probe_prompts": 16,
+        "train.seeds": (0,), "eval_prompts": 8, "probe_prompts": 16,
         "init_seeds": 2, "em_steps": 2,
     }  # fmt: skip

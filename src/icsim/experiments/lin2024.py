@@ -29,17 +29,17 @@ from icsim.environments.rollout import play_all, rollout
 from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.models import ModelConfig, build
 from icsim.models.bandit_format import BanditTokens, History, TransformerPolicy, collect
-from icsim.training.optim import Optim, OptimSettings
+from icsim.training.settings import TransformerSettings
 
 LINEAR_BASELINES = ("linucb", "thompson", "empirical_mean", "greedy", "uniform")
 BERNOULLI_BASELINES = ("bernoulli_thompson", "bernoulli_ucb", "empirical_mean", "uniform")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelSettings(OptimSettings):
+class ModelSettings(TransformerSettings):
     """The transformer (their code: 8 layers, width 32, MLP hidden 32, ReLU attention divided by
     the number of visible tokens; 4 heads, all used here) and its training (AdamW 1e-3, weight
-    decay 1e-4, batch 128). Optimiser fields are `OptimSettings`'."""
+    decay 1e-4, batch 128). The other fields are `TransformerSettings`'."""
 
     n_layer: int = 8
     n_head: int = 4
@@ -48,16 +48,13 @@ class ModelSettings(OptimSettings):
     attention: str = "relu"
     steps: int = 100_000
     batch_size: int = 128
-    seed: int = 0
     log_every: int = 500
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    amp: bool = False  # bf16 autocast, GPU only
 
     def __post_init__(self):
-        for name in ("n_layer", "n_head", "n_embd", "mlp_hidden", "steps", "batch_size"):
-            V.positive_int(name, getattr(self, name))
-        Optim.like(self)
+        V.positive_int("mlp_hidden", self.mlp_hidden)
+        super().__post_init__()
 
 
 @dataclass(frozen=True)
@@ -143,7 +140,7 @@ PAPER = {
 def train(cfg: LinConfig, data: History, fmt: BanditTokens, run_dir: Path, device, quiet):
     """Train a transformer on `data` (cross-entropy of the labels over the K actions at every
     step) through the one `Trainer`; returns the model in eval mode."""
-    from icsim.training import Run, Trainer, losses
+    from icsim.training import Trainer, losses
 
     ms = cfg.model
     mc = ModelConfig(
@@ -161,9 +158,8 @@ def train(cfg: LinConfig, data: History, fmt: BanditTokens, run_dir: Path, devic
 
     trainer = Trainer(
         model, fmt, sample=sample, loss=losses.cross_entropy_every_prefix(fmt),
-        optim=Optim.like(ms), device=device, seeds=(ms.seed,), amp=ms.amp,
-        run=Run(dir=run_dir, log_every=ms.log_every, checkpoint_every=min(ms.steps, 10_000),
-                keep_checkpoints=1, quiet=quiet, overwrite=True),
+        optim=ms.optim(), device=device, seeds=(ms.seed,), amp=ms.amp, compile=ms.compile,
+        run=ms.run(run_dir, checkpoint_every=min(ms.steps, 10_000), quiet=quiet, overwrite=True),
         record=lambda k: {"model_kind": "transformer", "model_config": mc.to_dict(),
                           "lin2024": asdict(ms)},
     )  # fmt: skip
@@ -235,16 +231,15 @@ def construction_curves(cfg: LinConfig) -> dict:
 
 @EXPERIMENTS.register("lin2024-decision-makers")
 class Lin2024(Experiment):
-    name = "lin2024-decision-makers"
-    title = "Transformers as decision makers: in-context bandits (Lin, Bai, Mei 2024)"
+    """Transformers as decision makers: in-context bandits (Lin, Bai, Mei 2024)
+
+    Lin, Bai, Mei, *Transformers as Decision Makers: Provable In-Context Reinforcement Learning via
+    Supervised Pretraining*, ICLR 2024"""
+
     cost = {
         "quick": "~7 min on 2 CPU cores (414 s measured, 2026-12-02)",
         "full": "a GPU: 80k histories, T = 200, 100k steps per model (not yet measured)",
     }
-    citation = (
-        "Lin, Bai, Mei, *Transformers as Decision Makers: Provable In-Context Reinforcement "
-        "Learning via Supervised Pretraining*, ICLR 2024"
-    )
     profiles = PROFILES
 
     def run(self, cfg: LinConfig, out: Path, device: str, quiet: bool) -> Result:
@@ -304,9 +299,8 @@ class Lin2024(Experiment):
     # histories keep their shapes (T = 200), the online evaluation plays 10 steps (the model's
     # T forward passes of up to 2T tokens each would otherwise dominate).
     smoke = {
-        "model.steps": 2, "model.batch_size": 4, "model.log_every": 1, "train_envs": 8,
-        "eval_envs": 2, "eval_horizon": 10, "probe_histories": 8, "construction_steps": 3,
-        "construction_widths": (), "construction_solver_steps": (4, 8),
+        "train_envs": 8, "eval_envs": 2, "eval_horizon": 10, "probe_histories": 8,
+        "construction_steps": 3, "construction_widths": (), "construction_solver_steps": (4, 8),
         "construction_histories": 2,
     }  # fmt: skip
 

@@ -42,42 +42,31 @@ from icsim.experiments.base import EXPERIMENTS, Experiment, Result
 from icsim.experiments.liu2025_findings import PAPER, report, settings
 from icsim.models import ModelConfig, build
 from icsim.models.formats import Stacked
-from icsim.training.optim import Optim, OptimSettings
+from icsim.training.settings import TransformerSettings
 
 METHODS = ("transformer", "ista", "fista", "lista", "lista_cp", "lasso")
 STEPPED = ("ista", "fista", "lista", "lista_cp")  # methods with a per-step curve
 
 
 @dataclass(frozen=True, kw_only=True)
-class TransformerConfig(OptimSettings):
-    """The trained transformer (GPT-2 blocks: softmax attention, LayerNorm, GELU MLP) and its
-    training run. Every step draws N ~ U{min_demos..max_demos} demonstrations and `n_queries`
-    query rows per prompt, with a new measurement matrix and β* in every prompt. The optimiser
-    settings (lr, schedule, ...) are `OptimSettings`' (Optim's defaults)."""
+class TransformerConfig(TransformerSettings):
+    """The trained transformer (GPT-2 blocks: softmax attention, LayerNorm, GELU MLP; the shape and
+    training run of `TransformerSettings`, Garg et al.'s GPT-2) and what its prompts hold: every
+    step draws N ~ U{min_demos..max_demos} demonstrations and `n_queries` query rows per prompt,
+    with a new measurement matrix and β* in every prompt."""
 
-    n_layer: int = 12
-    n_head: int = 8
-    n_embd: int = 256
-    steps: int = 500_000
-    batch_size: int = 64
     n_queries: int = 8
     min_demos: int = 1
     max_demos: int = 40
-    seed: int = 0
-    amp: bool = False  # bf16 autocast, GPU only
-    compile: bool = False  # torch.compile, GPU only
-    log_every: int = 100
 
     def __post_init__(self):
-        for name in ("n_layer", "n_head", "n_embd", "steps", "batch_size", "n_queries", "min_demos",
-                     "max_demos"):  # fmt: skip
-            V.positive_int(name, getattr(self, name))
+        V.positive_fields(self, "n_queries", "min_demos", "max_demos")
         if self.min_demos > self.max_demos:
             raise InputError(
                 f"min_demos={self.min_demos} exceeds max_demos={self.max_demos}; "
                 "set min_demos <= max_demos."
             )
-        Optim.like(self)  # checks lr, betas, schedule, ... as every training run does
+        super().__post_init__()
 
 
 @dataclass(frozen=True)
@@ -115,8 +104,9 @@ class LiuConfig:
     eval_seed: int = 12345
 
     def __post_init__(self):
-        for name in ("dim", "sparsity", "n_demos", "fewer_demos", "more_demos", "algorithm_steps"):
-            V.positive_int(name, getattr(self, name))
+        V.positive_fields(
+            self, "dim", "sparsity", "n_demos", "fewer_demos", "more_demos", "algorithm_steps"
+        )
         V.number("noise_std", self.noise_std, low=0)
         K = self.lista_layers or self.transformer.n_layer
         if K > self.algorithm_steps:
@@ -163,7 +153,7 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
     one model serves every N. (The interleaved format, tried first, stayed on the predict-zero
     plateau for 2000+ steps at the quick profile's size.) Loss: mean squared error on the
     queries' (noisy) y_q."""
-    from icsim.training import Run, Trainer, losses
+    from icsim.training import Trainer, losses
 
     dev = torch.device(device)
     fmt = Stacked(dim=task.dim, n_queries=tc.n_queries)
@@ -177,13 +167,10 @@ def train_transformer(tc: TransformerConfig, task, device, *, quiet=True, run_di
         demos[0] = int(torch.randint(tc.min_demos, tc.max_demos + 1, (1,), generator=rng.cpu))
         return task.sample(tc.batch_size, demos[0] + tc.n_queries, generator=rng.device, device=dev)
 
-    # one checkpoint kept: the trained model, or where a killed run resumes
-    every = min(tc.steps, 10 * tc.log_every)
-    run = Run(dir=run_dir, log_every=tc.log_every, checkpoint_every=every, keep_checkpoints=1,
-              quiet=quiet, overwrite=True)  # fmt: skip
     record = {"model_kind": "transformer", "model_config": mc.to_dict(), "liu2025": asdict(tc)}
     trainer = Trainer(model, fmt, sample=sample, loss=losses.mse_every_prefix(fmt),
-                      optim=Optim.like(tc), run=run, seeds=(tc.seed,), device=dev, amp=tc.amp,
+                      optim=tc.optim(), run=tc.run(run_dir, quiet=quiet, overwrite=True),
+                      seeds=(tc.seed,), device=dev, amp=tc.amp,
                       compile=tc.compile, record=lambda k: record,
                       log_extra=lambda step: {"demos": demos[0]})  # fmt: skip
     trainer.train()
@@ -376,21 +363,17 @@ def figures(cfg: LiuConfig, curves: dict, out: Path, K: int) -> list:
 
 @EXPERIMENTS.register("liu2025-sparse-l2o")
 class Liu2025(Experiment):
-    name = "liu2025-sparse-l2o"
-    title = "In-context sparse recovery as learning-to-optimize (Liu et al. 2025)"
+    """In-context sparse recovery as learning-to-optimize (Liu et al. 2025)
+
+    Liu, Zhou, Shen, Yang, *On the Learn-to-Optimize Capabilities of Transformers in In-Context
+    Sparse Recovery*, ICLR 2025 (arXiv 2410.13981)"""
+
     cost = {"quick": "~10 min on 2 CPU cores", "full": "~8 GPU-hours"}
-    citation = (
-        "Liu, Zhou, Shen, Yang, *On the Learn-to-Optimize Capabilities of Transformers in "
-        "In-Context Sparse Recovery*, ICLR 2025 (arXiv 2410.13981)"
-    )
     profiles = PROFILES
 
-    # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum
-    # (each TrainConfig is cut by experiments.base.smoke_cuts); model and prompt shapes stay.
+    # `--profile full --smoke`: evaluation sizes and LISTA's training cut to the minimum (each
+    # TrainConfig and RunSettings is cut by experiments.base.smoke_cuts); shapes stay.
     smoke = {
-        "transformer.steps": 2,
-        "transformer.batch_size": 4,
-        "transformer.log_every": 1,
         "lista_steps": 2,
         "lista_batch": 4,
         "probe_prompts": 64,

@@ -118,13 +118,12 @@ def tune_gd_plus_plus(batch, steps: int, etas, gammas):
 
 @EXPERIMENTS.register("vonoswald2023-gd")
 class VonOswald2023(Experiment):
-    name = "vonoswald2023-gd"
-    title = "Linear self-attention trained in context = gradient descent (von Oswald et al. 2023)"
+    """Linear self-attention trained in context = gradient descent (von Oswald et al. 2023)
+
+    von Oswald, Niklasson, Randazzo, Sacramento, Mordvintsev, Zhmoginov, Vladymyrov, *Transformers
+    learn in-context by gradient descent*, ICML 2023"""
+
     cost = {"quick": "~8 min on 2 CPU cores", "full": "< 1 GPU-hour"}
-    citation = (
-        "von Oswald, Niklasson, Randazzo, Sacramento, Mordvintsev, Zhmoginov, Vladymyrov, "
-        "*Transformers learn in-context by gradient descent*, ICML 2023"
-    )
     profiles = PROFILES
 
     def run(self, cfg: VonOswaldConfig, out: Path, device: str, quiet: bool) -> Result:

@@ -370,16 +370,15 @@ def report(cfg: WuConfig, scalars: dict) -> tuple[list, str]:
 
 @base.EXPERIMENTS.register("wu2025-deep-optimizers")
 class Wu2025(base.Experiment):
-    name = "wu2025-deep-optimizers"
-    title = "Transformers train an N-layer ReLU network in context (Wu et al. 2025)"
+    """Transformers train an N-layer ReLU network in context (Wu et al. 2025)
+
+    Wu, Su, Hu, Song, Liu, *Transformers are Deep Optimizers: Provable In-Context Learning for Deep
+    Model Training*, ICML 2025 (arXiv 2411.16549)"""
+
     cost = {
         "quick": "~6 min on 2 CPU cores",
         "full": "~25 GPU-hours (6 models x 500k steps + ablation)",
     }
-    citation = (
-        "Wu, Su, Hu, Song, Liu, *Transformers are Deep Optimizers: Provable In-Context Learning "
-        "for Deep Model Training*, ICML 2025 (arXiv 2411.16549)"
-    )
     profiles = PROFILES
 
     # `--profile full --smoke`: evaluation sizes and non-TrainConfig training cut to the minimum

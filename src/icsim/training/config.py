@@ -158,7 +158,8 @@ class TrainConfig:
         if not _checking.get():
             return
         check_types(self)
-        for name in (
+        V.positive_fields(
+            self,
             "dim",
             "n_layer",
             "n_head",
@@ -168,8 +169,7 @@ class TrainConfig:
             "log_every",
             "checkpoint_every",
             "keep_checkpoints",
-        ):
-            V.positive_int(name, getattr(self, name))
+        )
         V.nonnegative_int("seed", self.seed)
         self.optim  # noqa: B018 -- builds Optim, which checks lr, betas, schedule, ...
         if self.curriculum.dims_end is not None and self.curriculum.dims_end > self.dim:

@@ -36,8 +36,7 @@ class Run:
     log_file: str | Path | None = None  # metrics.jsonl somewhere else (one seed, no `dir`)
 
     def __post_init__(self):
-        for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
-            V.positive_int(name, getattr(self, name))
+        V.positive_fields(self, "log_every", "checkpoint_every", "keep_checkpoints")
 
 
 _RESUMING: contextvars.ContextVar[Path | None] = contextvars.ContextVar("resuming", default=None)
