@@ -22,30 +22,29 @@ from icsim.models.clustering_formats import PointTokens
 from icsim.models.transformer import ModelConfig, build
 from icsim.tasks import get as get_task
 from icsim.tasks.gmm import bundled_dataset, labelled_prompts
-from icsim.training.optim import Optim, OptimSettings
+from icsim.training.optim import Optim
+from icsim.training.settings import RunSettings
 
 
 @dataclass(frozen=True, kw_only=True)
-class Training(OptimSettings):
+class Training(RunSettings):
     """The seed slides' optimiser: Adam at lr 5e-4, multiplied by `decay` every `decay_every`
     steps (the slides: 0.995 per step over their 300 iterations): the exponential schedule to
     min_lr_ratio = decay^(steps/decay_every), which `optim()` sets (decay=None: min_lr_ratio as
-    given). Optimiser fields are `OptimSettings`'."""
+    given). The other fields are `RunSettings`'."""
 
     steps: int = 4000
-    batch_size: int = 64
     lr: float = 5e-4
     schedule: str = "exponential"
     decay: float | None = 0.995
     decay_every: int = 20
     seed: int = 0
-    log_every: int = 100
 
     def __post_init__(self):
         V.positive_int("decay_every", self.decay_every)
         if self.decay is not None:
             V.number("decay", self.decay, low=0, low_open=True, high=1)
-        self.optim()  # checks lr, schedule, ... as every training run does
+        super().__post_init__()
 
     def optim(self) -> Optim:
         if self.decay is None:
@@ -99,7 +98,7 @@ PROFILES = {
 def train(cfg: HeConfig, attention: str, out: Path, device: str, quiet: bool):
     """One transformer through the Trainer: per-point cross-entropy against the true clusters
     renamed by the permutation that fits the output best (`losses.cross_entropy_matched`)."""
-    from icsim.training import Run, Trainer, losses
+    from icsim.training import Trainer, losses
 
     tc, dev = cfg.train, torch.device(device)
     task = get_task("gmm_clustering", dim=cfg.dim, n_clusters=cfg.n_clusters,
@@ -117,9 +116,7 @@ def train(cfg: HeConfig, attention: str, out: Path, device: str, quiet: bool):
         loss=losses.cross_entropy_matched(
             fmt_, lambda logp, b: M.matched_targets(logp, b.truth["z"], b.truth["mask"])),
         optim=tc.optim(),
-        run=Run(dir=out / f"train_{attention}", log_every=tc.log_every, quiet=quiet,
-                checkpoint_every=min(tc.steps, 10 * tc.log_every), keep_checkpoints=1,
-                overwrite=True),
+        run=tc.run(out / f"train_{attention}", quiet=quiet, overwrite=True),
         seeds=(tc.seed,), device=dev,
         record=lambda k: {"model_kind": "transformer", "model_config": mc.to_dict(),
                           "he2025": asdict(cfg)},
@@ -195,8 +192,7 @@ class He2025Clustering(Experiment):
         "full": "a GPU: the paper's scale (not yet measured)",
     }
     profiles = PROFILES
-    smoke = {"train.steps": 2, "train.batch_size": 4, "train.log_every": 1, "eval_prompts": 8,
-             "iterations": 2, "real_prompts": 4}  # fmt: skip
+    smoke = {"eval_prompts": 8, "iterations": 2, "real_prompts": 4}
 
     def run(self, cfg: HeConfig, out: Path, device: str, quiet: bool) -> Result:
         models, scalars = {}, {"dim": cfg.dim, "n_clusters": cfg.n_clusters}
