@@ -152,6 +152,7 @@ def test_state_pt_to_run_dir_then_eval_and_bad_files(tmp_path, capsys):
         (["convert", "gpt2-state", str(bad), "--out", str(tmp_path / "x"), "--n-head", "2"],
          "weights_only=True"),
         (["convert", "gpt2-state", str(path), "--out", str(tmp_path / "y")], "--n-head"),
+        (["train", "--resume", str(tmp_path / "cli")], "cannot be resumed"),  # weights only
     ]:  # fmt: skip
         assert main(argv) == 2
         err = capsys.readouterr().err

@@ -210,6 +210,12 @@ class Trainer(Checkpoints, Logs):
         if not config_path.exists() and group:
             config_path = group[0]
         saved = preset.read_config(run_dir, config_path)
+        if "converted_from" in saved:  # `icsim convert`: weights only, no optimiser state
+            raise InputError(
+                f"{run_dir} holds a model converted from {saved['converted_from']} (weights "
+                "only, no optimiser state or training config), so it cannot be resumed; "
+                "evaluate it (icsim eval, icsim atlas) or train a new run with icsim train."
+            )
         multi = saved.get("multi_seed")
         if config_path != run_dir / "config.json" and isinstance(multi, dict):
             seeds = check_seeds(multi.get("seeds"))
