@@ -20,28 +20,31 @@ import torch
 import icsim
 from icsim.analysis.evaluation import in_chunks
 from icsim.analysis.matching import (
-    algorithm_induced_weights,
     at_grid_end,
+    fit_induced_weights,
     induced_weights,
-    prefix_trajectory,
     similarity_matrix,
 )
 from icsim.analysis.metrics import normalised_squared_error
 from icsim.analysis.probes import fit_probes, layer_predictions
 from icsim.errors import InputError
-from icsim.tasks.base import TaskBatch
+from icsim.tasks.base import Problem, TaskBatch
 
 #: how a layer's verdict is chosen (stated in every table)
 CRITERIA = (
-    "best match = the algorithm (and hyper-parameters) whose best step has the highest "
-    "similarity of errors (Fu et al. 2024: cos(ŷ_layer − y, ŷ_alg − y) over a prompt's queries, "
-    "mean over prompts); '≈' when that similarity is ≥ {close}, 'loosely like' when ≥ {loose}, "
-    "else no match; ties (within 1e-9) go to the column matching best over all layers, then "
-    "to fewer steps; a step at the end of the grid is only a lower bound (≥); the runner-up is "
-    "the best column of another registered algorithm, and the two are 'not told apart' when "
-    "their similarities differ by less than {margin}"
+    "similarity = similarity of errors (Fu et al. 2024: cos(ŷ_layer − y, ŷ_alg − y) over a "
+    "prompt's queries, mean over prompts), each column (algorithm and hyper-parameters) at its "
+    "best step; columns whose distance 1 − similarity is within {resolution:.0%} of the best "
+    "column's are not told apart by similarity, and among them the verdict names the one that "
+    "needs the fewest steps (a closed form: 0), as Fu et al. tell Newton from GD by the steps "
+    "each needs to match a layer (Newton's grow linearly with the layer, GD's exponentially); "
+    "ties in steps go to the higher similarity, then to the column matching best over all "
+    "layers; an exact match (distance 0) is never tied with an inexact one; '≈' when the named "
+    "similarity is ≥ {close}, 'loosely like' when ≥ {loose}, else no match; a step at the end "
+    "of the grid is only a lower bound (≥); the runner-up is the next column of another "
+    "registered algorithm"
 )
-CLOSE, LOOSE, MARGIN = 0.99, 0.9, 0.01
+CLOSE, LOOSE, RESOLUTION = 0.99, 0.9, 0.1
 # what an algorithm that does not fit the task raises when built or run (recorded, not fatal)
 NOT_APPLICABLE = (InputError, NotImplementedError, TypeError, ValueError, RuntimeError)
 
@@ -86,6 +89,7 @@ class Atlas:
     read_out: str
     settings: dict
     skipped: dict = field(default_factory=dict)
+    similarity_by_step: list = field(default_factory=list)  # [C][L+1][S]: every grid step
     verdicts: list[str] = field(default_factory=list)
     best: list[dict] = field(default_factory=list)
 
@@ -94,7 +98,7 @@ class Atlas:
         return len(self.error_cosine)
 
     def to_json(self) -> dict:
-        crit = CRITERIA.format(close=CLOSE, loose=LOOSE, margin=MARGIN)
+        crit = CRITERIA.format(close=CLOSE, loose=LOOSE, resolution=RESOLUTION)
         return {**self.__dict__, "criteria": crit}
 
     def write(self, out: str | Path, title: str = "") -> dict:
@@ -118,10 +122,16 @@ def _layers_and_target(model, fmt, batch, probes):
 
 
 def _trajectory(alg, batch: TaskBatch, steps: list, n_context):
-    """[S, B, m]: the algorithm's predictions after each step of `steps`."""
-    if n_context is None:
-        return prefix_trajectory(alg, batch, max(steps), record=steps)
-    return alg.run(batch.split(n_context), max(steps)).predictions[steps]
+    """[S, B, m]: the algorithm's predictions after each step of `steps` (`predictions_at`: one
+    run per prompt length keeps only those steps; gradient descent has them in closed form)."""
+    if n_context is not None:
+        return alg.predictions_at(batch.split(n_context), steps)
+    xs, ys = batch.xs, batch.ys
+    cols = [
+        alg.predictions_at(Problem(xs[:, :k], ys[:, :k], xs[:, k : k + 1]), steps)[..., 0]
+        for k in range(batch.n_points)  # prompt lengths, each batched over the prompts
+    ]
+    return torch.stack(cols, dim=-1)
 
 
 def _best(sim: torch.Tensor, steps: list):
@@ -221,6 +231,7 @@ def atlas(
         w_model = _model_weights(model, fmt, probes, w_batch, w_ctx, pad)
     lap("model_induced_weights")
     res = {k: [] for k in ("ec", "st", "end", "wc", "ws", "ed", "es")}
+    curves = []  # per column: similarity of errors [L+1][S] at every step of its grid
     kept, skipped = [], {}
     for col in columns:
         try:
@@ -228,12 +239,15 @@ def atlas(
             traj = _trajectory(alg, batch, col["steps"], n_context).to(layers.dtype)
             w_alg = None
             if w_batch is not None:
-                w_alg = algorithm_induced_weights(alg, w_batch, w_ctx, col["steps"])
+                preds = alg.predictions_at(w_batch.split(w_ctx), col["steps"])
+                w_alg = fit_induced_weights(w_batch.xs[:, w_ctx:], preds)
         except NOT_APPLICABLE as e:
             skipped[col["name"]] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
             continue
         kept.append(col)
-        ec, st = _best(similarity_matrix(layers, traj, target, "error_cosine"), col["steps"])
+        sim = similarity_matrix(layers, traj, target, "error_cosine")
+        curves.append(torch.nan_to_num(sim.double(), nan=-2.0, posinf=-2.0, neginf=-2.0).tolist())
+        ec, st = _best(sim, col["steps"])
         ed, es = _best(similarity_matrix(layers, traj, target, "error"), col["steps"])
         res["ec"].append(ec), res["st"].append(st), res["ed"].append(ed), res["es"].append(es)
         res["end"].append(at_grid_end(st, col["steps"]))
@@ -258,7 +272,7 @@ def atlas(
     }  # fmt: skip
     result = Atlas(
         family, kept, T["ec"], T["st"], T["end"], T["wc"], T["ws"], T["ed"], T["es"],
-        err, read_out, settings, skipped,
+        err, read_out, settings, skipped, curves,
     )  # fmt: skip
     from icsim.analysis.atlas_outputs import verdicts
 

@@ -5,18 +5,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from icsim.analysis.atlas import CLOSE, CRITERIA, LOOSE, MARGIN
+from icsim.analysis.atlas import CLOSE, CRITERIA, LOOSE, RESOLUTION
+
+
+def tied(a, layer: int) -> list[int]:
+    """Columns not told apart from the best by similarity: distance 1 − similarity at most
+    (1 + RESOLUTION) × the best column's (to 1e-9, so an exact match ties only exact ones)."""
+    row = a.error_cosine[layer]
+    far = (1 + RESOLUTION) * (1 - max(row)) + 1e-9
+    return [c for c in range(len(row)) if 1 - row[c] <= far]
 
 
 def _order(a, layer: int) -> list[int]:
-    """Columns from best to worst: similarity of errors (to 1e-9); a tie (e.g. every algorithm's
-    step 0 predicting 0, or GD++'s first step being GD's) goes to the column that matches the
-    model best over all layers, then to fewer steps."""
+    """Columns from best to worst by `CRITERIA`: first those not told apart from the best
+    (`tied`), fewest steps first; then the rest by similarity of errors. Further ties (e.g.
+    every algorithm's step 0 predicting 0, or GD++'s first step being GD's) go to the higher
+    similarity, then to the column that matches the model best over all layers."""
     row, steps = a.error_cosine[layer], a.step[layer]
     overall = [sum(col) / len(col) for col in zip(*a.error_cosine, strict=True)]
-    return sorted(
-        range(len(row)), key=lambda c: (-round(row[c], 9), -round(overall[c], 9), steps[c], c)
-    )
+    near = set(tied(a, layer))
+
+    def key(c):
+        sim = (-round(row[c], 9), -round(overall[c], 9))
+        return (0, steps[c], *sim, c) if c in near else (1, *sim, steps[c], c)
+
+    return sorted(range(len(row)), key=key)
 
 
 def step_text(a, layer: int, c: int) -> str:
@@ -59,9 +72,11 @@ def verdicts(a) -> tuple[list[dict], list[str]]:
             what = what if needs == "needs" else "at"
             gap = sim - a.error_cosine[layer][other]
             entry["runner_up"]["margin"] = gap
+            entry["runner_up"]["tied"] = close = other in tied(a, layer)
             text += f"; {o['name']} {needs} {what} (similarity {a.error_cosine[layer][other]:.3f})"
-            if gap < MARGIN:
-                text += f" — not told apart (margin {gap:.3f} < {MARGIN})"
+            if close:
+                why = "named for fewer steps" if a.step[layer][c] < a.step[layer][other] else "tied"
+                text += f" — not told apart by similarity (within {RESOLUTION:.0%}): {why}"
         best.append(entry)
         texts.append(text)
     return best, texts
@@ -82,7 +97,7 @@ def markdown(a, title: str = "", image: str | None = "atlas.png") -> str:
         )
         + f"; induced weights on {s['weight_prompts']} prompts.",
         "",
-        f"Criteria: {CRITERIA.format(close=CLOSE, loose=LOOSE, margin=MARGIN)}.",
+        f"Criteria: {CRITERIA.format(close=CLOSE, loose=LOOSE, resolution=RESOLUTION)}.",
         "",
     ]
     if image:
