@@ -89,3 +89,21 @@ def test_without_the_resolution_the_verdict_flips_to_the_highest_similarity(monk
 
     monkeypatch.setattr(O, "RESOLUTION", 0.0)
     assert verdicts(fu_like())[0][1]["algorithm"] == "gradient_descent"
+
+
+def test_queries_sharing_one_context_equal_one_copy_per_query():
+    """The induced weights' fast path (one context, queries masked from one another) gives what
+    Q separate copies of the prompt give (`matching.induced_weights`)."""
+    from icsim.analysis.matching import induced_weights
+    from icsim.analysis.probes import layer_predictions
+    from icsim.models import Interleaved, ModelConfig, Transformer
+
+    d, n_ctx = 3, 4
+    fmt, task = Interleaved(d), icsim.tasks.get("linear_regression", dim=d)
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(n_dims_in=fmt.width, n_layer=2, n_head=2, n_embd=16)).eval()
+    batch = task.sample(5, n_ctx + 7, generator=torch.Generator().manual_seed(1))
+    assert A._shares_context(model, fmt)
+    fast = A._model_weights(model, fmt, None, batch, n_ctx, 0)
+    copies = induced_weights(lambda b: layer_predictions(model, fmt, b), batch, n_ctx)
+    torch.testing.assert_close(fast, copies, rtol=1e-4, atol=1e-5)

@@ -295,6 +295,10 @@ def _model_weights(model, fmt, probes, batch, n_context, rep):
     """The model's induced weights [L+1, B, d] (matching.induced_weights). A format that asks
     q > 1 queries at once gets the query `rep` = q − 1 more times (queries do not see one
     another), so the last prediction is still that query's."""
+    if _shares_context(model, fmt):
+        h = _queries_after_one_context(model, fmt, batch, n_context)
+        preds = probes.predict(h) if probes is not None else model.head(h)[..., 0]
+        return fit_induced_weights(batch.xs[:, n_context:], preds)
 
     def predict(bb):
         if rep:
@@ -304,3 +308,33 @@ def _model_weights(model, fmt, probes, batch, n_context, rep):
         return in_chunks(lambda part: layer_predictions(model, fmt, part, probes), bb, 2048, 1)
 
     return induced_weights(predict, batch, n_context)
+
+
+def _shares_context(model, fmt) -> bool:
+    """A causal GPT-2-style `Transformer` on interleaved tokens: a query's hidden states depend
+    only on the context before it and on itself, so all queries can share one context."""
+    from icsim.models import Interleaved, Transformer
+
+    return type(model) is Transformer and type(fmt) is Interleaved and model.cfg.causal
+
+
+@torch.no_grad()
+def _queries_after_one_context(model, fmt, batch: TaskBatch, n_context: int) -> torch.Tensor:
+    """[L+1, B, Q, E]: the hidden states at each of the Q = n − n_context query tokens, each
+    seeing the context and itself only, all at the position a lone query would have (2·n_context)
+    — what Q copies of the prompt give (`matching.induced_weights`), for the cost of one."""
+    B, n, _ = batch.xs.shape
+    Q, c = n - n_context, 2 * n_context
+    tokens = fmt.encode(batch).reshape(B, n, 2, -1)
+    context, queries = tokens[:, :n_context].reshape(B, c, -1), tokens[:, n_context:, 0]
+    h = model.embed(torch.cat([context, queries], 1))
+    if model.wpe is not None:  # every query at the position c a lone query has
+        pos = torch.arange(c, c + Q, device=h.device)
+        h[:, c:] += model.wpe(torch.full_like(pos, c)) - model.wpe(pos)
+    mask = torch.ones(c + Q, c + Q, dtype=torch.bool, device=h.device).tril()
+    mask[c:, c:] = torch.eye(Q, dtype=torch.bool, device=h.device)  # queries see no other query
+    hidden = [h]
+    for block in model.blocks:
+        h = block(h, mask)
+        hidden.append(h)
+    return torch.stack(hidden)[:, :, c:]
