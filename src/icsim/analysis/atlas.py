@@ -98,8 +98,10 @@ class Atlas:
         return len(self.error_cosine)
 
     def to_json(self) -> dict:
+        from icsim.analysis.atlas_outputs import rates
+
         crit = CRITERIA.format(close=CLOSE, loose=LOOSE, resolution=RESOLUTION)
-        return {**self.__dict__, "criteria": crit}
+        return {**self.__dict__, "criteria": crit, "rates": rates(self)}
 
     def write(self, out: str | Path, title: str = "") -> dict:
         """atlas.json, atlas.md and atlas.png into `out`; returns their paths."""

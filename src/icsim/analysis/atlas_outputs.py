@@ -82,6 +82,27 @@ def verdicts(a) -> tuple[list[dict], list[str]]:
     return best, texts
 
 
+def rates(a) -> dict:
+    """Per iterative column, its best-matching step against the layer (from 1) and Fu et al.'s
+    fits of it: linear (step ≈ a + b·ℓ, Newton's) and exponential (log step ≈ a + b·ℓ, GD's)."""
+    from icsim.analysis.matching import fit_matched_steps
+
+    out, layers = {}, list(range(1, a.n_layers))
+    for c, col in enumerate(a.columns):
+        steps = [a.step[layer][c] for layer in layers]
+        if col["steps"] == [0] or len(layers) < 3:
+            continue
+        fits = fit_matched_steps(layers, steps)
+        out[col["name"]] = {
+            "steps": steps,
+            "at_grid_end": [a.at_end[layer][c] for layer in layers],
+            "slope": fits["linear"]["slope"],
+            "linear_r2": fits["linear"]["r2"],
+            "exponential_r2": fits["exponential"]["r2"],
+        }
+    return out
+
+
 def markdown(a, title: str = "", image: str | None = "atlas.png") -> str:
     s = a.settings
     mode = "every prefix" if s["prefixes"] else f"queries after {s['n_context']} examples"
@@ -112,6 +133,22 @@ def markdown(a, title: str = "", image: str | None = "atlas.png") -> str:
             ge = "≥" if a.at_end[layer][c] and a.columns[c]["steps"] != [0] else ""
             cells.append(f"{a.error_cosine[layer][c]:.3f} @ {ge}{a.step[layer][c]}")
         lines.append("| " + " | ".join(cells) + " |")
+    fits = rates(a)
+    if fits:
+        lines += [
+            "",
+            "## Best-matching step by layer (Fu et al.'s rate: linear or exponential)",
+            "",
+        ]
+        lines += ["| column | steps, layer 1 on | steps per layer | linear R² | exponential R² |"]
+        lines += ["|---|---|---|---|---|"]
+        for name, f in fits.items():
+            marks = ["≥" * e for e in f["at_grid_end"]]
+            steps = ", ".join(m + str(t) for m, t in zip(marks, f["steps"], strict=True))
+            lines.append(
+                f"| {name} | {steps} | {f['slope']:.3g} | {f['linear_r2']:.3f} | "
+                f"{f['exponential_r2']:.3f} |"
+            )
     if a.weight_cosine is not None:
         lines += ["", "## Best similarity of induced weights @ step", ""]
         lines += ["| " + " | ".join(["layer"] + head[2:]) + " |", "|" + "---|" * (len(head) - 1)]
