@@ -329,10 +329,11 @@ def _queries_after_one_context(model, fmt, batch: TaskBatch, n_context: int) -> 
     Q, c = n - n_context, 2 * n_context
     tokens = fmt.encode(batch).reshape(B, n, 2, -1)
     context, queries = tokens[:, :n_context].reshape(B, c, -1), tokens[:, n_context:, 0]
-    h = model.embed(torch.cat([context, queries], 1))
-    if model.wpe is not None:  # every query at the position c a lone query has
-        pos = torch.arange(c, c + Q, device=h.device)
-        h[:, c:] += model.wpe(torch.full_like(pos, c)) - model.wpe(pos)
+    # `model.embed` with every query at the position c a lone query has (the sequence may be
+    # longer than max_positions: no position beyond c is used)
+    h = model.read_in(torch.cat([context, queries], 1))
+    if model.wpe is not None:
+        h = h + model.wpe(torch.arange(c + Q, device=h.device).clamp(max=c))
     mask = torch.ones(c + Q, c + Q, dtype=torch.bool, device=h.device).tril()
     mask[c:, c:] = torch.eye(Q, dtype=torch.bool, device=h.device)  # queries see no other query
     hidden = [h]
