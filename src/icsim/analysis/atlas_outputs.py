@@ -165,7 +165,8 @@ def markdown(a, title: str = "", image: str | None = "atlas.png") -> str:
 
 def heatmap(a, path: str | Path, title: str = "") -> Path:
     """Layers (rows) × algorithms (columns): colour = best similarity of errors (cividis, which
-    reads the same to colour-blind eyes), text = the best-matching step (≥: the grid's end)."""
+    reads the same to colour-blind eyes), text = the best-matching step (≥: the grid's end),
+    outline = the verdict's column."""
     import numpy as np
 
     from icsim.analysis.plots import plt, save
@@ -182,7 +183,12 @@ def heatmap(a, path: str | Path, title: str = "") -> Path:
             text = "cf" if closed else ("≥" * a.at_end[i][j]) + str(a.step[i][j])
             dark = (m[i, j] - low) / max(1.0 - low, 1e-9) < 0.6
             ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w" if dark else "k")
-    ax.set_xticks(range(C), [c["name"] for c in a.columns], rotation=40, ha="right", fontsize=7)
+    names = [c["name"] for c in a.columns]
+    for entry in a.best:  # the verdict's column, outlined (Okabe–Ito vermillion)
+        col = names.index(entry["column"])
+        box = plt.Rectangle((col - 0.5, entry["layer"] - 0.5), 1, 1, fill=False, lw=2)
+        ax.add_patch(box.set_edgecolor("#d55e00") or box)
+    ax.set_xticks(range(C), names, rotation=40, ha="right", fontsize=7)
     ax.set_yticks(range(L), [str(i) for i in range(L)])
     ax.set_xlabel("algorithm (text: best-matching step; cf = closed form)")
     ax.set_ylabel("layer (0 = embedding)")
