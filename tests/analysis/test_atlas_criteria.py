@@ -107,3 +107,21 @@ def test_queries_sharing_one_context_equal_one_copy_per_query():
     fast = A._model_weights(model, fmt, None, batch, n_ctx, 0)
     copies = induced_weights(lambda b: layer_predictions(model, fmt, b), batch, n_ctx)
     torch.testing.assert_close(fast, copies, rtol=1e-4, atol=1e-5)
+
+
+def test_solvers_run_on_one_thread_and_the_setting_is_restored(monkeypatch):
+    from icsim.report_site.sources import construction_source
+
+    seen, real = [], A._trajectory
+    monkeypatch.setattr(
+        A, "_trajectory", lambda *a: seen.append(torch.get_num_threads()) or real(*a)
+    )
+    src = construction_source("gd:dim=2,steps=1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        A.atlas(src.model, src.fmt, src.task, n_points=src.n_points, sample=src.sample,
+                eval_prompts=4, weight_prompts=0, max_step=2)  # fmt: skip
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -9,6 +9,7 @@ similarity of induced weights, and the distance of the log prediction errors.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 import icsim
+from icsim import _validate as V
 from icsim.analysis.evaluation import in_chunks
 from icsim.analysis.matching import (
     at_grid_end,
@@ -161,6 +163,7 @@ def atlas(
     max_step: int | None = None,
     extra: list[dict] | None = None,
     sample=None,
+    solver_threads: int | None = 1,
 ) -> Atlas:
     """Match every layer of `model` (token format `fmt`, trained on `task`) with every registered
     algorithm that applies to `task` (`applicable(task.name)`), each over its step grid.
@@ -173,6 +176,9 @@ def atlas(
     every step grid there. extra: further columns (`applicable`'s shape), e.g. a construction's
     own algorithm and hyper-parameters. sample: (n_prompts, n_points, n_context, generator) ->
     TaskBatch replacing `task.sample` (e.g. a construction's normalised prompts).
+    solver_threads: torch threads while the algorithms run on a CPU (1: their many small
+    batched products wait at thread barriers when cores are shared — benchmarks/RESULTS.md,
+    "Atlas"; None: leave the process's setting); restored afterwards.
     """
     family = getattr(task, "name", None)
     columns = applicable(family, max_step)
@@ -235,28 +241,31 @@ def atlas(
     res = {k: [] for k in ("ec", "st", "end", "wc", "ws", "ed", "es")}
     curves = []  # per column: similarity of errors [L+1][S] at every step of its grid
     kept, skipped = [], {}
-    for col in columns:
-        try:
-            alg = icsim.algorithms.get(col["algorithm"], **col["params"])
-            traj = _trajectory(alg, batch, col["steps"], n_context).to(layers.dtype)
-            w_alg = None
-            if w_batch is not None:
-                preds = alg.predictions_at(w_batch.split(w_ctx), col["steps"])
-                w_alg = fit_induced_weights(w_batch.xs[:, w_ctx:], preds)
-        except NOT_APPLICABLE as e:
-            skipped[col["name"]] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-            continue
-        kept.append(col)
-        sim = similarity_matrix(layers, traj, target, "error_cosine")
-        curves.append(torch.nan_to_num(sim.double(), nan=-2.0, posinf=-2.0, neginf=-2.0).tolist())
-        ec, st = _best(sim, col["steps"])
-        ed, es = _best(similarity_matrix(layers, traj, target, "error"), col["steps"])
-        res["ec"].append(ec), res["st"].append(st), res["ed"].append(ed), res["es"].append(es)
-        res["end"].append(at_grid_end(st, col["steps"]))
-        if w_alg is not None:
-            wsim = similarity_matrix(w_model, w_alg.to(w_model.dtype), None, "weight_cosine")
-            wc, ws = _best(wsim, col["steps"])
-            res["wc"].append(wc), res["ws"].append(ws)
+    with _threads(solver_threads, device):
+        for col in columns:
+            try:
+                alg = icsim.algorithms.get(col["algorithm"], **col["params"])
+                traj = _trajectory(alg, batch, col["steps"], n_context).to(layers.dtype)
+                w_alg = None
+                if w_batch is not None:
+                    preds = alg.predictions_at(w_batch.split(w_ctx), col["steps"])
+                    w_alg = fit_induced_weights(w_batch.xs[:, w_ctx:], preds)
+            except NOT_APPLICABLE as e:
+                skipped[col["name"]] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                continue
+            kept.append(col)
+            sim = similarity_matrix(layers, traj, target, "error_cosine")
+            curves.append(
+                torch.nan_to_num(sim.double(), nan=-2.0, posinf=-2.0, neginf=-2.0).tolist()
+            )
+            ec, st = _best(sim, col["steps"])
+            ed, es = _best(similarity_matrix(layers, traj, target, "error"), col["steps"])
+            res["ec"].append(ec), res["st"].append(st), res["ed"].append(ed), res["es"].append(es)
+            res["end"].append(at_grid_end(st, col["steps"]))
+            if w_alg is not None:
+                wsim = similarity_matrix(w_model, w_alg.to(w_model.dtype), None, "weight_cosine")
+                wc, ws = _best(wsim, col["steps"])
+                res["wc"].append(wc), res["ws"].append(ws)
     lap("algorithms")
     if not kept:
         raise InputError(
@@ -280,6 +289,18 @@ def atlas(
 
     result.best, result.verdicts = verdicts(result)
     return result
+
+
+@contextlib.contextmanager
+def _threads(n: int | None, device: str):
+    """torch's (process-wide) thread count set to `n` on a CPU inside the block, then restored."""
+    before = torch.get_num_threads()
+    if n is not None and torch.device(device).type == "cpu":
+        torch.set_num_threads(V.positive_int("solver_threads", n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Sampler:
