@@ -3,7 +3,7 @@ d = 20, 41 points, 320 evaluation prompts and 4096 probe prompts (issue 22's tar
 2 CPU cores), with the time of each phase (probe fit, layer read-outs, induced weights, the
 algorithms). The weights are random: the time does not depend on what the model learnt.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_atlas.py --quick
+    OMP_NUM_THREADS=2 python benchmarks/bench_atlas.py --quick   # 3 repetitions, medians
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> None:
     p.add_argument("--eval-prompts", type=int, default=320)
     p.add_argument("--probe-prompts", type=int, default=4096)
     p.add_argument("--weight-prompts", type=int, default=64)
+    p.add_argument("--reps", type=int, default=3, help="repetitions (median reported)")
     args = p.parse_args()
     device = C.setup(args)
     info = C.machine(device)
@@ -36,18 +37,28 @@ def main() -> None:
     cfg = ModelConfig(n_dims_in=fmt.width, n_layer=args.layers, n_head=8, n_embd=args.width)
     model = Transformer(cfg).to(device).eval()
     task = icsim.tasks.get("linear_regression", dim=d)
-    t0, c0 = time.perf_counter(), time.process_time()
-    a = icsim.analysis.atlas(
-        model, fmt, task, n_points=n, eval_prompts=args.eval_prompts,
-        probe_prompts=args.probe_prompts, weight_prompts=args.weight_prompts, device=str(device),
-    )  # fmt: skip
-    C.sync(device)
-    total, cpu = time.perf_counter() - t0, time.process_time() - c0
-    phases, cpus = a.settings["seconds"], a.settings["cpu_seconds"]
-    rows = [[k, C.fmt(v), C.fmt(cpus[k])] for k, v in phases.items()]
-    rows += [["total", C.fmt(total), C.fmt(cpu)]]
-    print(C.table(["phase", "wall s", "CPU s (all threads)"], rows))
-    print(f"CPU seconds / threads = {cpu / args.threads:.1f} s: the wall time on idle cores")
+    reps = []
+    for _ in range(args.reps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        a = icsim.analysis.atlas(
+            model, fmt, task, n_points=n, eval_prompts=args.eval_prompts,
+            probe_prompts=args.probe_prompts, weight_prompts=args.weight_prompts,
+            device=str(device),
+        )  # fmt: skip
+        C.sync(device)
+        reps.append({
+            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+            "phases": a.settings["seconds"], "phases_cpu": a.settings["cpu_seconds"],
+        })  # fmt: skip
+        print(f"rep {len(reps)}: {reps[-1]['seconds']:.1f} s wall, {reps[-1]['phases']}")
+    med = {k: C.stats(r[k] for r in reps) for k in ("seconds", "cpu_seconds")}
+    phases = {k: C.stats(r["phases"][k] for r in reps) for k in reps[0]["phases"]}
+    cpus = {k: C.stats(r["phases_cpu"][k] for r in reps) for k in reps[0]["phases"]}
+    rows = [[k, C.mmm(phases[k]), C.mmm(cpus[k])] for k in phases]
+    rows += [["total", C.mmm(med["seconds"]), C.mmm(med["cpu_seconds"])]]
+    print(C.table(["phase", "wall s: median (min-max)", "CPU s (all threads)"], rows))
+    idle = med["cpu_seconds"]["median"] / args.threads
+    print(f"CPU seconds / threads = {idle:.1f} s: the wall time on idle cores")
     print(f"{len(a.columns)} algorithm columns; target <= {TARGET_SECONDS} s on 2 cores")
     print(C.contention_note(info))
     C.write(
@@ -55,10 +66,11 @@ def main() -> None:
         args,
         {
             "machine": info,
-            "seconds": total,
-            "cpu_seconds": cpu,
+            "seconds": med["seconds"],
+            "cpu_seconds": med["cpu_seconds"],
             "phases": phases,
             "phases_cpu": cpus,
+            "reps": reps,
             "columns": [c["name"] for c in a.columns],
             "target_seconds": TARGET_SECONDS,
         },

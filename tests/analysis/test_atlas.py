@@ -35,6 +35,9 @@ def test_gd_construction_matches_gd_at_step_t_in_layer_t(tmp_path):
     assert a.best[0]["step"] == 0
     assert "layer 3 ≈ 3 gradient_descent(step_size=0.1) steps" in a.verdicts[3]
     assert "needs" in a.verdicts[3]  # the runner-up of another algorithm
+    rate = a.to_json()["rates"]["gradient_descent(step_size=0.1)"]  # Fu et al.'s linear fit
+    assert rate["steps"] == [1, 2, 3, 4] and rate["slope"] == pytest.approx(1)
+    assert rate["linear_r2"] == pytest.approx(1)
     paths = a.write(tmp_path, "gd")
     assert all(p.stat().st_size > 0 for p in paths.values())
     assert "| layer |" in paths["markdown"].read_text()

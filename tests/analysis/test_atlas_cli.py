@@ -38,14 +38,22 @@ def test_atlas_of_a_reproduction_directory_draws_one_per_trained_run(tmp_path):
     assert data["task"] == "linear_regression" and data["read_out"] == "probes"
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "no_algorithm", "bad_param"])
+CASES = ["missing", "empty", "not_a_run", "empty_name", "no_algorithm", "bad_param"]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_bad_input_is_one_error_exit_2(case, tmp_path, capsys):
     target = {
         "missing": str(tmp_path / "nope"),
         "empty": str(tmp_path),
+        "not_a_run": str(tmp_path / "notes"),
+        "empty_name": "",
         "no_algorithm": str(tmp_path / "run"),
         "bad_param": "gd:steps",
     }[case]
+    if case == "not_a_run":  # a folder with files, none of them a run
+        (tmp_path / "notes").mkdir()
+        (tmp_path / "notes" / "config.json").write_text("{}")
     if case == "no_algorithm":  # no registered algorithm has family sparse_linear_regression
         tiny_run(tmp_path / "run", "sparse_linear_regression", dim=4)
     assert main(["atlas", target, "--out", str(tmp_path / "out"), *FAST]) == 2
@@ -54,7 +62,17 @@ def test_bad_input_is_one_error_exit_2(case, tmp_path, capsys):
     expected = {
         "missing": "does not exist",
         "empty": "holds no trained model",
+        "not_a_run": "holds no trained model",
+        "empty_name": "no run given",
         "no_algorithm": "no registered algorithm applies to task 'sparse_linear_regression'",
         "bad_param": "needs key=value",
     }[case]
     assert expected in err
+
+
+def test_no_run_dir_at_all_is_a_usage_error_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:  # the parser's usage error, as for any command
+        main(["atlas"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "RUN_DIR" in err and "Traceback" not in err

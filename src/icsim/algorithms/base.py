@@ -87,6 +87,22 @@ class Algorithm:
             preds.append(self.predict(problem, state))
         return Trajectory(torch.stack(iterates), torch.stack(preds), self.name)
 
+    def predictions_at(self, problem: Problem, steps) -> torch.Tensor:
+        """[len(steps), B, m]: the predictions after each step count in `steps`, from one run
+        that keeps only those (a grid up to 4096 steps need not hold 4097 iterates). Closed
+        forms of a whole trajectory override this."""
+        steps = [int(s) for s in steps]
+        V.nonnegative_int("steps", max(steps))
+        if type(self).run is not Algorithm.run:  # a solver with its own loop keeps it
+            return self.run(problem, max(steps)).predictions[steps]
+        want, state = set(steps), self.init(problem)
+        kept = {0: self.predict(problem, state)} if 0 in want else {}
+        for t in range(1, max(steps) + 1):
+            state = self.step(problem, state)
+            if t in want:
+                kept[t] = self.predict(problem, state)
+        return torch.stack([kept[s] for s in steps])
+
     def hyperparameters(self) -> dict:
         return (
             {f.name: getattr(self, f.name) for f in fields(self)}

@@ -9,6 +9,7 @@ similarity of induced weights, and the distance of the log prediction errors.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -18,30 +19,34 @@ from pathlib import Path
 import torch
 
 import icsim
+from icsim import _validate as V
 from icsim.analysis.evaluation import in_chunks
 from icsim.analysis.matching import (
-    algorithm_induced_weights,
     at_grid_end,
+    fit_induced_weights,
     induced_weights,
-    prefix_trajectory,
     similarity_matrix,
 )
 from icsim.analysis.metrics import normalised_squared_error
 from icsim.analysis.probes import fit_probes, layer_predictions
 from icsim.errors import InputError
-from icsim.tasks.base import TaskBatch
+from icsim.tasks.base import Problem, TaskBatch
 
 #: how a layer's verdict is chosen (stated in every table)
 CRITERIA = (
-    "best match = the algorithm (and hyper-parameters) whose best step has the highest "
-    "similarity of errors (Fu et al. 2024: cos(ŷ_layer − y, ŷ_alg − y) over a prompt's queries, "
-    "mean over prompts); '≈' when that similarity is ≥ {close}, 'loosely like' when ≥ {loose}, "
-    "else no match; ties (within 1e-9) go to the column matching best over all layers, then "
-    "to fewer steps; a step at the end of the grid is only a lower bound (≥); the runner-up is "
-    "the best column of another registered algorithm, and the two are 'not told apart' when "
-    "their similarities differ by less than {margin}"
+    "similarity = similarity of errors (Fu et al. 2024: cos(ŷ_layer − y, ŷ_alg − y) over a "
+    "prompt's queries, mean over prompts), each column (algorithm and hyper-parameters) at its "
+    "best step; columns whose distance 1 − similarity is within {resolution:.0%} of the best "
+    "column's are not told apart by similarity, and among them the verdict names the one that "
+    "needs the fewest steps (a closed form: 0), as Fu et al. tell Newton from GD by the steps "
+    "each needs to match a layer (Newton's grow linearly with the layer, GD's exponentially); "
+    "ties in steps go to the higher similarity, then to the column matching best over all "
+    "layers; an exact match (distance 0) is never tied with an inexact one; '≈' when the named "
+    "similarity is ≥ {close}, 'loosely like' when ≥ {loose}, else no match; a step at the end "
+    "of the grid is only a lower bound (≥); the runner-up is the next column of another "
+    "registered algorithm"
 )
-CLOSE, LOOSE, MARGIN = 0.99, 0.9, 0.01
+CLOSE, LOOSE, RESOLUTION = 0.99, 0.9, 0.1
 # what an algorithm that does not fit the task raises when built or run (recorded, not fatal)
 NOT_APPLICABLE = (InputError, NotImplementedError, TypeError, ValueError, RuntimeError)
 
@@ -86,6 +91,7 @@ class Atlas:
     read_out: str
     settings: dict
     skipped: dict = field(default_factory=dict)
+    similarity_by_step: list = field(default_factory=list)  # [C][L+1][S]: every grid step
     verdicts: list[str] = field(default_factory=list)
     best: list[dict] = field(default_factory=list)
 
@@ -94,8 +100,10 @@ class Atlas:
         return len(self.error_cosine)
 
     def to_json(self) -> dict:
-        crit = CRITERIA.format(close=CLOSE, loose=LOOSE, margin=MARGIN)
-        return {**self.__dict__, "criteria": crit}
+        from icsim.analysis.atlas_outputs import rates
+
+        crit = CRITERIA.format(close=CLOSE, loose=LOOSE, resolution=RESOLUTION)
+        return {**self.__dict__, "criteria": crit, "rates": rates(self)}
 
     def write(self, out: str | Path, title: str = "") -> dict:
         """atlas.json, atlas.md and atlas.png into `out`; returns their paths."""
@@ -118,10 +126,16 @@ def _layers_and_target(model, fmt, batch, probes):
 
 
 def _trajectory(alg, batch: TaskBatch, steps: list, n_context):
-    """[S, B, m]: the algorithm's predictions after each step of `steps`."""
-    if n_context is None:
-        return prefix_trajectory(alg, batch, max(steps), record=steps)
-    return alg.run(batch.split(n_context), max(steps)).predictions[steps]
+    """[S, B, m]: the algorithm's predictions after each step of `steps` (`predictions_at`: one
+    run per prompt length keeps only those steps; gradient descent has them in closed form)."""
+    if n_context is not None:
+        return alg.predictions_at(batch.split(n_context), steps)
+    xs, ys = batch.xs, batch.ys
+    cols = [
+        alg.predictions_at(Problem(xs[:, :k], ys[:, :k], xs[:, k : k + 1]), steps)[..., 0]
+        for k in range(batch.n_points)  # prompt lengths, each batched over the prompts
+    ]
+    return torch.stack(cols, dim=-1)
 
 
 def _best(sim: torch.Tensor, steps: list):
@@ -149,6 +163,7 @@ def atlas(
     max_step: int | None = None,
     extra: list[dict] | None = None,
     sample=None,
+    solver_threads: int | None = 1,
 ) -> Atlas:
     """Match every layer of `model` (token format `fmt`, trained on `task`) with every registered
     algorithm that applies to `task` (`applicable(task.name)`), each over its step grid.
@@ -161,6 +176,9 @@ def atlas(
     every step grid there. extra: further columns (`applicable`'s shape), e.g. a construction's
     own algorithm and hyper-parameters. sample: (n_prompts, n_points, n_context, generator) ->
     TaskBatch replacing `task.sample` (e.g. a construction's normalised prompts).
+    solver_threads: torch threads while the algorithms run on a CPU (1: their many small
+    batched products wait at thread barriers when cores are shared — benchmarks/RESULTS.md,
+    "Atlas"; None: leave the process's setting); restored afterwards.
     """
     family = getattr(task, "name", None)
     columns = applicable(family, max_step)
@@ -221,26 +239,33 @@ def atlas(
         w_model = _model_weights(model, fmt, probes, w_batch, w_ctx, pad)
     lap("model_induced_weights")
     res = {k: [] for k in ("ec", "st", "end", "wc", "ws", "ed", "es")}
+    curves = []  # per column: similarity of errors [L+1][S] at every step of its grid
     kept, skipped = [], {}
-    for col in columns:
-        try:
-            alg = icsim.algorithms.get(col["algorithm"], **col["params"])
-            traj = _trajectory(alg, batch, col["steps"], n_context).to(layers.dtype)
-            w_alg = None
-            if w_batch is not None:
-                w_alg = algorithm_induced_weights(alg, w_batch, w_ctx, col["steps"])
-        except NOT_APPLICABLE as e:
-            skipped[col["name"]] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-            continue
-        kept.append(col)
-        ec, st = _best(similarity_matrix(layers, traj, target, "error_cosine"), col["steps"])
-        ed, es = _best(similarity_matrix(layers, traj, target, "error"), col["steps"])
-        res["ec"].append(ec), res["st"].append(st), res["ed"].append(ed), res["es"].append(es)
-        res["end"].append(at_grid_end(st, col["steps"]))
-        if w_alg is not None:
-            wsim = similarity_matrix(w_model, w_alg.to(w_model.dtype), None, "weight_cosine")
-            wc, ws = _best(wsim, col["steps"])
-            res["wc"].append(wc), res["ws"].append(ws)
+    with _threads(solver_threads, device):
+        for col in columns:
+            try:
+                alg = icsim.algorithms.get(col["algorithm"], **col["params"])
+                traj = _trajectory(alg, batch, col["steps"], n_context).to(layers.dtype)
+                w_alg = None
+                if w_batch is not None:
+                    preds = alg.predictions_at(w_batch.split(w_ctx), col["steps"])
+                    w_alg = fit_induced_weights(w_batch.xs[:, w_ctx:], preds)
+            except NOT_APPLICABLE as e:
+                skipped[col["name"]] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                continue
+            kept.append(col)
+            sim = similarity_matrix(layers, traj, target, "error_cosine")
+            curves.append(
+                torch.nan_to_num(sim.double(), nan=-2.0, posinf=-2.0, neginf=-2.0).tolist()
+            )
+            ec, st = _best(sim, col["steps"])
+            ed, es = _best(similarity_matrix(layers, traj, target, "error"), col["steps"])
+            res["ec"].append(ec), res["st"].append(st), res["ed"].append(ed), res["es"].append(es)
+            res["end"].append(at_grid_end(st, col["steps"]))
+            if w_alg is not None:
+                wsim = similarity_matrix(w_model, w_alg.to(w_model.dtype), None, "weight_cosine")
+                wc, ws = _best(wsim, col["steps"])
+                res["wc"].append(wc), res["ws"].append(ws)
     lap("algorithms")
     if not kept:
         raise InputError(
@@ -258,12 +283,24 @@ def atlas(
     }  # fmt: skip
     result = Atlas(
         family, kept, T["ec"], T["st"], T["end"], T["wc"], T["ws"], T["ed"], T["es"],
-        err, read_out, settings, skipped,
+        err, read_out, settings, skipped, curves,
     )  # fmt: skip
     from icsim.analysis.atlas_outputs import verdicts
 
     result.best, result.verdicts = verdicts(result)
     return result
+
+
+@contextlib.contextmanager
+def _threads(n: int | None, device: str):
+    """torch's (process-wide) thread count set to `n` on a CPU inside the block, then restored."""
+    before = torch.get_num_threads()
+    if n is not None and torch.device(device).type == "cpu":
+        torch.set_num_threads(V.positive_int("solver_threads", n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Sampler:
@@ -281,6 +318,10 @@ def _model_weights(model, fmt, probes, batch, n_context, rep):
     """The model's induced weights [L+1, B, d] (matching.induced_weights). A format that asks
     q > 1 queries at once gets the query `rep` = q − 1 more times (queries do not see one
     another), so the last prediction is still that query's."""
+    if _shares_context(model, fmt):
+        h = _queries_after_one_context(model, fmt, batch, n_context)
+        preds = probes.predict(h) if probes is not None else model.head(h)[..., 0]
+        return fit_induced_weights(batch.xs[:, n_context:], preds)
 
     def predict(bb):
         if rep:
@@ -290,3 +331,34 @@ def _model_weights(model, fmt, probes, batch, n_context, rep):
         return in_chunks(lambda part: layer_predictions(model, fmt, part, probes), bb, 2048, 1)
 
     return induced_weights(predict, batch, n_context)
+
+
+def _shares_context(model, fmt) -> bool:
+    """A causal GPT-2-style `Transformer` on interleaved tokens: a query's hidden states depend
+    only on the context before it and on itself, so all queries can share one context."""
+    from icsim.models import Interleaved, Transformer
+
+    return type(model) is Transformer and type(fmt) is Interleaved and model.cfg.causal
+
+
+@torch.no_grad()
+def _queries_after_one_context(model, fmt, batch: TaskBatch, n_context: int) -> torch.Tensor:
+    """[L+1, B, Q, E]: the hidden states at each of the Q = n − n_context query tokens, each
+    seeing the context and itself only, all at the position a lone query would have (2·n_context)
+    — what Q copies of the prompt give (`matching.induced_weights`), for the cost of one."""
+    B, n, _ = batch.xs.shape
+    Q, c = n - n_context, 2 * n_context
+    tokens = fmt.encode(batch).reshape(B, n, 2, -1)
+    context, queries = tokens[:, :n_context].reshape(B, c, -1), tokens[:, n_context:, 0]
+    # `model.embed` with every query at the position c a lone query has (the sequence may be
+    # longer than max_positions: no position beyond c is used)
+    h = model.read_in(torch.cat([context, queries], 1))
+    if model.wpe is not None:
+        h = h + model.wpe(torch.arange(c + Q, device=h.device).clamp(max=c))
+    mask = torch.ones(c + Q, c + Q, dtype=torch.bool, device=h.device).tril()
+    mask[c:, c:] = torch.eye(Q, dtype=torch.bool, device=h.device)  # queries see no other query
+    hidden = [h]
+    for block in model.blocks:
+        h = block(h, mask)
+        hidden.append(h)
+    return torch.stack(hidden)[:, :, c:]
