@@ -190,7 +190,7 @@ def train_cluster_model(cfg: HeConfig, device, out: Path, say):
     per-point cross-entropy under the better of the two namings of the classes (the minimum over
     the global sign: labels are defined up to it), `losses.cross_entropy_matched`."""
     from icsim.analysis.clustering_metrics import matched_targets
-    from icsim.training import Run, Trainer, losses
+    from icsim.training import Trainer, losses
 
     t, d = replace(cfg.train, steps=cfg.cluster_steps), cfg.dims[0]
     fmt_ = PointTokens(d)
@@ -212,9 +212,8 @@ def train_cluster_model(cfg: HeConfig, device, out: Path, say):
 
     trainer = Trainer(
         model, fmt_, sample=sample, loss=losses.cross_entropy_matched(fmt_, match),
-        optim=Optim.like(t),
-        run=Run(dir=out / "train-clustering", log_every=t.log_every, checkpoint_every=t.steps,
-                keep_checkpoints=1, quiet=True),
+        optim=t.optim(),
+        run=t.run(out / "train-clustering", checkpoint_every=t.steps, quiet=True),
         seeds=(cfg.seed + 17,), device=device,
         on_log=lambda row: say(f"clustering: step {row['step']}/{t.steps} loss {row['loss']:.3g}"),
     )  # fmt: skip
