@@ -118,3 +118,13 @@ def test_heatmap_ticks_are_indices_and_long_titles_wrap(tmp_path):
     p = drawn(tmp_path / "h.png")
     assert p["yticks"] == [0.0, 1.0, 2.0, 3.0] and p["xticks"] == [0.0, 1.0, 2.0]
     assert "\n" in p["title"] and p["title"].replace("\n", " ") == title
+
+
+def test_a_title_longer_than_its_panel_is_wrapped_not_cut(tmp_path):
+    title = "iterative_newton_regression construction in float32 vs its algorithm (float64)"
+    curves = {"a": {"x": [0, 1, 2], "y": [0.5, 0.6, 0.7]}}
+    plot_curves(curves, tmp_path / "t.png", title=title)
+    drawn_title = drawn(tmp_path / "t.png")["title"]
+    assert "\n" in drawn_title and drawn_title.replace("\n", " ") == title
+    plot_curves(curves, tmp_path / "s.png", title="short")
+    assert drawn(tmp_path / "s.png")["title"] == "short"

@@ -45,11 +45,24 @@ def save(fig, path: str | Path) -> Path:
     JSON and close a figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _wrap_titles(fig)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     sidecar(path).write_text(json.dumps(describe(fig), indent=1, default=_num))
     plt.close(fig)
     return path
+
+
+def _wrap_titles(fig) -> None:
+    """Break a panel title that would run past its panel's width (it was cut off otherwise)."""
+    for ax in fig.axes:
+        title = ax.get_title()
+        if not title or "\n" in title:
+            continue
+        inches = ax.get_position().width * fig.get_figwidth()
+        chars = int(inches * 72 / (0.6 * ax.title.get_fontsize()))  # ~0.6 em per character
+        if len(title) > chars:
+            ax.set_title("\n".join(textwrap.wrap(title, max(chars, 20))))
 
 
 def sidecar(png: str | Path) -> Path:
@@ -240,7 +253,7 @@ def plot_heatmap(
     ax.set_yticks(range(0, len(yticks), step), [str(t) for t in yticks[::step]])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title("\n".join(textwrap.wrap(title, 48)))
+    ax.set_title(title)
     return save(fig, path)
 
 
