@@ -92,6 +92,10 @@ def test_a_curve_on_top_of_another_says_so_and_whole_number_axes_get_whole_ticks
     plot_curves(curves, tmp_path / "ari.png")
     p = drawn(tmp_path / "ari.png")
     assert p["legend"] == ["lloyd", "em", "em construction (= em)"]
+    near = dict(em, y=[em["y"][0] - 1e-3, *em["y"][1:]])  # on it as drawn, not equal
+    plot_curves({"em": em, "em_construction": near, "far": dict(em, y=[0.1] * 6)},
+                tmp_path / "near.png")  # fmt: skip
+    assert drawn(tmp_path / "near.png")["legend"] == ["em", "em construction (≈ em)", "far"]
     lines = {ln["label"]: ln for ln in p["lines"]}
     assert lines["em"]["linestyle"] != lines["em construction (= em)"]["linestyle"]
     assert all(t.is_integer() for t in p["xticks"])  # no "layer 2.5"

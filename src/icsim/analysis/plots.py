@@ -115,12 +115,15 @@ def _integer_x(ax, xs) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _same(a: dict, b: dict) -> bool:
-    """Two curves drawn on top of each other (same xs, ys equal to 1e-9 relative)."""
-    return list(a["x"]) == list(b["x"]) and all(
-        u is not None and v is not None and math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12)
-        for u, v in zip(a["y"], b["y"], strict=True)
-    )
+def _overlap(a: dict, b: dict, span: float) -> str:
+    """ "=" where curve a equals b (to 1e-9), "≈" where it lies on b as drawn (every point within
+    0.5% of the panel's y span), "" otherwise."""
+    if list(a["x"]) != list(b["x"]) or any(v is None for v in [*a["y"], *b["y"]]):
+        return ""
+    gaps = [abs(u - v) for u, v in zip(a["y"], b["y"], strict=True)]
+    if all(math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12) for u, v in zip(a["y"], b["y"])):
+        return "="
+    return "≈" if max(gaps) <= 5e-3 * span else ""
 
 
 def finish(ax, fontsize: int = 8) -> None:
@@ -179,10 +182,15 @@ def plot_curves(
     curves = {k: c.to_json() if hasattr(c, "to_json") else c for k, c in curves.items()}
     fig, ax = plt.subplots(figsize=(7, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    shown = [*curves.values(), *({"y": list(ys)} for _, ys in (paper or {}).values())]
+    scale, kw = y_scale(shown, logy)
+    ys = [v for c in curves.values() for v in c["y"] if v is not None and math.isfinite(v)]
+    # "lies on it as drawn" is judged on a linear axis only (on a log axis 0 and 1e-3 are apart)
+    span = (max(ys) - min(ys)) if ys and scale == "linear" else 0.0
     for i, (name, c) in enumerate(curves.items()):
         colour, style = colours[i % len(colours)], STYLES[i % len(STYLES)]
-        under = [label(m) for m, b in list(curves.items())[:i] if _same(c, b)]
-        text = label(name) + (f" (= {under[0]})" if under else "")
+        under = [(s, label(m)) for m, b in list(curves.items())[:i] if (s := _overlap(c, b, span))]
+        text = label(name) + (f" ({under[0][0]} {under[0][1]})" if under else "")
         (line,) = ax.plot(
             c["x"], c["y"], label=text, color=colour, linestyle=style,
             lw=2.2 if i == 0 else 1.5, zorder=3 if i == 0 else 2,
@@ -195,8 +203,6 @@ def plot_curves(
     first = next(iter(curves.values()))
     ax.set_xlabel(first.get("x_label", ""))
     ax.set_ylabel(first.get("y_label", ""))
-    shown = [*curves.values(), *({"y": list(ys)} for _, ys in (paper or {}).values())]
-    scale, kw = y_scale(shown, logy)
     ax.set_yscale(scale, **kw)
     _integer_x(ax, [c["x"] for c in curves.values()])
     if vline is not None:
