@@ -188,7 +188,7 @@ class He2025Clustering(Experiment):
     2502.06007, 2025"""
 
     cost = {
-        "quick": "~7 min on 2 CPU cores (401 s measured, 2026-12-02, one core each beside another run)",
+        "quick": "~7 min on 2 CPU cores (401 s measured 2026-12-02, beside another run)",
         "full": "a GPU: the paper's scale (not yet measured)",
     }
     profiles = PROFILES

@@ -377,7 +377,7 @@ class Jin2024(Experiment):
     learn regression mixture models*, ICLR 2024"""
 
     cost = {
-        "quick": "~10 min on 2 CPU cores (587 s measured, 2026-12-02, one core each beside another run)",
+        "quick": "~10 min on 2 CPU cores (587 s measured 2026-12-02, beside another run)",
         "full": "a GPU: the papers' sizes (not yet measured)",
     }
     profiles = PROFILES
