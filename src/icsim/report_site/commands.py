@@ -153,17 +153,14 @@ def check_site(site: Path, chromium: str) -> int:
     it; screenshots in site/_check. 0 when every page is clean, 1 otherwise."""
     from icsim.report_site.browser import load_page, problems
 
-    shots, failed = site / "_check", 0
+    shots, failed, pages = site / "_check", 0, sorted(site.glob("*.html"))
     shots.mkdir(exist_ok=True)
-    for html in sorted(site.glob("*.html")):
+    for html in pages:
         page = load_page(chromium, html.resolve().as_uri())
         (shots / html.with_suffix(".png").name).write_bytes(page.screenshot)
         bad = problems(page)
         failed += bool(bad)
         print(f"{'FAIL' if bad else 'ok  '} {html.name}: {len(page.images)} images, "
               f"{len(page.links)} links" + "".join(f"\n     {b}" for b in bad))  # fmt: skip
-    print(
-        f"checked {len(list(site.glob('*.html')))} pages in Chromium, {failed} failed; "
-        f"screenshots in {shots}"
-    )
+    print(f"checked {len(pages)} pages in Chromium, {failed} failed; screenshots in {shots}")
     return 1 if failed else 0
