@@ -120,10 +120,10 @@ def _overlap(a: dict, b: dict, span: float) -> str:
     0.5% of the panel's y span), "" otherwise."""
     if list(a["x"]) != list(b["x"]) or any(v is None for v in [*a["y"], *b["y"]]):
         return ""
-    gaps = [abs(u - v) for u, v in zip(a["y"], b["y"], strict=True)]
-    if all(math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12) for u, v in zip(a["y"], b["y"])):
+    pairs = list(zip(a["y"], b["y"], strict=True))
+    if all(math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12) for u, v in pairs):
         return "="
-    return "≈" if max(gaps) <= 5e-3 * span else ""
+    return "≈" if max(abs(u - v) for u, v in pairs) <= 5e-3 * span else ""
 
 
 def finish(ax, fontsize: int = 8) -> None:
