@@ -94,3 +94,15 @@ def test_first_step_at_or_below_counts_more_than_the_curve_when_never_reached():
     assert first_step_at_or_below(curve, 0.0) == 0
     assert first_step_at_or_below(curve, -2.5) == 2
     assert first_step_at_or_below(curve, -5.0) == len(curve)
+
+
+def test_bootstrap_band_without_a_generator_is_the_same_run_to_run():
+    from icsim.analysis.report import Curve
+
+    values = torch.tensor(RNG.normal(size=(40, 4)))
+    a, b = (Curve.of_prompts(values, range(4)) for _ in range(2))
+    assert a.y_low == b.y_low and a.y_high == b.y_high
+    seeded = Curve.of_prompts(values, range(4), generator=torch.Generator().manual_seed(0))
+    assert a.y_low == seeded.y_low  # None means a generator seeded 0
+    other = Curve.of_prompts(values, range(4), generator=torch.Generator().manual_seed(5))
+    assert a.y_low != other.y_low

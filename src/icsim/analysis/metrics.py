@@ -32,9 +32,12 @@ def mean_and_interval(
     generator: torch.Generator | None = None,
 ):
     """Mean over the first dimension (prompts) and a bootstrap `level` interval (Garg et al.
-    2022 report bootstrap intervals). values [P, ...] -> (mean, low, high), each [...]."""
+    2022 report bootstrap intervals). values [P, ...] -> (mean, low, high), each [...].
+    generator None: one seeded 0 on values' device, so that a band is the same run to run."""
     values = values.double()
     P = values.shape[0]
+    if generator is None:
+        generator = torch.Generator(device=values.device).manual_seed(0)
     idx = torch.randint(P, (n_boot, P), generator=generator, device=values.device)
     boots = values[idx].mean(1)
     alpha = (1 - level) / 2
@@ -116,6 +119,8 @@ def pooled_r2(pred: torch.Tensor, y: torch.Tensor) -> float:
 def mean_and_interval_by_column(values: torch.Tensor, *, generator=None):
     """`mean_and_interval` of each column of values [P, S] with its own bootstrap draw (one
     [1000, P] resample per column, in order): (mean [S], low [S], high [S])."""
+    if generator is None:
+        generator = torch.Generator(device=values.device).manual_seed(0)
     cols = [mean_and_interval(values[:, j], generator=generator) for j in range(values.shape[1])]
     return tuple(torch.stack(v) for v in zip(*cols, strict=True))
 

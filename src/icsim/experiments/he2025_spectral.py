@@ -27,25 +27,19 @@ from icsim.models.clustering_formats import PointTokens
 from icsim.models.spectral_formats import PCAQueries
 from icsim.tasks.base import TaskBatch
 from icsim.tasks.pca import top_eigenpairs
-from icsim.training.settings import RunSettings
+from icsim.training.settings import TransformerSettings
 from icsim.training.trainer import resolve_device
 
-
-@dataclass(frozen=True, kw_only=True)
-class TrainSettings(RunSettings):
-    """One transformer per (attention, d): AdamW at lr 1e-3, cosine decay, on fresh prompts."""
-
-    n_layer: int = 4
-    n_head: int = 2  # the paper: 2–8 heads
-    n_embd: int = 64
-    steps: int = 1500
-    lr: float = 1e-3
-    schedule: str = "cosine"
+# One transformer per (attention, d): AdamW at lr 1e-3, cosine decay, on fresh prompts; its
+# `seed` seeds the weights and the training prompts, `HeConfig.seed` the evaluation.
+QUICK_TRAIN = TransformerSettings(
+    n_layer=4, n_head=2, n_embd=64, steps=1500, lr=1e-3, schedule="cosine"  # the paper: 2–8 heads
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class HeConfig:
-    train: TrainSettings
+    train: TransformerSettings
     dims: tuple[int, ...] = (5, 10)  # ReLU models at every d; softmax at dims[0]
     k: int = 2
     n_points: int = 20  # N points per prompt
@@ -67,18 +61,13 @@ class HeConfig:
 PROFILES = {
     # The paper's sizes: d up to ~50, k up to ~5, deeper models (their exact grids unverified).
     "full": HeConfig(
-        train=TrainSettings(n_layer=8, n_head=8, n_embd=256, steps=50_000, batch_size=128),
-        dims=(10, 20, 50),
-        k=3,
-        n_points=100,
-        power_iterations=20,
-        eval_prompts=4096,
-        probe_prompts=8192,
-        cluster_steps=20_000,
+        train=replace(QUICK_TRAIN, n_layer=8, n_head=8, n_embd=256, steps=50_000, batch_size=128),
+        dims=(10, 20, 50), k=3, n_points=100, power_iterations=20,
+        eval_prompts=4096, probe_prompts=8192, cluster_steps=20_000,
     ),
     # 2 CPU cores, minutes: d = 5 and 10, k = 2, N = 20, 4 layers of width 64.
-    "quick": HeConfig(train=TrainSettings()),
-}
+    "quick": HeConfig(train=QUICK_TRAIN),
+}  # fmt: skip
 
 
 def pca_task(cfg: HeConfig, d: int):
@@ -90,7 +79,7 @@ def train_model(cfg: HeConfig, d: int, attention: str, device, out: Path, say):
     from icsim.training import Trainer, losses
 
     t, fmt_ = cfg.train, PCAQueries(d, cfg.k)
-    torch.manual_seed(cfg.seed + d)
+    torch.manual_seed(t.seed + d)
     model = Transformer(
         ModelConfig(
             n_dims_in=fmt_.width, n_dims_out=fmt_.n_out, n_layer=t.n_layer, n_head=t.n_head,
@@ -108,7 +97,7 @@ def train_model(cfg: HeConfig, d: int, attention: str, device, out: Path, say):
     trainer = Trainer(
         model, fmt_, sample=sample, loss=losses.sign_free_eigenpairs(fmt_), optim=t.optim(),
         run=t.run(out / f"train-{attention}-d{d}", checkpoint_every=t.steps, quiet=True),
-        seeds=(cfg.seed + d,), device=device, on_log=progress,
+        seeds=(t.seed + d,), device=device, on_log=progress,
     )  # fmt: skip
     trainer.train()
     return model.eval(), fmt_, trainer.history
@@ -194,7 +183,7 @@ def train_cluster_model(cfg: HeConfig, device, out: Path, say):
 
     t, d = replace(cfg.train, steps=cfg.cluster_steps), cfg.dims[0]
     fmt_ = PointTokens(d)
-    torch.manual_seed(cfg.seed + 17)
+    torch.manual_seed(t.seed + 17)
     model = Transformer(
         ModelConfig(
             n_dims_in=d, n_dims_out=2, n_layer=t.n_layer, n_head=t.n_head, n_embd=t.n_embd,
@@ -214,7 +203,7 @@ def train_cluster_model(cfg: HeConfig, device, out: Path, say):
         model, fmt_, sample=sample, loss=losses.cross_entropy_matched(fmt_, match),
         optim=t.optim(),
         run=t.run(out / "train-clustering", checkpoint_every=t.steps, quiet=True),
-        seeds=(cfg.seed + 17,), device=device,
+        seeds=(t.seed + 17,), device=device,
         on_log=lambda row: say(f"clustering: step {row['step']}/{t.steps} loss {row['loss']:.3g}"),
     )  # fmt: skip
     trainer.train()
