@@ -12,7 +12,8 @@ constant, the same in every token, so every token's β stays the same; and the E
 of β standing in for the query's (exact because every key holds the same β). z_i = y_i x_i is an
 input feature: attention multiplies a query quantity by a key quantity averaged over keys, so no
 layer of this model forms the per-token product y_i·x_i exactly (Bai et al.'s token is
-[x; y; 0; 1; t]; Jin et al. state their layer count, not their token, in what we could read).
+[x; y; 0; 1; t]; y_i is carried, unused by the layers). Jin et al.'s own token and layer count
+could not be checked: only their abstract was readable here.
 
 Blocks (ReLU attention, normalised by the n keys | ReLU MLP), per EM step:
   E    u ← ReLU(⟨z_i, β⟩) − ReLU(−⟨z_i, β⟩) (2 heads: query ±z_i, key β, value 1)
@@ -233,7 +234,7 @@ def step_bounds(info, X, y) -> tuple[torch.Tensor, torch.Tensor]:
     hp, eps = info.hyperparameters, info.formulas["weight_error_bound"]
     alpha, T, n = hp["step_size"], hp["inner_steps"], X.shape[1]
     a = 1 - alpha * torch.linalg.eigvalsh(X.transpose(1, 2) @ X / n)  # eigenvalues of A
-    P = (a[..., None] ** torch.arange(T, dtype=a.dtype)).sum(-1).abs().amax(-1)
+    P = (a[..., None] ** torch.arange(T, dtype=a.dtype, device=a.device)).sum(-1).abs().amax(-1)
     Z = y[..., None] * X
     G = torch.linalg.eigvalsh(Z.transpose(1, 2) @ Z / n)[..., -1]
     lip = a.abs().amax(-1) ** T + alpha * P * G / hp["noise_std"] ** 2
@@ -293,7 +294,9 @@ class GradientEMCheck(Check):
         X, y = batch.xs, batch.ys
         if condition_number != 1:  # coordinate scales 1 .. κ^{-1/2}, the same noise and labels
             coef = torch.gather(batch.components, 1, batch.labels[..., None].expand_as(X))
-            Xk = X * condition_number ** (-torch.linspace(0, 1, info.dim, dtype=X.dtype) / 2)
+            Xk = X * condition_number ** (
+                -torch.linspace(0, 1, info.dim, dtype=X.dtype, device=X.device) / 2
+            )
             X, y = Xk, y + (coef * (Xk - X)).sum(-1)
         start = torch.randn(n_problems, info.dim, generator=generator, dtype=torch.float64)
         start = start / start.norm(dim=-1, keepdim=True) * batch.w_star.norm(dim=-1, keepdim=True)
@@ -318,8 +321,11 @@ class GradientEMCheck(Check):
             worst_one = max(worst_one, float((c["one_step"] / c["one_step_bound"]).max()))
         info = info_of(run.model)
         table = pieces_table(info, *run.problems[0])
-        rows = ", ".join(f"M={M}: {e:.1e} (ε {b:.1e})" for M, e, b in
-                         zip(table["pieces"], table["error"], table["epsilon"]))  # fmt: skip
+        holds &= max(table["one_step_ratio"]) <= 1
+        cols = zip(*(table[k] for k in ("pieces", "error", "epsilon", "one_step_ratio")))
+        rows = ", ".join(
+            f"M={M}: {e:.1e} (ε {b:.1e}, one-step {r:.2f} of B)" for M, e, b, r in cols
+        )
         text = (
             f"exact tanh substituted: {exact_err:.1e} <= {tol:.0e}; every one-step error <= "
             f"α‖P‖εζ (largest ratio {worst_one:.2f}, ε = {info.formulas['weight_error_bound']:.1e}"
