@@ -285,7 +285,7 @@ class GradientEMCheck(Check):
     and every one-step error within B; the exact-tanh model equal to the algorithm (1e-10)."""
 
     task = "mixture_linear_regression"
-    defaults = {"steps": 3, "dim": 5, "n_problems": 500}
+    defaults = {"steps": 3, "dim": 5, "n_problems": 300}
 
     def sample(self, info, fmt, n_problems, *, generator, n_context=None, condition_number=1, **tp):
         task = self.make_task(info, **tp)
@@ -320,7 +320,7 @@ class GradientEMCheck(Check):
             rel_bound = max(rel_bound, float(rel.max()))
             worst_one = max(worst_one, float((c["one_step"] / c["one_step_bound"]).max()))
         info = info_of(run.model)
-        table = pieces_table(info, *run.problems[0])
+        table = pieces_table(info, *(p[:200] for p in run.problems[0]))  # κ = first, ≤ 200
         holds &= max(table["one_step_ratio"]) <= 1
         cols = zip(*(table[k] for k in ("pieces", "error", "epsilon", "one_step_ratio")))
         rows = ", ".join(
