@@ -67,6 +67,24 @@ def _load(prefix: str, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def solver_rows(prefix: str) -> list[tuple[str, str, float]]:
+    """(solver, reference, speed-up) from the three solver benchmarks' JSON, where present."""
+    rows = []
+    if mix := _load(prefix, "bench_mixture_em"):
+        rows += [(c, "NumPy EM loop", r["speedup"]) for c, r in mix["results"].items()]
+    if clu := _load(prefix, "bench_clustering"):
+        ref = {"lloyd": "sklearn KMeans", "soft_em": "sklearn GaussianMixture"}
+        for alg, r in clu["results"].items():
+            rows.append((alg, ref.get(alg, "sklearn"), r["speedup_ratio_of_medians"]))
+    if pm := _load(prefix, "bench_power_method"):
+        for name, r in pm["results"].items():
+            if not name.startswith("part:"):
+                rows += [
+                    (name, f"sklearn PCA {s}", r["speedup_vs"][s]) for s in ("full", "randomized")
+                ]
+    return rows
+
+
 def section(args) -> str:
     p = args.prefix
     lines = [BEGIN, "## GPU: benchmarks/gpu.sh", ""]
@@ -111,6 +129,10 @@ def section(args) -> str:
                 f"{C.mmm(fp['results']['sgemm']['gflop_per_s'])} GFLOP/s)."
             )
         lines.append("")
+    solvers = solver_rows(p)
+    if solvers:
+        lines += ["| solver (issues 19–21; target ≥ 50×) | vs | speed-up |", "|---|---|---|"]
+        lines += [f"| {name} | {ref} | {x:.1f}× |" for name, ref, x in solvers] + [""]
     if sm:
         lines += ["| experiment (`--profile full --smoke`) | exit | seconds |", "|---|---|---|"]
         for name, r in sm["runs"].items():
