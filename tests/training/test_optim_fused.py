@@ -38,3 +38,17 @@ def test_run_started_with_the_loop_resumes_with_the_loop_bit_identically(tmp_pat
     for name in ("model.safetensors", "state.safetensors"):
         wa, wb = (load_file(tmp_path / x / "checkpoints/step_00000008" / name) for x in "ab")
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_fused_false_builds_the_per_parameter_loop_and_bad_values_are_refused():
+    import pytest
+
+    from icsim.errors import InputError
+
+    weights = [torch.nn.Parameter(torch.zeros(2))]
+    loop = Optim(steps=3, fused=False).build(weights, torch.device("cpu"))
+    assert not loop.param_groups[0]["fused"]
+    with pytest.raises(InputError, match="fused must be True or False, got 'no'"):
+        Optim(steps=3, fused="no")
+    cfg = CFG.__class__(**{**CFG.__dict__, "fused": False})  # TrainConfig passes it on
+    assert not Optim.like(cfg).fused

@@ -137,6 +137,9 @@ class TrainConfig:
     """learning-rate decay after warm-up: constant, cosine or linear"""
     min_lr_ratio: float = 0.1
     """final lr / peak lr for the cosine and linear schedules"""
+    fused: bool = True
+    """AdamW's fused kernel where the device has one (False: torch's per-parameter loop, as runs
+    before 2026-12-02 used: the rounding differs, and a chaotic run's numbers with it)"""
     curriculum: Curriculum = field(default_factory=Curriculum)
     """curriculum over active dimensions and prompt length (Garg et al. 2022)"""
     seed: int = 0

@@ -23,6 +23,9 @@ class OptimSettings:
     warmup_steps: int = 0
     schedule: str = "constant"  # constant | cosine | linear | exponential (decay after warm-up)
     min_lr_ratio: float = 0.1  # final lr / lr for cosine and linear decay
+    # AdamW's fused kernel where the device has one; False: torch's per-parameter loop, as runs
+    # before 2026-12-02 used (the rounding differs, and a chaotic run's numbers with it)
+    fused: bool = True
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Optim(OptimSettings):
         V.number("min_lr_ratio", self.min_lr_ratio, low=0, high=1)
         V.choice("schedule", self.schedule, ("constant", "cosine", "linear", "exponential"))
         V.choice("kind", self.kind, ("adamw", "adam"))
+        if not isinstance(self.fused, bool):
+            raise V.InputError(f"fused must be True or False, got {self.fused!r}.")
         for b in self.betas:
             V.number("betas", b, low=0, high=1, high_open=True)
 
@@ -71,8 +76,10 @@ class Optim(OptimSettings):
         groups, so a run resumes with the implementation it started with, bit-identically."""
         params = list(params)
         cls = torch.optim.AdamW if self.kind == "adamw" else torch.optim.Adam
-        fused = torch.device(device).type in _fused_devices() and all(
-            p.is_floating_point() for p in params
+        fused = (
+            self.fused
+            and torch.device(device).type in _fused_devices()
+            and all(p.is_floating_point() for p in params)
         )
         return cls(
             params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused
