@@ -268,7 +268,7 @@ def _command_types(command: str, argv: list[str]) -> dict[str, type]:
                 (
                     "task_params",
                     Annotated[
-                        dict[str, float | int | str],
+                        dict[str, int | float | str],
                         _arg("task parameters, e.g. --task-params condition_number 100"),
                     ],
                     field(default_factory=dict),

@@ -97,7 +97,7 @@ class TrainConfig:
     """task family to train on (`icsim list tasks -v` shows each one's parameters)"""
     dim: int = 20
     """input dimension d of the task"""
-    task_params: dict[str, float | int | str] = field(default_factory=dict)
+    task_params: dict[str, int | float | str] = field(default_factory=dict)
     """extra task parameters, e.g. --task-params condition_number 10"""
     token_format: str = "interleaved"
     """how a prompt becomes tokens: interleaved (x, y alternate; Garg et al.) or stacked"""
