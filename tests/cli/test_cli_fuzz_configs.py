@@ -34,7 +34,16 @@ POSITIVE = ["dim", "n_layer", "n_head", "n_embd", "steps", "batch_size", "log_ev
 OPTIONAL = ["curriculum.dims_end", "curriculum.points_end"]  # None: follow dim (2·dim + 1)
 NONNEGATIVE = ["warmup_steps", "seed", "curriculum.dims_inc", "curriculum.points_inc"]
 FLOATS = ["lr", "weight_decay", "grad_clip", "min_lr_ratio"]
-BOOLS = ["mlp", "layer_norm", "positional", "read_in", "amp", "compile", "fused", "curriculum.enabled"]
+BOOLS = [
+    "mlp",
+    "layer_norm",
+    "positional",
+    "read_in",
+    "amp",
+    "compile",
+    "fused",
+    "curriculum.enabled",
+]
 NAMES = {  # string fields with a closed set of values
     "task": ["linear_regression", "logistic_regression", "relu_network_regression",
              "sparse_linear_regression", "sparse_recovery"],
