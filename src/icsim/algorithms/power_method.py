@@ -278,7 +278,7 @@ class SubspaceIteration(_Iterative):
                 power = scaled(power @ power)
         v = self._orthonormal(v)
         if self.compute_dtype:  # the float32 start, cast: the refinement comes with each step
-            products = cov @ v
+            products = self._apply(cov, v)
             lam = (v * products).sum(-2).to(dtype)
             return PowerState(v.to(dtype), lam, cov, 0, products, power)
         return self._finish(v, cov, 0, power, ritz=False)
@@ -287,11 +287,11 @@ class SubspaceIteration(_Iterative):
         v = state.vectors.to(state.cov.dtype)
         for i in range(self.every // self.q):
             if state.power is not None:
-                w = state.power @ v
-            else:
-                w = state.products if i == 0 else state.cov @ v  # products = Σ̂·vectors
+                w = self._apply(state.power, v)
+            else:  # products = Σ̂·vectors
+                w = state.products if i == 0 else self._apply(state.cov, v)
                 for _ in range(self.q - 1):  # column scaling keeps the span, and w finite
-                    w = state.cov @ normalise(w)
+                    w = self._apply(state.cov, normalise(w))
             v = self._orthonormal(w)
         if self.compute_dtype:
             return self._refine(problem.X, v, state._replace(step=state.step + 1))
@@ -300,6 +300,11 @@ class SubspaceIteration(_Iterative):
     def _orthonormal(self, w: torch.Tensor) -> torch.Tensor:
         # Gram–Schmidt: ~5× cheaper than LAPACK's batched QR on [B, d, k] (the same Q)
         return gram_schmidt(w) if self.compute_dtype else orthonormal(w)
+
+    def _apply(self, m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """m·v for symmetric m; the mixed path computes (vᵀm)ᵀ, 3× faster in torch's CPU bmm for
+        k ≪ d, and keeps each vector contiguous for `gram_schmidt` (equal up to rounding)."""
+        return (v.transpose(-1, -2) @ m).transpose(-1, -2) if self.compute_dtype else m @ v
 
     def _finish(self, v, cov, step, power, ritz) -> PowerState:
         products = cov @ v
@@ -311,10 +316,10 @@ class SubspaceIteration(_Iterative):
     def _refine(self, X: torch.Tensor, v: torch.Tensor, state: PowerState) -> PowerState:
         """Rayleigh–Ritz in X's dtype on the span of the float32 v: Vᵀ Σ̂ V = (XV)ᵀ(XV)/N."""
         v = gram_schmidt(v.to(X.dtype))  # orthonormal to X's precision
-        xv = X @ v
-        fixed, theta, _ = ritz_rotation(v, (xv.transpose(-1, -2) @ xv).div_(X.shape[1]))
-        low = fixed.to(state.cov.dtype)
-        return state._replace(vectors=fixed, eigenvalues=theta, products=state.cov @ low)
+        xv = v.transpose(-1, -2) @ X.transpose(-1, -2)  # (XV)ᵀ: faster than X @ V
+        fixed, theta, _ = ritz_rotation(v, (xv @ xv.transpose(-1, -2)).div_(X.shape[1]))
+        products = self._apply(state.cov, fixed.to(state.cov.dtype))
+        return state._replace(vectors=fixed, eigenvalues=theta, products=products)
 
 
 def ritz_rotation(v: torch.Tensor, h: torch.Tensor):
@@ -330,7 +335,8 @@ def ritz_rotation(v: torch.Tensor, h: torch.Tensor):
 
 def gram_schmidt(w: torch.Tensor) -> torch.Tensor:
     """The Q of `orthonormal` by classical Gram–Schmidt run twice per column (orthogonal to
-    working precision, Giraud et al. 2005), batched over [B, d, k]; a zero column stays zero."""
+    working precision, Giraud et al. 2005), batched over [B, d, k]; a zero column stays zero.
+    Returned as the transpose of a contiguous [B, k, d] (each vector contiguous)."""
     cols = []
     for j in range(w.shape[-1]):
         u = w[..., j]
@@ -338,7 +344,7 @@ def gram_schmidt(w: torch.Tensor) -> torch.Tensor:
             for c in cols:
                 u = u - (c * u).sum(-1, keepdim=True) * c
         cols.append(normalise(u, dim=-1))
-    return torch.stack(cols, -1)
+    return torch.stack(cols, -2).transpose(-1, -2)
 
 
 def orthonormal(v: torch.Tensor) -> torch.Tensor:
