@@ -223,8 +223,8 @@ class SubspaceIteration(_Iterative):
     nothing more; it cannot recover the span: 1 − |cos| ≤ θ²/2 with θ = 4ε₃₂(λ₁/λ_k)^q/(1 −
     λ_{k+1}/λ_k) per problem held on every test problem (tests/algorithms/
     test_power_method_mixed.py). So q = 2 reaches 1 − |cos| ~ 1e-13 where λ₁/λ_k ≤ 4, q = 4 ~1e-10
-    where λ₁/λ_k ≤ 5, q = 8 ~1e-5 there (float64 q = 8: 1e-14); eigenvalues come out to ~1e-13
-    relative (all-float32 Ritz values: ~1e-6). state.cov and state.products are the
+    where λ₁/λ_k ≤ 5, q = 8 ~1e-5 there (float64 q = 8: 1e-14); the Ritz values to ≤ 4e-11
+    relative in the tests (all-float32 ones: ~1e-6). state.cov and state.products are the
     float32 ones; vectors and eigenvalues are in the problem's dtype (init's: the float32 start).
     """
 
