@@ -14,8 +14,10 @@ table gives worst, 99% and the fraction of problems within the target for every 
 
 Rows: the power method step by step (τ per vector, 3τ steps), the same by repeated squaring
 (τ = 2^s: s squarings and s + 1 products per vector), subspace iteration in one step of τ power
-iterations, a QR after each product with Σ^8 (from 3 squarings), then Rayleigh–Ritz, batched
-torch eigh, and the parts of the fastest row (covariance, one squaring) that bound it.
+iterations, a QR after each product with Σ^8 (from 3 squarings), then Rayleigh–Ritz; the same in
+mixed precision (`compute_dtype="float32"`: the iteration in float32 with a QR every 4 or 2
+products, each step's Rayleigh–Ritz in float64 with Σ̂ applied as Xᵀ(XV)/N), batched torch eigh,
+and the parts of the fastest rows (covariance, one squaring; float32 ones, the float64 Ritz).
 
 Data: the `pca` task with a planted gap (λ = 1 + gap·(k + 1 − j) above a bulk in (0, 1]), centred
 per problem so scikit-learn (which centres) and icsim (uncentred covariance) solve the same
@@ -33,13 +35,21 @@ import numpy as np
 import torch
 
 import icsim
-from icsim.algorithms.power_method import PowerMethod, SubspaceIteration, covariance, scaled
+from icsim.algorithms.power_method import (
+    PowerMethod,
+    SubspaceIteration,
+    covariance,
+    gram_schmidt,
+    scaled,
+    start_vectors,
+)
 from icsim.analysis.spectral_metrics import abs_cosine
 from icsim.tasks.base import Problem
 
 TAUS = (10, 20, 40, 80, 160, 320)  # power method, step by step
 SQUARING_TAUS = tuple(2**s for s in range(4, 13))  # power method by squaring
 RITZ_TAUS = (8, 16, 24, 32, 48, 64)  # subspace iteration, every = 8
+MIXED = (4, 2)  # qr_every of the float32 rows (8 loses the third direction in float32: ~1e-5)
 
 
 def errors(vectors: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -132,6 +142,12 @@ def main():
             k=k, iterations=tau, every=tau, qr_every=8, squaring=True, ritz=True
         )
 
+    def mixed(qr):  # the same in float32, a QR every `qr`, each step's Ritz in float64
+        return lambda tau: SubspaceIteration(
+            k=k, iterations=tau, every=tau, qr_every=qr, squaring=True, ritz=True,
+            compute_dtype="float32",
+        )  # fmt: skip
+
     sq_tau = smallest(pm_sq, SQUARING_TAUS, problem, ref, target, q)
     chosen = {
         "power_method": (pm, smallest(pm, TAUS, problem, ref, target, q), q),
@@ -139,6 +155,9 @@ def main():
         "subspace_iteration qr_every=8 squaring ritz": (
             ritz, smallest(ritz, RITZ_TAUS, problem, ref, target, 1.0), 1.0
         ),
+        **{f"subspace_iteration float32 qr_every={m} squaring, float64 ritz": (
+            mixed(m), smallest(mixed(m), RITZ_TAUS, problem, ref, target, 1.0), 1.0
+        ) for m in MIXED},
     }  # fmt: skip
     ours = {f"{name} (tau={tau})": (make(tau), qq) for name, (make, tau, qq) in chosen.items()}
     fns = {name: (lambda a=alg: solve(a, problem)) for name, (alg, _) in ours.items()}
@@ -146,9 +165,22 @@ def main():
         ..., :k
     ]
     cov = covariance(xs)
+    x32 = xs.float()
+    cov32 = covariance(x32)
+    v32 = gram_schmidt(cov32[..., :k].contiguous())
+    refine = mixed(MIXED[0])(8)
+    state = refine.init(problem)
     parts = {
         "part: covariance": lambda: covariance(xs),
         "part: one squaring": lambda: scaled(cov @ cov),
+        "part: float32 cast + covariance": lambda: covariance(xs.float()),
+        "part: one float32 squaring": lambda: scaled(cov32 @ cov32),
+        "part: float32 product (Vᵀ Σ^q)ᵀ + Gram-Schmidt": lambda: gram_schmidt((v32.mT @ cov32).mT),
+        "part: float32 product Σ^q V + QR (LAPACK)": lambda: torch.linalg.qr(cov32 @ v32),
+        "part: float64 Ritz via X (the refinement)": lambda: refine._refine(xs, v32, state),
+        "part: Gaussian start (float64 randn, every row)": lambda: start_vectors(
+            *xs.shape[::2], k, None, 0, xs
+        ),
     }
     sk_fns = {s: (lambda s=s: sklearn_loop(X[:n_sk], k, s)) for s in ("full", "randomized")}
     secs = {name: [] for name in [*fns, *parts, *sk_fns]}
@@ -218,7 +250,7 @@ def main():
         "target_1_minus_cos": target,
         "target_quantile_of_problems": q,
         "taus": {name: tau for name, (_, tau, _) in chosen.items()},
-        "dtype": "float64",
+        "dtype": "float64 data (the float32 rows iterate in float32)",
         "reps_interleaved": reps,
         "clock": args.clock,
         "sklearn": sk,
