@@ -159,8 +159,8 @@ def baseline_predictions(batch, k: int, depth: int, width: int, cfg: WuConfig) -
             gd = icsim.algorithms.get(
                 "relu_network_gd", depth=depth, width=width, step_size=cfg.gd["step_size"]
             )
-            traj = gd.run(problem, cfg.gd["steps"])
-            out["gd_network"].append(traj.predictions[-1, :, 0])
+            # the last step's predictions only (`run` would keep every iterate)
+            out["gd_network"].append(gd.predictions_at(problem, [cfg.gd["steps"]])[0, :, 0])
         ls = icsim.algorithms.get("least_squares").run(problem, 0)
         out["least_squares"].append(ls.predictions[-1, :, 0])
     preds = {name: torch.cat(v) for name, v in out.items() if v}
@@ -193,7 +193,9 @@ def evaluate(trainer, cfg: WuConfig, depth, attention, cache, device) -> tuple[d
         ks_tf = curve_ks if full else [k]
         tf = model_prefix_predictions(trainer.model, trainer.fmt, batch, chunk=256, ks=ks_tf)
         if (setting, k) not in cache:
-            ks = sorted({k} | ({*cfg.curve_examples, *cfg.ablation_examples} & set(range(1, k))))
+            # the depth ablation's k only when it runs (the baselines' R²(k) beside its R²)
+            extra = {*cfg.curve_examples, *(cfg.ablation_examples if cfg.layer_ablation else ())}
+            ks = sorted({k} | (extra & set(range(1, k))))
             ks = ks if setting == "in_distribution" else [k]
             cache[setting, k] = {j: baseline_predictions(batch, j, depth, width, cfg) for j in ks}
         base = cache[setting, k]
