@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 import icsim
+from icsim.algorithms.deep_gd import initial_weights
 from icsim.analysis.evaluation import model_prefix_predictions
 from icsim.analysis.matching import match_curves, match_layers, plot_match
 from icsim.analysis.metrics import pooled_r2
@@ -146,24 +147,25 @@ def train_config(cfg: WuConfig, depth: int, attention: str, **over) -> TrainConf
 @torch.no_grad()
 def baseline_predictions(batch, k: int, depth: int, width: int, cfg: WuConfig) -> dict:
     """Each baseline's prediction [B] for point k of every prompt from the first k examples."""
-    B = batch.xs.shape[0]
+    B, d = batch.xs.shape[0], batch.xs.shape[-1]
+    problem = batch.prefix(k + 1).split(k)
+    chunks = [(i, min(i + cfg.chunk, B)) for i in range(0, B, cfg.chunk)]
     net = icsim.algorithms.get("relu_network_trained", depth=depth, **cfg.network)
-    shape = NetworkShape(batch.xs.shape[-1], depth, net.width)
-    out = {"trained_network": [], "gd_network": [], "least_squares": []}
-    for i in range(0, B, cfg.chunk):
-        problem = batch.prefix(k + 1).rows(i, i + cfg.chunk).split(k)
-        # one Adam per prompt, all at once (relu_network_trained is batched over problems)
-        w = net.fit(problem)
-        out["trained_network"].append(network_forward(shape, w, problem.X_query)[:, 0])
-        if cfg.gd is not None:
-            gd = icsim.algorithms.get(
-                "relu_network_gd", depth=depth, width=width, step_size=cfg.gd["step_size"]
-            )
-            # the last step's predictions only (`run` would keep every iterate)
-            out["gd_network"].append(gd.predictions_at(problem, [cfg.gd["steps"]])[0, :, 0])
-        ls = icsim.algorithms.get("least_squares").run(problem, 0)
-        out["least_squares"].append(ls.predictions[-1, :, 0])
-    preds = {name: torch.cat(v) for name, v in out.items() if v}
+    # one Adam per prompt, a chunk at a time (relu_network_trained is batched over problems)
+    w = torch.cat([net.fit(batch.prefix(k + 1).rows(i, j).split(k)) for i, j in chunks])
+    preds = {"trained_network": network_forward(net.shape(problem), w, problem.X_query)[:, 0]}
+    if cfg.gd is not None:
+        gd = icsim.algorithms.get(
+            "relu_network_gd", depth=depth, width=width, step_size=cfg.gd["step_size"]
+        )
+        # every prompt at once (a width-K network's GD is cheap: the steps' overhead dominated
+        # when run chunk by chunk), each chunk from the random start it drew when it was
+        shape = NetworkShape(d, depth, width)
+        w0 = [initial_weights(shape, j - i, gd.seed, gd.init_scale, batch.xs) for i, j in chunks]
+        gd = replace(gd, w0=torch.cat(w0))
+        preds["gd_network"] = gd.predictions_at(problem, [cfg.gd["steps"]])[0, :, 0]
+    ls = icsim.algorithms.get("least_squares").run(problem, 0)
+    preds["least_squares"] = ls.predictions[-1, :, 0]
     preds["context_mean"] = batch.ys[:, :k].mean(1) if k > 0 else torch.zeros_like(batch.ys[:, 0])
     return preds
 
