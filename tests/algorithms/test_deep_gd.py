@@ -232,7 +232,7 @@ def test_trained_fit_equals_numpy_adam(depth, kappa, fused, monkeypatch):
     """`fit` (matrices updated in place by the fused kernel, or by its foreach fallback) against
     a float64 NumPy Adam, and against `run`'s last epoch (the pure `step` path)."""
     if not fused:
-        monkeypatch.setattr("icsim.training.optim._fused_devices", lambda: [])
+        monkeypatch.setattr("icsim.algorithms.deep_gd._fused_devices", lambda: [])
     p = _problem(B=3, n=9, d=3, depth=depth, width=4, kappa=kappa, seed=depth)
     alg = icsim.algorithms.get("relu_network_trained", depth=depth, width=6, lr=0.03, epochs=12)
     w = alg.fit(p)

@@ -20,6 +20,7 @@ from icsim.algorithms.base import ALGORITHMS, Algorithm, Trajectory
 from icsim.errors import InputError
 from icsim.tasks.base import Problem, TaskBatch
 from icsim.tasks.relu_network import NetworkShape, network_forward, sample_network_weights
+from icsim.training.optim import _fused_devices
 
 NORMS = ("linf", "l2")
 
@@ -300,8 +301,6 @@ def adam_(params, grads, exp_avgs, exp_avg_sqs, t: int, lr: float, betas, eps: f
     their moments, in place: torch's fused kernel where the device has one (one pass over memory:
     8× the unfused update on a CPU, where it was most of the baseline's fit), else the same
     update by foreach ops, w ← w − lr·m̂/(√v̂ + ε) with m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ)."""
-    from icsim.training.optim import _fused_devices  # lazily: training imports the algorithms
-
     b1, b2 = betas
     if params[0].device.type in _fused_devices():
         steps = [torch.tensor(float(t), device=params[0].device)] * len(params)

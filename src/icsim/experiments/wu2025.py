@@ -82,7 +82,8 @@ class WuConfig:
     eval_seed: int = 2025
     # prompts per baseline fit. On a CPU keep the width-200 network's [chunk, K, K] gradients
     # under glibc's 32 MiB mmap threshold: larger buffers are page-faulted afresh at every
-    # allocation, which made the fits 2× slower (sys time) at 1000 prompts per chunk.
+    # allocation, which made the fits 2× slower (sys time) at 1000 prompts per chunk. The fits'
+    # random starts are drawn per chunk: another chunk gives other (equally valid) numbers.
     chunk: int = 100
 
 
