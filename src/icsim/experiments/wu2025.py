@@ -36,7 +36,7 @@ from icsim.experiments import base
 from icsim.experiments import wu2025_findings as F
 from icsim.experiments.wu2025_findings import PAPER, PREDICTORS
 from icsim.models.formats import Stacked
-from icsim.tasks.relu_network import NetworkShape, network_forward
+from icsim.tasks.relu_network import network_forward
 from icsim.training import Curriculum, TrainConfig, Trainer
 
 # The paper's baseline (issue 9, from the paper's §5): the N-layer network trained directly on the
@@ -148,12 +148,23 @@ def train_config(cfg: WuConfig, depth: int, attention: str, **over) -> TrainConf
 @torch.no_grad()
 def baseline_predictions(batch, k: int, depth: int, width: int, cfg: WuConfig) -> dict:
     """Each baseline's prediction [B] for point k of every prompt from the first k examples."""
-    B, d = batch.xs.shape[0], batch.xs.shape[-1]
+    B = batch.xs.shape[0]
     problem = batch.prefix(k + 1).split(k)
     chunks = [(i, min(i + cfg.chunk, B)) for i in range(0, B, cfg.chunk)]
+    starts = {}
+
+    def start(alg, m):
+        """`alg`'s random start for a chunk of m prompts, the same for every such chunk (the
+        seed is the algorithm's): drawn once, not per chunk (a width-200 one takes ~0.1 s)."""
+        if (alg.name, m) not in starts:
+            shape, x = alg.shape(problem), batch.xs
+            starts[alg.name, m] = initial_weights(shape, m, alg.seed, alg.init_scale, x)
+        return starts[alg.name, m]
+
     net = icsim.algorithms.get("relu_network_trained", depth=depth, **cfg.network)
     # one Adam per prompt, a chunk at a time (relu_network_trained is batched over problems)
-    w = torch.cat([net.fit(batch.prefix(k + 1).rows(i, j).split(k)) for i, j in chunks])
+    w = torch.cat([replace(net, w0=start(net, j - i)).fit(batch.prefix(k + 1).rows(i, j).split(k))
+                   for i, j in chunks])  # fmt: skip
     preds = {"trained_network": network_forward(net.shape(problem), w, problem.X_query)[:, 0]}
     if cfg.gd is not None:
         gd = icsim.algorithms.get(
@@ -161,9 +172,7 @@ def baseline_predictions(batch, k: int, depth: int, width: int, cfg: WuConfig) -
         )
         # every prompt at once (a width-K network's GD is cheap: the steps' overhead dominated
         # when run chunk by chunk), each chunk from the random start it drew when it was
-        shape = NetworkShape(d, depth, width)
-        w0 = [initial_weights(shape, j - i, gd.seed, gd.init_scale, batch.xs) for i, j in chunks]
-        gd = replace(gd, w0=torch.cat(w0))
+        gd = replace(gd, w0=torch.cat([start(gd, j - i) for i, j in chunks]))
         preds["gd_network"] = gd.predictions_at(problem, [cfg.gd["steps"]])[0, :, 0]
     ls = icsim.algorithms.get("least_squares").run(problem, 0)
     preds["least_squares"] = ls.predictions[-1, :, 0]
