@@ -200,6 +200,53 @@ def test_trained_adam_equals_torch_optim_adam_per_problem():
         assert torch.allclose(w[b], param.detach(), rtol=1e-10, atol=1e-12)
 
 
+def _numpy_adam_fit(w0, X, y, widths, lr, epochs, b1=0.9, b2=0.999, eps=1e-8):
+    """Reference: full-batch Adam on ONE problem in float64 NumPy, backpropagation by hand."""
+    shapes = [(widths[j + 1], widths[j]) for j in range(len(widths) - 1)]
+    cuts = np.cumsum([0] + [o * i for o, i in shapes])
+    w = np.array(w0, dtype=np.float64)
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for t in range(1, epochs + 1):
+        mats = [w[cuts[j] : cuts[j + 1]].reshape(s) for j, s in enumerate(shapes)]
+        ps, zs = [X], []
+        for j, W in enumerate(mats):
+            zs.append(ps[-1] @ W.T)
+            if j < len(mats) - 1:
+                ps.append(np.maximum(zs[-1], 0))
+        delta = (zs[-1][:, 0] - y)[:, None] / len(y)
+        grads = [None] * len(mats)
+        for j in reversed(range(len(mats))):
+            grads[j] = delta.T @ ps[j]
+            if j > 0:
+                delta = (delta @ mats[j]) * (zs[j - 1] > 0)
+        g = np.concatenate([gj.ravel() for gj in grads])
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return w
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("depth,kappa", [(1, None), (3, None), (4, 1e3)])
+def test_trained_fit_equals_numpy_adam(depth, kappa, fused, monkeypatch):
+    """`fit` (matrices updated in place by the fused kernel, or by its foreach fallback) against
+    a float64 NumPy Adam, and against `run`'s last epoch (the pure `step` path)."""
+    if not fused:
+        monkeypatch.setattr("icsim.algorithms.deep_gd._fused_devices", lambda: [])
+    p = _problem(B=3, n=9, d=3, depth=depth, width=4, kappa=kappa, seed=depth)
+    alg = icsim.algorithms.get("relu_network_trained", depth=depth, width=6, lr=0.03, epochs=12)
+    w = alg.fit(p)
+    shape = alg.shape(p)
+    w0 = alg.init(p)[0]
+    for b in range(3):
+        ref = _numpy_adam_fit(w0[b].numpy(), p.X[b].numpy(), p.y[b].numpy(), shape.widths, 0.03, 12)
+        np.testing.assert_allclose(w[b].numpy(), ref, rtol=1e-9, atol=1e-11)
+    assert not torch.allclose(w, w0)  # it moved
+    traj = alg.run(p)
+    fitted = network_forward(shape, w, p.X_query)
+    assert torch.allclose(traj.predictions[-1], fitted, rtol=1e-12, atol=1e-12)
+
+
 def test_trained_baseline_reaches_a_low_training_loss():
     p = _problem(B=2, n=16, d=4, depth=3, width=4, seed=2)
     alg = icsim.algorithms.get("relu_network_trained", depth=3)  # width 200, 100 epochs, Adam

@@ -2,11 +2,14 @@
 show whatever the training (the baselines see the right prompts and are scored consistently)."""
 
 import json
+from dataclasses import replace
 
 import pytest
+import torch
 
+import icsim
 from icsim.experiments import reproduce
-from icsim.experiments.wu2025 import PREDICTORS, WuConfig, report
+from icsim.experiments.wu2025 import PREDICTORS, WuConfig, baseline_predictions, report
 from icsim.training import Curriculum, TrainConfig
 
 N_EXAMPLES = 10
@@ -137,3 +140,22 @@ def test_the_report_follows_the_numbers_not_the_paper(run):
         assert f"As the paper finds, {claim}" in yes
         assert f"Unlike the paper, we do not see that {claim}" in no
     assert "Unlike the paper" not in yes and "As the paper finds" not in no
+
+
+def test_baselines_equal_their_algorithms_run_chunk_by_chunk():
+    """Adam fitted a chunk at a time and GD run on every prompt at once from each chunk's own
+    start (the quick run's numbers from before GD was batched) equal each algorithm's `run` on
+    each chunk, a short last chunk included (float64)."""
+    task = icsim.tasks.get("relu_network_regression", dim=3, depth=2, width=4)
+    g = torch.Generator().manual_seed(3)
+    batch = task.sample(5, 8, generator=g, dtype=torch.float64)
+    net, gd = {"width": 6, "epochs": 3, "lr": 0.01}, {"step_size": 0.05, "steps": 4}
+    cfg = replace(tiny_config(), network=net, gd=gd, chunk=2)
+    got = baseline_predictions(batch, 6, 2, 4, cfg)
+    for i in range(0, 5, 2):
+        p = batch.prefix(7).rows(i, i + 2).split(6)
+        adam = icsim.algorithms.get("relu_network_trained", depth=2, **net).run(p)
+        ref = icsim.algorithms.get("relu_network_gd", depth=2, width=4, step_size=0.05).run(p, 4)
+        ls = icsim.algorithms.get("least_squares").run(p, 0)
+        for name, traj in (("trained_network", adam), ("gd_network", ref), ("least_squares", ls)):
+            torch.testing.assert_close(got[name][i : i + 2], traj.predictions[-1, :, 0])

@@ -76,12 +76,13 @@ class NetworkShape:
 
 
 def network_forward(shape: NetworkShape, w: torch.Tensor, X: torch.Tensor, return_all=False):
-    """f(w̄, x_i) for w̄ [B, D_w] and X [B, n, d] -> [B, n].
+    """f(w̄, x_i) for w̄ [B, D_w] (or its matrices [W_1, ..., W_N] as `shape.unflatten` gives
+    them) and X [B, n, d] -> [B, n].
 
     With `return_all`, also the pre-activations z_j = W_j p_{j−1} and the activations
     p_j = r(z_j) (p_0 = x) of every layer, lists of [B, n, K_j], for backpropagation.
     """
-    mats = shape.unflatten(w)
+    mats = shape.unflatten(w) if isinstance(w, torch.Tensor) else w
     p, zs, ps = X, [], [X]
     for j, W in enumerate(mats):
         z = torch.einsum("bni,boi->bno", p, W)
