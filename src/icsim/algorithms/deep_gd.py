@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import torch
 
 from icsim import _validate as V
+from icsim._fused import fused_adam_devices as _fused_devices
 from icsim.algorithms.base import ALGORITHMS, Algorithm, Trajectory
 from icsim.errors import InputError
 from icsim.tasks.base import Problem, TaskBatch
 from icsim.tasks.relu_network import NetworkShape, network_forward, sample_network_weights
-from icsim.training.optim import _fused_devices
 
 NORMS = ("linf", "l2")
 

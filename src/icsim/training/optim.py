@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from icsim import _validate as V
+from icsim._fused import fused_adam_devices as _fused_devices
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,12 +85,3 @@ class Optim(OptimSettings):
         return cls(
             params, lr=self.lr, betas=self.betas, weight_decay=self.weight_decay, fused=fused
         )
-
-
-def _fused_devices() -> list[str]:
-    """The device types with a fused Adam(W) kernel (torch >= 2.4 has one on the CPU)."""
-    try:
-        from torch.optim.optimizer import _get_fused_kernels_supported_devices
-    except ImportError:  # a private helper: if it moves, fuse where torch always could
-        return ["cuda"]
-    return _get_fused_kernels_supported_devices()
