@@ -75,6 +75,13 @@ class ConstructionInfo:
         }
 
 
+def conditioned(X: torch.Tensor, condition_number: float) -> torch.Tensor:
+    """X [..., d] with its coordinates scaled 1 .. κ^{-1/2} (geometrically): isotropic inputs
+    then have covariance condition κ, as a check's ill-conditioned problems (X's device, dtype)."""
+    t = torch.linspace(0, 1, X.shape[-1], dtype=X.dtype, device=X.device)
+    return X * condition_number ** (-t / 2)
+
+
 def rows(start: int, size: int) -> slice:
     """Head coordinates start..start+size−1."""
     return slice(start, start + size)

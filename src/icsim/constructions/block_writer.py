@@ -9,6 +9,14 @@ import numpy as np
 ONE = {None: 1.0}  # the constant form
 
 
+def forms(coords, scale: float = 1.0) -> list[dict]:
+    """One form {i: scale} per coordinate i of `coords` (an iterable of coordinates, or a slice
+    of the token)."""
+    if isinstance(coords, slice):
+        coords = range(coords.start, coords.stop)
+    return [{i: scale} for i in coords]
+
+
 # --- writing weights ----------------------------------------------------------------------------
 # A "form" is a linear function of one token, {coordinate: coefficient}; key None = a constant.
 

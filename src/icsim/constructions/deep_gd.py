@@ -58,6 +58,7 @@ from icsim.constructions.base import (
     Check,
     ConstructionInfo,
     Criterion,
+    conditioned,
     float_dtype,
     in_dtype,
 )
@@ -89,9 +90,8 @@ class DeepGDCheck(Check):
         n_ctx = 3 * info.dim if n_context is None else n_context
         task = self.make_task(info, depth=hp["depth"], width=hp["width"], **task_params)
         batch, _ = self.draw(task, fmt, n_problems, n_ctx, generator)
-        if condition_number != 1:  # coordinate scales 1 .. κ^{-1/2}: covariance condition κ
-            t = torch.linspace(0, 1, info.dim, dtype=torch.float64)
-            xs = batch.xs * condition_number ** (-t / 2)
+        if condition_number != 1:
+            xs = conditioned(batch.xs, condition_number)
             ys = network_forward(fmt.shape, batch.w_star, xs)
             batch = replace(batch, xs=xs, ys=ys)
         return batch, n_ctx, fmt

@@ -53,12 +53,13 @@ from icsim.constructions.base import (
     Check,
     ConstructionInfo,
     Criterion,
+    conditioned,
     empty_model,
     finish,
     in_dtype,
     info_of,
 )
-from icsim.constructions.block_writer import ONE, BlockWriter
+from icsim.constructions.block_writer import ONE, BlockWriter, forms
 from icsim.errors import InputError
 from icsim.models.construction_formats import Layout
 from icsim.tasks.base import Problem
@@ -114,10 +115,6 @@ class GradientEMTokens:
         return hidden[..., 0, self.layout.beta]
 
 
-def _forms(sl: slice, scale: float = 1.0) -> list[dict]:
-    return [{i: scale} for i in range(sl.start, sl.stop)]
-
-
 @CONSTRUCTIONS.register("gradient_em", check=lambda: GradientEMCheck())  # defined below
 def gradient_em(
     dim: int = 5,
@@ -152,11 +149,11 @@ def gradient_em(
         b = BlockWriter(block)
         for s in (1.0, -1.0):
             if i % (T + 1) == 0:  # E-step: u = ⟨z_i, β⟩ from the key's copy of β
-                b.add_head(_forms(lay.z, s), _forms(lay.beta), [ONE], [{u: s}])
+                b.add_head(forms(lay.z, s), forms(lay.beta), [ONE], [{u: s}])
             else:  # M-step: α mean_j φ_j z_j − α mean_j ⟨β, x_j⟩ x_j
-                b.add_head([ONE], [{phi: s}], _forms(lay.z), _forms(lay.beta, alpha * s))
+                b.add_head([ONE], [{phi: s}], forms(lay.z), forms(lay.beta, alpha * s))
                 b.add_head(
-                    _forms(lay.beta, s), _forms(lay.x), _forms(lay.x), _forms(lay.beta, -alpha * s)
+                    forms(lay.beta, s), forms(lay.x), forms(lay.x), forms(lay.beta, -alpha * s)
                 )
         if i % (T + 1) == 0:
             b.add_interpolant({u: 1.0}, t, values, phi)
@@ -292,11 +289,9 @@ class GradientEMCheck(Check):
         n = 4 * info.dim if n_context is None else n_context
         batch = task.sample(n_problems, n, generator=generator, dtype=torch.float64)
         X, y = batch.xs, batch.ys
-        if condition_number != 1:  # coordinate scales 1 .. κ^{-1/2}, the same noise and labels
+        if condition_number != 1:  # ill-conditioned x, the same noise and labels
             coef = torch.gather(batch.components, 1, batch.labels[..., None].expand_as(X))
-            Xk = X * condition_number ** (
-                -torch.linspace(0, 1, info.dim, dtype=X.dtype, device=X.device) / 2
-            )
+            Xk = conditioned(X, condition_number)
             X, y = Xk, y + (coef * (Xk - X)).sum(-1)
         start = torch.randn(n_problems, info.dim, generator=generator, dtype=torch.float64)
         start = start / start.norm(dim=-1, keepdim=True) * batch.w_star.norm(dim=-1, keepdim=True)

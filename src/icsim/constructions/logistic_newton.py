@@ -62,7 +62,7 @@ from icsim.constructions.base import (
     in_dtype,
     info_of,
 )
-from icsim.constructions.block_writer import ONE, BlockWriter
+from icsim.constructions.block_writer import ONE, BlockWriter, forms
 from icsim.errors import InputError
 from icsim.models import Stacked
 from icsim.models.construction_formats import Layout
@@ -131,10 +131,6 @@ class _Slots:
     def col(self, name: str, q: int) -> list[dict]:
         return [{self.mat(name, m, q): 1.0} for m in range(self.d)]
 
-    @staticmethod
-    def forms(coords, scale: float = 1.0) -> list[dict]:
-        return [{i: scale} for i in coords]
-
     def scratch(self, keep_inverse: bool) -> list[int]:
         """Coordinates cleared at the end of a step (X too, unless the next step starts from
         it: inverse_init="warm")."""
@@ -168,7 +164,7 @@ class _Grids:
 
 def _margins(b: BlockWriter, S: _Slots, grids: _Grids) -> None:
     """Block 1: z ← aᵀw (attention); s ← σ̂(z), s' ← σ̂'(z) (MLP)."""
-    b.add_head(S.forms(S.a), S.forms(S.w), [ONE], [{S.z: 1.0}])
+    b.add_head(forms(S.a), forms(S.w), [ONE], [{S.z: 1.0}])
     b.add_interpolant({S.z: 1.0}, grids.z, grids.sigma, S.s)
     b.add_interpolant({S.z: 1.0}, grids.z, grids.sigma * (1 - grids.sigma), S.sp)
 
@@ -177,8 +173,8 @@ def _gradient(b: BlockWriter, S: _Slots, grids: _Grids, mu: float) -> None:
     """Block 2: g ← mean_j (s_j − (1 + y_j)/2) a_j + μw (2 heads); u ← ŝ'·a by
     ((4s' + a)² − (4s' − a)²)/16 with an interpolated square (MLP)."""
     residual = {S.s: 1.0, S.y: -0.5, None: -0.5}  # σ(z_j) − (1 + y_j)/2
-    b.add_head([ONE], [residual], S.forms(S.a), S.forms(S.g))
-    b.add_head([ONE], [ONE], S.forms(S.w, mu), S.forms(S.g))
+    b.add_head([ONE], [residual], forms(S.a), forms(S.g))
+    b.add_head([ONE], [ONE], forms(S.w, mu), forms(S.g))
     for m in range(S.d):
         for sign in (1.0, -1.0):
             form = {S.sp: 4.0, S.a[m]: sign}
@@ -193,7 +189,7 @@ def _hessian(b: BlockWriter, S: _Slots, mu: float, L: float, inverse_init: str |
         if inverse_init == "hessian" or inverse_init == "warm":
             outs = [{**o, S.mat("X", p, l): 1 / L**2} for l, o in enumerate(outs)]
             b.bias(S.mat("X", p, p), mu / L**2)
-        b.add_head([ONE], [{S.u[p]: 1.0}], S.forms(S.a), outs)
+        b.add_head([ONE], [{S.u[p]: 1.0}], forms(S.a), outs)
         b.bias(S.mat("H", p, p), mu)
         if inverse_init == "identity":
             b.bias(S.mat("X", p, p), 1 / L)
@@ -215,18 +211,18 @@ def _newton_schulz(b1: BlockWriter, b2: BlockWriter, S: _Slots) -> None:
 def _direction(b: BlockWriter, S: _Slots) -> None:
     """Block 4: the Newton direction Δ ← Xg (d heads)."""
     for p in range(S.d):
-        b.add_head(S.row("X", p), S.forms(S.g), [ONE], [{S.dl[p]: 1.0}])
+        b.add_head(S.row("X", p), forms(S.g), [ONE], [{S.dl[p]: 1.0}])
 
 
 def _decrement(b: BlockWriter, S: _Slots, grids: _Grids) -> None:
     """Block 5: λ² ← gᵀΔ (attention) and the damping η ← η̂(λ²) (MLP)."""
-    b.add_head(S.forms(S.g), S.forms(S.dl), [ONE], [{S.lam2: 1.0}])
+    b.add_head(forms(S.g), forms(S.dl), [ONE], [{S.lam2: 1.0}])
     b.add_interpolant({S.lam2: 1.0}, grids.lam2, grids.damping, S.eta)
 
 
 def _update(b: BlockWriter, S: _Slots, scratch: list[int]) -> None:
     """Block 6: w ← w − ηΔ (attention); the step's scratch cleared (MLP)."""
-    b.add_head([ONE], [{S.eta: 1.0}], S.forms(S.dl), S.forms(S.w, -1.0))
+    b.add_head([ONE], [{S.eta: 1.0}], forms(S.dl), forms(S.w, -1.0))
     b.add_clear(scratch)
 
 
@@ -355,7 +351,7 @@ def logistic_newton(
         _decrement(next(blocks), S, grids)
         _update(next(blocks), S, scratch)
     b = next(blocks)  # read-out block: the margins aᵀw_T
-    b.add_head(S.forms(S.a), S.forms(S.w), [ONE], [{S.z: 1.0}])
+    b.add_head(forms(S.a), forms(S.w), [ONE], [{S.z: 1.0}])
     model.read_out.weight.data[0, S.z] = 1.0
 
     info = ConstructionInfo(

@@ -48,7 +48,7 @@ from icsim.constructions.base import (
     in_dtype,
     info_of,
 )
-from icsim.constructions.block_writer import ONE, BlockWriter
+from icsim.constructions.block_writer import ONE, BlockWriter, forms
 from icsim.constructions.verify import relative_errors
 from icsim.errors import InputError
 from icsim.models.spectral_formats import PowerMethodTokens, power_layout
@@ -89,7 +89,7 @@ class _Slots:
     def forms(self, name: str, j: int | None = None, scale: float = 1.0) -> list[dict]:
         """One form per coordinate of vector `name` (of vector j of V)."""
         base = self.idx(name, 0 if j is None else j * self.d)
-        return [{base + m: scale} for m in range(self.d)]
+        return forms(range(base, base + self.d), scale)
 
     def row(self, p: int) -> list[dict]:
         return [{self.idx("S", p * self.d + m): 1.0} for m in range(self.d)]

@@ -75,7 +75,7 @@ from icsim.constructions.base import (
     finish,
     info_of,
 )
-from icsim.constructions.block_writer import ONE, BlockWriter
+from icsim.constructions.block_writer import ONE, BlockWriter, forms
 from icsim.environments.policies import Policy
 from icsim.errors import InputError
 from icsim.models.construction_formats import Layout
@@ -173,11 +173,11 @@ def _linear(b: BlockWriter, form: dict, out: dict) -> None:
 def _nesterov(b: BlockWriter, S: _Slots, eta: float, beta: float) -> None:
     """One Nesterov step of every solve (module docstring, blocks 1..k)."""
     for sign in (1.0, -1.0):  # ridge: score a_jᵀwy − r_j, value a_j
-        qf, kf = [{i: sign} for i in S.wy] + [{None: sign}], [{i: 1.0} for i in S.a] + [{S.r: -1.0}]
-        b.add_head(qf, kf, [{i: 1.0} for i in S.a], [{i: -eta * sign} for i in S.wy])
+        qf, kf = forms(S.wy, sign) + [{None: sign}], forms(S.a) + [{S.r: -1.0}]
+        b.add_head(qf, kf, forms(S.a), forms(S.wy, -eta * sign))
         for k in range(S.K):  # bonus solves: score a_jᵀuy_k, value a_j
-            b.add_head([{i: sign} for i in S.uy[k]], [{i: 1.0} for i in S.a],
-                       [{i: 1.0} for i in S.a], [{i: -eta * sign} for i in S.uy[k]])  # fmt: skip
+            b.add_head(forms(S.uy[k], sign), forms(S.a),
+                       forms(S.a), forms(S.uy[k], -eta * sign))  # fmt: skip
     for x, y in zip(S.wx, S.wy, strict=True):
         _linear(b, {y: 1.0, x: -1.0}, {x: 1.0, y: beta})
     for k in range(S.K):
@@ -190,7 +190,7 @@ def _quadratic_forms(b: BlockWriter, S: _Slots) -> None:
     """q_k ← ⟨ux_k, a_k⟩/n: score from the key's copy of a_k, value 1 on the first token only."""
     for k in range(S.K):
         for sign in (1.0, -1.0):
-            b.add_head([{i: sign} for i in S.ux[k]], [{i: 1.0} for i in S.F[k]],
+            b.add_head(forms(S.ux[k], sign), forms(S.F[k]),
                        [{S.first: 1.0}], [{S.q[k]: sign}])  # fmt: skip
 
 
@@ -198,7 +198,7 @@ def _means(b: BlockWriter, S: _Slots) -> None:
     """s_k += ⟨wx, a_k⟩: score from the key's copy of a_k, value 1 on every key."""
     for k in range(S.K):
         for sign in (1.0, -1.0):
-            b.add_head([{i: sign} for i in S.wx], [{i: 1.0} for i in S.F[k]], [ONE],
+            b.add_head(forms(S.wx, sign), forms(S.F[k]), [ONE],
                        [{S.s[k]: sign}])  # fmt: skip
 
 
